@@ -1,0 +1,31 @@
+# Set-up is part of every target: `make run` and `make test` work on a fresh Python 3.11 machine.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+# The real Fashion-MNIST files, when this checkout sits beside ../shared; else ./data (downloaded).
+SHARED_DATA := $(abspath ../shared/data/fashion-mnist)
+export FMNIST_DATA_DIR ?= $(if $(wildcard $(SHARED_DATA)/*.gz),$(SHARED_DATA),$(abspath data))
+export MLFLOW_EXPERIMENT_NAME ?= fmnist
+ARGS ?=
+# `mlflow run --env-manager local` calls `python` from PATH: make it this venv's.
+export PATH := $(abspath $(BIN)):$(PATH)
+
+.PHONY: setup run test ui clean
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet -e ".[dev]"
+	touch $@
+
+run: setup  ## the main job through MLflow Projects, in this venv
+	$(BIN)/mlflow run . -e main --env-manager local --experiment-name $(MLFLOW_EXPERIMENT_NAME) $(ARGS)
+
+test: setup
+	$(BIN)/python -m pytest $(ARGS)
+
+ui: setup
+	$(BIN)/mlflow ui --host 127.0.0.1 --port 5000
+
+clean:
+	rm -rf $(VENV) mlruns mlartifacts mlflow.db .pytest_cache

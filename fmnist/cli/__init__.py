@@ -1,0 +1,68 @@
+"""The ``fmnist`` command (click). Entry points under ``entrypoints/`` call these same commands."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+import click
+
+from ..errors import FmnistError
+
+
+def setup_logging() -> None:
+    log = logging.getLogger("fmnist")
+    if not log.handlers:  # only our logger: kymatio and friends log chatter on the root logger
+        h = logging.StreamHandler(sys.stderr)
+        h.setFormatter(logging.Formatter("[fmnist] %(message)s"))
+        log.addHandler(h)
+        log.setLevel(logging.INFO)
+        log.propagate = False
+
+
+def _fail(message: str, code: int) -> None:
+    message = " ".join(message.split())
+    click.echo(f"fmnist: error: {message}", err=True)
+    run_id = os.environ.get("MLFLOW_RUN_ID")
+    if run_id:  # `mlflow run` created the run but our code never opened it (e.g. a bad -P value)
+        try:
+            from .. import tracking
+
+            tracking.fail_run(run_id, message)
+        except Exception as e:  # the store itself may be what failed
+            click.echo(f"fmnist: could not mark run {run_id} FAILED: {type(e).__name__}", err=True)
+    sys.exit(code)
+
+
+def run_cli(command: click.Command, args: list[str] | None = None, prog_name: str | None = None) -> None:
+    """Run a click command; every error is one line on stderr and a non-zero exit."""
+    setup_logging()
+    try:
+        rv = command.main(args=args, prog_name=prog_name, standalone_mode=False)
+    except click.exceptions.Exit as e:
+        sys.exit(e.exit_code)
+    except click.Abort:
+        _fail("aborted", 130)
+    except click.ClickException as e:
+        _fail(e.format_message(), e.exit_code or 2)
+    except FmnistError as e:
+        _fail(str(e), 1)
+    except KeyboardInterrupt:
+        _fail("interrupted", 130)
+    sys.exit(rv if isinstance(rv, int) else 0)
+
+
+@click.group()
+@click.version_option(package_name="fmnist")
+def cli() -> None:
+    """Feature extraction and transfer learning on Fashion-MNIST, tracked with MLflow."""
+
+
+from .extract import extract  # noqa: E402
+
+cli.add_command(extract)
+
+
+def main() -> None:
+    run_cli(cli, prog_name="fmnist")

@@ -1,0 +1,51 @@
+"""Feature extractors, registered by name: ``FEATURES.names()``, ``FEATURES.get(name)``.
+
+Each maps uint8 images (N, 28, 28) to float32 features (N, D). Registry ``params`` are the
+defaults that change the output (they enter cache keys); ``batch_size``/``device``/``progress``
+only change how fast it runs.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..errors import ParamError
+from ..registry import Registry
+
+FEATURES = Registry("feature")
+
+# Options every feature accepts that do not change its values (kept out of cache keys).
+RUNTIME_DEFAULTS: dict[str, Any] = {"batch_size": 256, "device": "auto"}
+
+from . import raw, resnet18, scatnet  # noqa: E402,F401  (registration side effects)
+
+
+def feature_params(name: str, given: dict[str, Any] | None = None, strict: bool = False) -> dict[str, Any]:
+    """The feature's own params: registry defaults overridden by ``given`` (others ignored unless strict)."""
+    entry = FEATURES.get(name)
+    given = dict(given or {})
+    unknown = set(given) - set(entry.params) - set(RUNTIME_DEFAULTS)
+    if strict and unknown:
+        raise ParamError(f"feature {name!r} has no param(s) {sorted(unknown)}; it takes {sorted(entry.params)}")
+    params = {k: given.get(k, v) for k, v in entry.params.items()}
+    validate = getattr(entry.fn, "validate", None)
+    if validate is not None:
+        params = validate(**params)
+    return params
+
+
+def extract_features(
+    name: str, images: np.ndarray, params: dict[str, Any] | None = None, *,
+    batch_size: int = RUNTIME_DEFAULTS["batch_size"], device: str = RUNTIME_DEFAULTS["device"],
+    progress: bool = True,
+) -> np.ndarray:
+    """Run feature ``name`` on uint8 images (N, 28, 28) -> float32 (N, D)."""
+    if images.ndim != 3 or images.dtype != np.uint8:
+        raise ParamError(f"images must be uint8 (N, H, W); got {images.dtype} {images.shape}")
+    if batch_size <= 0:
+        raise ParamError(f"batch_size must be > 0, got {batch_size}")
+    p = feature_params(name, params)
+    out = FEATURES.get(name)(images, batch_size=batch_size, device=device, progress=progress, **p)
+    return np.ascontiguousarray(out, dtype=np.float32)

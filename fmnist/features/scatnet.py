@@ -1,0 +1,53 @@
+"""Scattering network: kymatio ``Scattering2D`` coefficients, flattened.
+
+Uses ``frontend="torch"`` from the top-level package: ``import kymatio.torch`` also loads the 3-D
+module, which breaks with scipy >= 1.17 (``sph_harm`` was removed).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+
+from ..device import resolve_device
+from ..errors import ParamError
+from . import FEATURES
+from ._torch import batched_apply
+
+
+@lru_cache(maxsize=8)
+def _scattering(J: int, L: int, max_order: int, shape: tuple[int, int], device: str):
+    from kymatio import Scattering2D
+
+    return Scattering2D(J=J, shape=shape, L=L, max_order=max_order, frontend="torch").to(device)
+
+
+def n_coefficients(J: int, L: int, max_order: int) -> int:
+    """Scattering channels per pixel: 1 + J*L (+ L^2 * J(J-1)/2 at order 2)."""
+    return 1 + J * L + (L * L * J * (J - 1) // 2 if max_order == 2 else 0)
+
+
+def _validate(J: int, L: int, max_order: int) -> dict:
+    J, L, max_order = int(J), int(L), int(max_order)
+    if not 1 <= J <= 4:  # 28 px images: 2^J must stay below the image size
+        raise ParamError(f"scatnet J must be in 1..4 for 28x28 images, got {J}")
+    if L < 1:
+        raise ParamError(f"scatnet L (angles) must be >= 1, got {L}")
+    if max_order not in (1, 2):
+        raise ParamError(f"scatnet max_order must be 1 or 2, got {max_order}")
+    return {"J": J, "L": L, "max_order": max_order}
+
+
+@FEATURES.register("scatnet", J=2, L=8, max_order=2)
+def scatnet(images: np.ndarray, *, J: int, L: int, max_order: int, batch_size: int = 256,
+            device: str = "auto", progress: bool = True) -> np.ndarray:
+    """Scattering coefficients (kymatio Scattering2D), flattened."""
+    _validate(J, L, max_order)
+    dev = resolve_device(device)
+    S = _scattering(J, L, max_order, tuple(images.shape[1:]), str(dev))
+    return batched_apply(images, S, batch_size=batch_size, device=dev,
+                         desc=f"scatnet J={J} L={L} M={max_order}", progress=progress)
+
+
+scatnet.validate = _validate

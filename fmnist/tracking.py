@@ -1,0 +1,253 @@
+"""The one module that talks to MLflow. Everything else calls these functions.
+
+Tracking store: whatever ``MLFLOW_TRACKING_URI`` says, else MLflow's default (``sqlite:///mlflow.db``).
+Experiment: the run that ``mlflow run`` created (``MLFLOW_RUN_ID``), else ``MLFLOW_EXPERIMENT_NAME`` /
+``MLFLOW_EXPERIMENT_ID``, else ``fmnist``.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+from urllib.parse import unquote, urlparse
+
+import mlflow
+from mlflow.tracking import MlflowClient
+
+DEFAULT_EXPERIMENT = "fmnist"
+TAG_PREFIX = "fmnist."
+CACHE_KEY_TAG = "fmnist.cache_key"
+ARTIFACT_SHA_TAG = "fmnist.artifact_sha256"
+ERROR_TAG = "fmnist.error"
+STEP_TAG = "fmnist.step"
+PARENT_TAG = "mlflow.parentRunId"
+
+# MLflow truncates nothing for us: values past this are rejected by the store.
+_MAX_PARAM = 6000
+
+
+def _client() -> MlflowClient:
+    return MlflowClient()
+
+
+def tracking_uri() -> str:
+    return mlflow.get_tracking_uri()
+
+
+def _ensure_experiment() -> None:
+    if os.environ.get("MLFLOW_EXPERIMENT_NAME") or os.environ.get("MLFLOW_EXPERIMENT_ID"):
+        return  # mlflow reads these itself
+    mlflow.set_experiment(DEFAULT_EXPERIMENT)
+
+
+def _git_commit() -> str:
+    try:
+        root = Path(__file__).resolve().parent.parent
+        out = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5)
+        return out.stdout.strip() if out.returncode == 0 else ""
+    except (OSError, subprocess.SubprocessError):
+        return ""
+
+
+def one_line(err: BaseException) -> str:
+    msg = str(err).strip().splitlines()
+    return f"{type(err).__name__}: {msg[0] if msg else ''}"[:5000]
+
+
+@contextmanager
+def run(name: str, *, step: str, tags: dict[str, Any] | None = None) -> Iterator[str]:
+    """Open a run and yield its id.
+
+    Resumes the run ``mlflow run`` created (``MLFLOW_RUN_ID``); nests under the active run if any;
+    else starts a new run. An exception ends it FAILED with the message in the ``fmnist.error`` tag;
+    Ctrl-C ends it KILLED. Never leaves it RUNNING.
+    """
+    from . import __version__
+
+    active = mlflow.active_run()
+    if active is None and os.environ.get("MLFLOW_RUN_ID"):
+        r = mlflow.start_run()
+        mlflow.set_tag("mlflow.runName", name)
+    else:
+        if active is None:
+            _ensure_experiment()
+        r = mlflow.start_run(run_name=name, nested=active is not None)
+    all_tags = {STEP_TAG: step, "fmnist.version": __version__}
+    commit = _git_commit()
+    if commit:
+        all_tags["fmnist.git_commit"] = commit
+    all_tags.update({k: str(v) for k, v in (tags or {}).items()})
+    mlflow.set_tags(all_tags)
+    run_id = r.info.run_id
+    try:
+        yield run_id
+    except KeyboardInterrupt:
+        _end(run_id, "KILLED", "interrupted (KeyboardInterrupt)")
+        raise
+    except BaseException as e:  # SystemExit too: a run must never stay RUNNING
+        _end(run_id, "FAILED", one_line(e))
+        raise
+    else:
+        _end(run_id, "FINISHED", None)
+
+
+def _end(run_id: str, status: str, error: str | None) -> None:
+    try:
+        if error:
+            _client().set_tag(run_id, ERROR_TAG, error)
+    finally:
+        active = mlflow.active_run()
+        if active is not None and active.info.run_id == run_id:
+            mlflow.end_run(status)
+        else:
+            _client().set_terminated(run_id, status)
+
+
+def fail_run(run_id: str, message: str) -> None:
+    """Mark a run (e.g. one ``mlflow run`` created before our code could parse its params) FAILED."""
+    c = _client()
+    c.set_tag(run_id, ERROR_TAG, message[:5000])
+    c.set_terminated(run_id, "FAILED")
+
+
+def active_run_id() -> str | None:
+    r = mlflow.active_run()
+    return r.info.run_id if r else None
+
+
+# ------------------------------------------------------------------------------------------ logging
+
+
+def log_params(params: dict[str, Any]) -> None:
+    clean = {k: ("" if v is None else str(v))[:_MAX_PARAM] for k, v in params.items()}
+    mlflow.log_params(clean)
+
+
+def log_metrics(metrics: dict[str, float], step: int | None = None) -> None:
+    mlflow.log_metrics({k: float(v) for k, v in metrics.items()}, step=step)
+
+
+def set_tags(tags: dict[str, Any]) -> None:
+    mlflow.set_tags({k: str(v) for k, v in tags.items()})
+
+
+def log_artifact(path: str | os.PathLike, artifact_path: str | None = None) -> None:
+    mlflow.log_artifact(str(path), artifact_path=artifact_path)
+
+
+def log_figure(fig, artifact_file: str) -> None:
+    """Log a matplotlib figure as a PNG (or whatever the file's suffix says)."""
+    mlflow.log_figure(fig, artifact_file)
+
+
+def log_text(text: str, artifact_file: str) -> None:
+    mlflow.log_text(text, artifact_file)
+
+
+def log_dict(data: dict, artifact_file: str) -> None:
+    mlflow.log_dict(data, artifact_file)
+
+
+def log_table(df, artifact_file: str) -> None:
+    """A pandas DataFrame as CSV (readable in the UI's artifact view) or JSON by suffix."""
+    with tempfile.TemporaryDirectory() as d:
+        p = Path(d) / Path(artifact_file).name
+        if p.suffix == ".json":
+            p.write_text(df.to_json(orient="records", indent=1))
+        else:
+            df.to_csv(p, index=False)
+        parent = str(Path(artifact_file).parent)
+        mlflow.log_artifact(str(p), artifact_path=None if parent == "." else parent)
+
+
+def log_numpy_input(features, targets, *, name: str, digest: str, source: str, context: str) -> None:
+    """Record a dataset the run used (``mlflow.log_input``) under our own stable digest."""
+    from mlflow.data.dataset_source_registry import get_registered_sources
+    from mlflow.data.numpy_dataset import from_numpy
+
+    # Pick the local source class ourselves: resolving a path string warns that two classes match.
+    local = next(s for s in get_registered_sources() if s.__name__ == "LocalArtifactDatasetSource")
+    src = local(str(Path(source).resolve())) if source and Path(source).exists() else local("synthetic")
+    ds = from_numpy(features=features, targets=targets, source=src, name=name, digest=digest[:36])
+    mlflow.log_input(ds, context=context)
+
+
+def log_sklearn_model(model, *, name: str, input_example) -> None:
+    import mlflow.sklearn
+    from mlflow.models import infer_signature
+
+    signature = infer_signature(input_example, model.predict(input_example))
+    mlflow.sklearn.log_model(model, name=name, signature=signature, input_example=input_example)
+
+
+def log_pytorch_model(model, *, name: str, input_example) -> None:
+    """``input_example``: a numpy array the model accepts (the signature is inferred from it)."""
+    import mlflow.pytorch
+    import torch
+    from mlflow.models import infer_signature
+
+    model = model.cpu().eval()
+    with torch.inference_mode():
+        out = model(torch.as_tensor(input_example)).numpy()
+    signature = infer_signature(input_example, out)
+    mlflow.pytorch.log_model(model, name=name, signature=signature, input_example=input_example)
+
+
+# ------------------------------------------------------------------------------------------- cache
+
+
+def find_cached_run(key: str) -> str | None:
+    """The newest FINISHED run carrying this cache key, in any experiment; None if there is none."""
+    runs = mlflow.search_runs(
+        search_all_experiments=True,
+        filter_string=f"tags.`{CACHE_KEY_TAG}` = '{key}' and attributes.status = 'FINISHED'",
+        order_by=["attributes.start_time DESC"],
+        max_results=5,
+        output_format="list",
+    )
+    return runs[0].info.run_id if runs else None
+
+
+def get_run_info(run_id: str) -> dict[str, Any]:
+    r = _client().get_run(run_id)
+    return {
+        "run_id": run_id,
+        "status": r.info.status,
+        "experiment_id": r.info.experiment_id,
+        "params": dict(r.data.params),
+        "metrics": dict(r.data.metrics),
+        "tags": dict(r.data.tags),
+        "artifact_uri": r.info.artifact_uri,
+    }
+
+
+def artifact_local_path(run_id: str, artifact: str, dst: str | os.PathLike | None = None) -> Path:
+    """A local path to a run's artifact: read in place for a local store, else downloaded to ``dst``."""
+    uri = _client().get_run(run_id).info.artifact_uri
+    parsed = urlparse(uri)
+    if parsed.scheme in ("", "file"):
+        p = Path(unquote(parsed.path)) / artifact
+        if p.exists():
+            return p
+    dst = dst or tempfile.mkdtemp(prefix="fmnist-artifact-")
+    return Path(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=artifact, dst_path=str(dst)))
+
+
+# ------------------------------------------------------------------------------------------- query
+
+
+def search_runs(filter_string: str = "", experiment_names: list[str] | None = None):
+    """Runs as a pandas DataFrame (params.*, metrics.*, tags.* columns), newest first."""
+    names = experiment_names or [os.environ.get("MLFLOW_EXPERIMENT_NAME") or DEFAULT_EXPERIMENT]
+    existing = [n for n in names if mlflow.get_experiment_by_name(n) is not None]
+    if not existing:
+        import pandas as pd
+
+        return pd.DataFrame()
+    return mlflow.search_runs(experiment_names=existing, filter_string=filter_string,
+                              order_by=["attributes.start_time DESC"])
+

@@ -1,0 +1,138 @@
+"""ResNet-18 construction with ImageNet, random or file weights; works offline from a local file."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import ParamError, WeightsError
+
+WEIGHTS_CHOICES = ("imagenet", "none", "auto", "<path to a .pth state dict>")
+IMAGENET_FILE = "resnet18-f37072fd.pth"  # torchvision's IMAGENET1K_V1 file name
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+RANDOM_INIT_SEED = 0  # weights=none is a fixed random network, so its features are reproducible
+
+
+@dataclass(frozen=True)
+class Weights:
+    kind: str  # "imagenet", "none" or "file"
+    path: str = ""  # the file behind imagenet/file
+    sha256: str = ""
+
+    @property
+    def label(self) -> str:
+        """What the run actually used: recorded on every run."""
+        if self.kind == "file":
+            return f"file:{Path(self.path).name}@{self.sha256[:16]}"
+        return "imagenet:IMAGENET1K_V1" if self.kind == "imagenet" else "none (random init)"
+
+
+def imagenet_cache_path() -> Path:
+    import torch
+
+    return Path(torch.hub.get_dir()) / "checkpoints" / IMAGENET_FILE
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _download_imagenet() -> Path:
+    """torchvision's own download into its cache (hash-checked); a clear error when offline."""
+    from torchvision.models import ResNet18_Weights
+
+    target = imagenet_cache_path()
+    try:
+        ResNet18_Weights.IMAGENET1K_V1.get_state_dict(progress=True, check_hash=True)
+    except Exception as e:  # URLError, timeouts, hash mismatch: all mean "not available"
+        raise WeightsError(
+            f"ImageNet weights for resnet18 are not cached and could not be downloaded "
+            f"({type(e).__name__}); download {ResNet18_Weights.IMAGENET1K_V1.url} to {target} "
+            f"(or set TORCH_HOME), or pass weights=/path/to/resnet18.pth, or weights=none"
+        ) from None
+    return target
+
+
+def resolve_weights(weights: str, allow_download: bool = True) -> Weights:
+    """``imagenet`` | ``none`` | ``auto`` (imagenet if obtainable, else none) | a state-dict path."""
+    w = (weights or "").strip()
+    if w.lower() == "none":
+        return Weights("none")
+    if w.lower() in ("imagenet", "auto"):
+        path = imagenet_cache_path()
+        if not path.is_file():
+            if not allow_download:
+                if w.lower() == "auto":
+                    return Weights("none")
+                raise WeightsError(f"ImageNet weights not found at {path}; download them there or use weights=none")
+            try:
+                path = _download_imagenet()
+            except WeightsError:
+                if w.lower() == "auto":
+                    return Weights("none")
+                raise
+        return Weights("imagenet", str(path), _sha256(path))
+    p = Path(os.path.expanduser(w))
+    if p.is_file():
+        return Weights("file", str(p.resolve()), _sha256(p))
+    raise ParamError(f"weights={weights!r} is neither one of {', '.join(WEIGHTS_CHOICES[:3])} nor an existing file")
+
+
+def _state_dict(path: str) -> dict:
+    import torch
+
+    try:
+        sd = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise WeightsError(f"{path}: not a loadable torch state dict ({type(e).__name__}: {e})") from None
+    for key in ("state_dict", "model", "model_state_dict"):  # checkpoints wrap the weights
+        if isinstance(sd, dict) and isinstance(sd.get(key), dict):
+            sd = sd[key]
+    if not isinstance(sd, dict):
+        raise WeightsError(f"{path}: expected a state dict, got {type(sd).__name__}")
+    return {k.removeprefix("module."): v for k, v in sd.items()}
+
+
+def build_resnet18(weights: Weights, num_classes: int | None = None):
+    """ResNet-18 with the given weights; ``num_classes=None`` -> 512-d penultimate features (fc = Identity)."""
+    import torch
+    from torchvision.models import resnet18
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(RANDOM_INIT_SEED)
+        model = resnet18(weights=None)
+    if weights.kind != "none":
+        sd = {k: v for k, v in _state_dict(weights.path).items() if not k.startswith("fc.")}
+        missing, unexpected = model.load_state_dict(sd, strict=False)
+        missing = [k for k in missing if not k.startswith("fc.")]
+        if missing or unexpected:
+            raise WeightsError(
+                f"{weights.path}: not a resnet18 state dict (missing {missing[:3]}, unexpected {unexpected[:3]})"
+            )
+    if num_classes is None:
+        model.fc = torch.nn.Identity()
+    else:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(RANDOM_INIT_SEED)
+            model.fc = torch.nn.Linear(model.fc.in_features, num_classes)
+    return model
+
+
+def imagenet_preprocess(x, image_size: int):
+    """(B, H, W) floats in [0, 1] -> (B, 3, S, S) resized, grey replicated, ImageNet-normalised."""
+    import torch
+    import torch.nn.functional as F
+
+    x = x.unsqueeze(1)
+    if x.shape[-1] != image_size or x.shape[-2] != image_size:
+        x = F.interpolate(x, size=(image_size, image_size), mode="bilinear", align_corners=False)
+    mean = torch.tensor(IMAGENET_MEAN, device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STD, device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
+    return (x.expand(-1, 3, -1, -1) - mean) / std

@@ -1,0 +1,46 @@
+"""Shared fixtures: a temporary tracking store per test, the real data folder, tiny synthetic data."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from fmnist.data import synthetic_dataset
+
+ROOT = Path(__file__).resolve().parent.parent
+REAL_DATA = Path(os.environ.get("FMNIST_TEST_DATA_DIR", ROOT.parent / "shared" / "data" / "fashion-mnist"))
+
+
+@pytest.fixture
+def real_data_dir() -> Path:
+    if not all((REAL_DATA / f).exists() for f in ("train-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")):
+        pytest.skip(f"real Fashion-MNIST files not found in {REAL_DATA} (set FMNIST_TEST_DATA_DIR)")
+    return REAL_DATA
+
+
+@pytest.fixture
+def store(tmp_path, monkeypatch):
+    """A fresh sqlite tracking store in a temp folder (artifacts land beside it)."""
+    import mlflow
+
+    monkeypatch.chdir(tmp_path)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    for var in ("MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_NAME", "MLFLOW_EXPERIMENT_ID"):
+        monkeypatch.delenv(var, raising=False)
+    mlflow.set_tracking_uri(uri)
+    yield uri
+    while mlflow.active_run():
+        mlflow.end_run()
+    mlflow.set_tracking_uri(None)
+    import mlflow.tracking.fluent as fl
+
+    fl._active_experiment_id = None
+
+
+@pytest.fixture(scope="session")
+def tiny():
+    """200 train / 100 test synthetic images, 10 learnable classes."""
+    return synthetic_dataset(n_train=200, n_test=100)

@@ -1,0 +1,62 @@
+"""End to end: `mlflow run . -e extract --env-manager local` on a small real subset, temp store."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.slow
+
+
+def mlflow_run(entry, params, store_dir, timeout=600):
+    cmd = [str(Path(sys.executable).parent / "mlflow"), "run", str(ROOT), "-e", entry, "--env-manager", "local",
+           "--experiment-name", "fmnist"]
+    for k, v in params.items():
+        cmd += ["-P", f"{k}={v}"]
+    # `--env-manager local` runs the entry point's `python` from PATH: this venv's, as when activated.
+    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{store_dir / 'mlflow.db'}",
+           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    env.pop("MLFLOW_RUN_ID", None)
+    return subprocess.run(cmd, cwd=store_dir, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def test_extract_scatnet_real_subset(real_data_dir, store, tmp_path):
+    p = mlflow_run("extract", {"feature": "scatnet", "subset": 300, "data_dir": real_data_dir}, tmp_path)
+    assert p.returncode == 0, p.stderr[-3000:]
+    runs = mlflow.search_runs(experiment_names=["fmnist"], output_format="list")
+    assert len(runs) == 1
+    r = runs[0]
+    assert r.info.status == "FINISHED"
+    assert r.data.params["feature"] == "scatnet" and r.data.params["J"] == "2" and r.data.params["subset"] == "300"
+    assert r.data.metrics["n_train"] == 300 and r.data.metrics["n_test"] == 300
+    assert r.data.metrics["dim"] == 81 * 7 * 7
+    assert len(r.data.tags["fmnist.cache_key"]) == 64 and r.data.tags["mlflow.project.entryPoint"] == "extract"
+    local = mlflow.artifacts.download_artifacts(run_id=r.info.run_id, artifact_path="features.npz",
+                                                dst_path=str(tmp_path / "dl"))
+    with np.load(local) as z:
+        assert z["x_train"].shape == (300, 3969) and z["x_train"].dtype == np.float32
+        assert np.bincount(z["y_train"]).tolist() == [30] * 10
+
+    again = mlflow_run("extract", {"feature": "scatnet", "subset": 300, "data_dir": real_data_dir}, tmp_path)
+    assert again.returncode == 0 and "cache hit" in again.stderr
+    hit = mlflow.search_runs(experiment_names=["fmnist"], output_format="list")[0]
+    assert hit.data.tags["fmnist.reused_run_id"] == r.info.run_id
+
+
+@pytest.mark.parametrize("params,message", [
+    ({"feature": "hog"}, "unknown feature 'hog'; choose one of: raw"),
+    ({"J": "abc"}, "'abc' is not a valid integer"),
+    ({"subset": "0"}, "must be 'all' or a positive number"),
+])
+def test_bad_input_fails_the_run(real_data_dir, store, tmp_path, params, message):
+    p = mlflow_run("extract", {"subset": 100, "data_dir": real_data_dir, **params}, tmp_path)
+    assert p.returncode != 0
+    line = [ln for ln in p.stderr.splitlines() if ln.startswith("fmnist: error:")]
+    assert len(line) == 1 and message in line[0]
+    (r,) = mlflow.search_runs(experiment_names=["fmnist"], output_format="list")
+    assert r.info.status == "FAILED" and message in r.data.tags["fmnist.error"]

@@ -1,0 +1,48 @@
+"""One source of truth: MLproject repeats the CLI's defaults and conda.yaml the package's deps."""
+
+import re
+import tomllib
+from pathlib import Path
+
+import click
+import pytest
+import yaml
+
+from fmnist.cli import cli
+
+ROOT = Path(__file__).resolve().parent.parent
+MLPROJECT = yaml.safe_load((ROOT / "MLproject").read_text())
+ENTRY_POINTS = MLPROJECT["entry_points"]
+NOT_IN_MLPROJECT = {"progress", "help", "version"}
+
+
+def _command_for(entry: dict) -> click.Command:
+    script = re.search(r"entrypoints/(\w+)\.py", entry["command"]).group(1)
+    return cli.commands[script]
+
+
+@pytest.mark.parametrize("name", list(ENTRY_POINTS))
+def test_defaults_match_cli(name):
+    entry = ENTRY_POINTS[name]
+    cmd = _command_for(entry)
+    options = {p.name: p for p in cmd.params if isinstance(p, click.Option)}
+    for pname, spec in entry["parameters"].items():
+        assert pname in options, f"{name}: MLproject param {pname} is not a CLI option"
+        assert str(spec["default"]) == str(options[pname].default), f"{name}.{pname}"
+        flag = options[pname].opts[0]
+        assert f"{flag} {{{pname}}}" in entry["command"], f"{name}: {pname} not passed on the command line"
+    missing = set(options) - set(entry["parameters"]) - NOT_IN_MLPROJECT
+    assert not missing, f"{name}: CLI options missing from MLproject: {missing}"
+
+
+def test_every_entrypoint_script_exists():
+    for entry in ENTRY_POINTS.values():
+        script = re.search(r"entrypoints/\w+\.py", entry["command"]).group(0)
+        assert (ROOT / script).is_file()
+
+
+def test_conda_env_mirrors_pyproject():
+    deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    conda = yaml.safe_load((ROOT / "conda.yaml").read_text())
+    pip = next(d["pip"] for d in conda["dependencies"] if isinstance(d, dict))
+    assert pip == deps
