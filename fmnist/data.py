@@ -306,3 +306,14 @@ def synthetic_dataset(n_train: int = 200, n_test: int = 100, n_classes: int = 10
     classes = DATASETS["fashion-mnist"].classes[:n_classes]
     return Dataset("synthetic", classes, xtr, ytr, xte, yte, source="synthetic", seed=seed,
                    digest=data_digest(xtr, ytr, xte, yte))
+
+
+def train_val_split(y: np.ndarray, val_fraction: float = 0.1, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Stratified (train_idx, val_idx) carved from the *training* labels; the test set is never involved."""
+    if not 0 < val_fraction < 1:
+        raise ParamError(f"val_fraction must be in (0, 1), got {val_fraction}")
+    n_val = max(int(round(len(y) * val_fraction)), len(np.unique(y)))
+    val = stratified_indices(y, n_val, seed)
+    mask = np.ones(len(y), dtype=bool)
+    mask[val] = False
+    return np.flatnonzero(mask), val

@@ -1,0 +1,57 @@
+"""Figures (matplotlib, headless). The class palette is the course report's, so figures compare."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")  # headless: CI, servers, notebooks executed by nbclient
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+# Class index -> colour, as in the report: 0 magenta, 1 cyan, 2 red, 3 green, 4 blue, 5 black,
+# 6 yellow, 7 orange, 8 navy, 9 gray.
+PALETTE = ("magenta", "cyan", "red", "green", "blue", "black", "yellow", "orange", "navy", "gray")
+
+
+def confusion_matrix_figure(cm: np.ndarray, classes, title: str = ""):
+    """Row-normalised confusion matrix (%), with counts' totals per true class in the labels."""
+    cm = np.asarray(cm)
+    rows = cm.sum(axis=1, keepdims=True)
+    pct = np.divide(cm * 100.0, rows, out=np.zeros(cm.shape, dtype=float), where=rows > 0)
+    fig, ax = plt.subplots(figsize=(7.5, 6.5), dpi=110)
+    im = ax.imshow(pct, cmap="Blues", vmin=0, vmax=100)
+    n = len(classes)
+    ax.set_xticks(range(n), classes, rotation=45, ha="right")
+    ax.set_yticks(range(n), [f"{c} ({int(r)})" for c, r in zip(classes, rows[:, 0])])
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true (count)")
+    for i in range(n):
+        for j in range(n):
+            if pct[i, j] >= 0.5:
+                ax.text(j, i, f"{pct[i, j]:.0f}", ha="center", va="center", fontsize=8,
+                        color="white" if pct[i, j] > 60 else "black")
+    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="% of true class")
+    acc = np.trace(cm) / max(cm.sum(), 1) * 100
+    ax.set_title(f"{title}  (accuracy {acc:.2f}%)" if title else f"accuracy {acc:.2f}%")
+    fig.tight_layout()
+    return fig
+
+
+def scatter_2d(ax, coords: np.ndarray, labels: np.ndarray, classes, title: str = "", legend: bool = True,
+               s: float = 3.0, alpha: float = 0.6) -> None:
+    """One colour per class (report palette), small markers, legend with class names."""
+    for k, name in enumerate(classes):
+        m = labels == k
+        ax.scatter(coords[m, 0], coords[m, 1], s=s, alpha=alpha, c=PALETTE[k % len(PALETTE)], label=name,
+                   linewidths=0, rasterized=True)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    if title:
+        ax.set_title(title, fontsize=10)
+    if legend:
+        ax.legend(markerscale=4, fontsize=7, loc="best", framealpha=0.8)
+
+
+def close(fig) -> None:
+    plt.close(fig)
