@@ -251,3 +251,59 @@ def search_runs(filter_string: str = "", experiment_names: list[str] | None = No
     return mlflow.search_runs(experiment_names=existing, filter_string=filter_string,
                               order_by=["attributes.start_time DESC"])
 
+
+
+def metric_history(run_id: str, key: str) -> list[tuple[int, float]]:
+    """(step, value) pairs of a metric, in step order."""
+    return sorted((m.step, m.value) for m in _client().get_metric_history(run_id, key))
+
+
+# ------------------------------------------------------------------------------------------ resume
+
+
+@contextmanager
+def reopen_run(run_id: str) -> Iterator[str]:
+    """Continue an existing (unfinished) run by id: status back to RUNNING, ended like ``run()``.
+
+    Nests under the active run if there is one; ``MLFLOW_RUN_ID`` is ignored (``run_id`` wins).
+    """
+    r = mlflow.start_run(run_id=run_id, nested=mlflow.active_run() is not None)
+    try:
+        yield r.info.run_id
+    except KeyboardInterrupt:
+        _end(run_id, "KILLED", "interrupted (KeyboardInterrupt)")
+        raise
+    except BaseException as e:
+        _end(run_id, "FAILED", one_line(e))
+        raise
+    else:
+        if ERROR_TAG in _client().get_run(run_id).data.tags:  # the interruption's error is history now
+            _client().delete_tag(run_id, ERROR_TAG)
+        _end(run_id, "FINISHED", None)
+
+
+def find_unfinished_runs(tag: str, value: str) -> list[str]:
+    """Ids of runs (any experiment) with ``tags.<tag> = value`` that did not finish, newest first."""
+    runs = mlflow.search_runs(
+        search_all_experiments=True,
+        filter_string=f"tags.`{tag}` = '{value}' and attributes.status != 'FINISHED'",
+        order_by=["attributes.start_time DESC"],
+        max_results=20,
+        output_format="list",
+    )
+    return [r.info.run_id for r in runs]
+
+
+def set_run_tags(run_id: str, tags: dict[str, Any]) -> None:
+    """Tags on a run that is not the active one (e.g. the run ``mlflow run`` created for a resume)."""
+    c = _client()
+    for k, v in tags.items():
+        c.set_tag(run_id, k, str(v))
+
+
+def run_exists(run_id: str) -> bool:
+    try:
+        _client().get_run(run_id)
+    except Exception:  # MlflowException (not found) or a malformed id
+        return False
+    return True

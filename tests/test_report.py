@@ -1,0 +1,97 @@
+"""Report queries against a store filled with runs shaped like the study's (names from the contract)."""
+
+import math
+import time
+
+import mlflow
+import pytest
+
+from fmnist import report
+
+
+def _run(step, params, metrics, tags=None, status="FINISHED", history=None):
+    mlflow.set_experiment("fmnist")
+    with mlflow.start_run() as r:
+        mlflow.set_tags({"fmnist.step": step, **(tags or {})})
+        mlflow.log_params({"dataset": "fashion-mnist", **params})
+        mlflow.log_metrics(metrics)
+        for key, values in (history or {}).items():
+            for step_i, v in enumerate(values, start=1):
+                mlflow.log_metric(key, v, step=step_i)
+    if status != "FINISHED":
+        mlflow.MlflowClient().set_terminated(r.info.run_id, status)
+    time.sleep(0.01)  # distinct start times: "latest" is well defined
+    return r.info.run_id
+
+
+ACC = {("logreg", "raw"): 0.85, ("svm", "raw"): 0.90, ("logreg", "scatnet"): 0.88, ("svm", "scatnet"): 0.91,
+       ("rf", "raw"): 0.87}
+
+
+@pytest.fixture
+def study(store):
+    _run("classify", {"model": "svm", "feature": "raw"}, {"test_accuracy": 0.10, "fit_seconds": 1})  # older
+    for (m, f), a in ACC.items():
+        _run("classify", {"model": m, "feature": f}, {"test_accuracy": a, "fit_seconds": 10 * a},
+             tags={"fmnist.feature_label": f})
+    _run("classify", {"model": "lda", "feature": "raw"}, {"test_accuracy": 0.99}, status="FAILED")
+    _run("classify", {"model": "lda", "feature": "raw"}, {"test_accuracy": 0.97}, status="RUNNING")
+    for f, m, knn in (("raw", "pca", 0.5), ("raw", "umap", 0.75), ("scatnet", "umap", 0.8)):
+        _run("visualize", {"feature": f, "method": m, "n_samples": 500},
+             {"knn_accuracy": knn, "trustworthiness": 0.9, "silhouette": 0.2, "embed_seconds": 1.0})
+    _run("finetune", {"mode": "full", "weights_used": "none (random init)", "epochs": 2, "image_size": 32},
+         {"test_accuracy": 0.92, "macro_f1": 0.91, "best_val_accuracy": 0.925, "best_epoch": 2},
+         history={"train_loss": [1.0, 0.5], "val_accuracy": [0.8, 0.925]})
+    return store
+
+
+def test_comparison_table_has_report_form(study):
+    t = report.comparison_table()
+    assert list(t.index) == ["logreg", "svm", "rf", "Average"]  # lda only FAILED/RUNNING: absent
+    assert list(t.columns) == ["raw", "scatnet", "Average"]
+    assert t.loc["svm", "raw"] == pytest.approx(90.0)  # latest FINISHED run wins over the older one
+    assert math.isnan(t.loc["rf", "scatnet"])
+    assert t.loc["logreg", "Average"] == pytest.approx((85 + 88) / 2)
+    assert t.loc["Average", "raw"] == pytest.approx((85 + 90 + 87) / 3)
+    fit = report.fit_time_table()
+    assert fit.loc["svm", "scatnet"] == pytest.approx(9.1)
+
+
+def test_sota_table_ranks_our_best_rows(study):
+    s = report.sota_table()
+    ours = s[s["family"] == "this study"]
+    assert len(ours) == 4  # best cell per model (3) + one fine-tune mode
+    assert list(s["accuracy"]) == sorted(s["accuracy"], reverse=True)
+    assert list(s["rank"]) == list(range(1, len(s) + 1))
+    svm_row = ours[ours["method"].str.startswith("SVM")].iloc[0]
+    assert svm_row["accuracy"] == pytest.approx(91.0) and "scatnet" in svm_row["method"]
+    assert (s["source"].str.len() > 0).all()
+
+
+def test_separation_finetune_curves_findings(study):
+    sep = report.separation_table()
+    assert list(zip(sep["feature"], sep["method"])) == [("raw", "pca"), ("raw", "umap"), ("scatnet", "umap")]
+    ft = report.finetune_table()
+    assert ft.loc[0, "test_accuracy"] == pytest.approx(92.0)
+    curves = report.learning_curves()
+    assert set(curves["metric"]) == {"train_loss", "val_accuracy"}
+    assert curves[curves["metric"] == "val_accuracy"]["value"].tolist() == [0.8, 0.925]
+    text = " ".join(report.findings())
+    assert "scatnet" in text and "SVM on scatnet with 91.00%" in text and "umap on scatnet (80.0%)" in text
+    assert "92.00%" in text
+
+
+def test_empty_store_gives_blanks_not_errors(store):
+    assert report.comparison_table().empty and report.separation_table().empty
+    assert report.finetune_table().empty and report.learning_curves().empty
+    assert report.findings() == ["No finished runs found yet: run the study (`make run`) first."]
+    assert (report.sota_table()["family"] != "this study").all()
+
+
+def test_notebook_executes_headlessly(study, tmp_path):
+    from fmnist.notebook import render_report
+
+    res = render_report(tmp_path / "out" / "report.html")
+    html = res["html"].read_text()
+    assert "Test accuracy" in html and "this study" in html and "Traceback" not in html
+    assert "91.00" in html and res["ipynb"].is_file()
