@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import math
 import os
 import struct
 import zlib
@@ -22,6 +23,7 @@ SPLIT_FILES = {
     "test_labels": "t10k-labels-idx1-ubyte",
 }
 IMAGES_MAGIC, LABELS_MAGIC = 0x00000803, 0x00000801
+MAX_ITEM_BYTES = 1 << 24  # one image of at most 16 MB: anything larger is a corrupt header
 
 
 @dataclass(frozen=True)
@@ -144,8 +146,12 @@ def parse_idx(buf: bytes, expect_magic: int, name: str = "<bytes>") -> np.ndarra
     dims = struct.unpack(f">{ndim}I", buf[4:header])
     # Compare to the bytes we actually have before allocating anything: a lying header cannot
     # make us reserve gigabytes.
-    n = int(np.prod(dims, dtype=np.int64))
+    n = math.prod(dims)  # Python ints: no overflow on 2^32-sized fields
+    if math.prod(dims[1:]) > MAX_ITEM_BYTES:
+        raise DataError(f"{name}: implausible item size {'x'.join(map(str, dims[1:]))} in the header")
     have = len(buf) - header
+    if n == 0:
+        raise DataError(f"{name}: empty: header dimensions {'x'.join(map(str, dims))} hold no data")
     if have != n:
         raise DataError(
             f"{name}: wrong count: header says {'x'.join(map(str, dims))} = {n} bytes, file has {have}"

@@ -71,8 +71,10 @@ def test_missing_offline_says_where(tmp_path):
 
 def test_lying_header_does_not_allocate():
     buf = struct.pack(">IIII", 0x803, 2**31, 2**16, 2**16) + b"\0" * 10
-    with pytest.raises(DataError, match="wrong count"):
+    with pytest.raises(DataError, match="implausible item size"):
         parse_idx(buf, 0x803)
+    with pytest.raises(DataError, match="wrong count"):
+        parse_idx(struct.pack(">IIII", 0x803, 2**31, 28, 28) + b"\0" * 10, 0x803)
 
 
 def test_unknown_dataset():
