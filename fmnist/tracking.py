@@ -38,6 +38,61 @@ def tracking_uri() -> str:
     return mlflow.get_tracking_uri()
 
 
+def check_store() -> None:
+    """Fail fast, with one line, when an HTTP tracking server is down (MLflow itself retries for minutes)."""
+    import urllib.error
+    import urllib.request
+
+    uri = mlflow.get_tracking_uri()
+    if not uri.startswith(("http://", "https://")):
+        return
+    try:
+        with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=5) as resp:
+            if resp.status == 200:
+                return
+            why = f"HTTP {resp.status}"
+    except (urllib.error.URLError, OSError) as e:
+        why = str(getattr(e, "reason", e))
+    from .errors import FmnistError
+
+    raise FmnistError(
+        f"tracking server {uri} is not reachable ({why}); start it (make server) or unset "
+        f"MLFLOW_TRACKING_URI to use the local sqlite:///mlflow.db; nothing was computed"
+    )
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def reap_dead_runs() -> list[str]:
+    """Mark KILLED the RUNNING runs whose process on this host is gone (SIGKILL, OOM, power loss)."""
+    import socket
+
+    host = socket.gethostname()
+    try:
+        stale = mlflow.search_runs(
+            search_all_experiments=True, output_format="list", max_results=200,
+            filter_string=f"attributes.status = 'RUNNING' and tags.`fmnist.host` = '{host}'",
+        )
+    except Exception:  # reaping is housekeeping: never fail a command over it
+        return []
+    reaped = []
+    for r in stale:
+        pid = r.data.tags.get("fmnist.pid", "")
+        if pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid)):
+            _client().set_tag(r.info.run_id, ERROR_TAG, f"process {pid} died without ending the run; marked KILLED by a later command")
+            _client().set_terminated(r.info.run_id, "KILLED")
+            reaped.append(r.info.run_id)
+    return reaped
+
+
 def _ensure_experiment() -> None:
     if os.environ.get("MLFLOW_EXPERIMENT_NAME") or os.environ.get("MLFLOW_EXPERIMENT_ID"):
         return  # mlflow reads these itself
@@ -66,9 +121,14 @@ def run(name: str, *, step: str, tags: dict[str, Any] | None = None) -> Iterator
     else starts a new run. An exception ends it FAILED with the message in the ``fmnist.error`` tag;
     Ctrl-C ends it KILLED. Never leaves it RUNNING.
     """
+    import socket
+
     from . import __version__
 
     active = mlflow.active_run()
+    if active is None:
+        check_store()
+        reap_dead_runs()
     if active is None and os.environ.get("MLFLOW_RUN_ID"):
         r = mlflow.start_run()
         mlflow.set_tag("mlflow.runName", name)
@@ -76,7 +136,8 @@ def run(name: str, *, step: str, tags: dict[str, Any] | None = None) -> Iterator
         if active is None:
             _ensure_experiment()
         r = mlflow.start_run(run_name=name, nested=active is not None)
-    all_tags = {STEP_TAG: step, "fmnist.version": __version__}
+    all_tags = {STEP_TAG: step, "fmnist.version": __version__, "fmnist.pid": os.getpid(),
+                "fmnist.host": socket.gethostname()}
     commit = _git_commit()
     if commit:
         all_tags["fmnist.git_commit"] = commit
@@ -307,3 +368,16 @@ def run_exists(run_id: str) -> bool:
     except Exception:  # MlflowException (not found) or a malformed id
         return False
     return True
+
+
+def log_sklearn_model_trusted(model, *, name: str, input_example, trusted_types: list[str]) -> None:
+    """``log_sklearn_model`` for models holding types skops does not trust by default (e.g. tree nodes).
+
+    The types go into the MLmodel file, so ``mlflow.sklearn.load_model`` reads the model back as is.
+    """
+    import mlflow.sklearn
+    from mlflow.models import infer_signature
+
+    signature = infer_signature(input_example, model.predict(input_example))
+    mlflow.sklearn.log_model(model, name=name, signature=signature, input_example=input_example,
+                             skops_trusted_types=list(trusted_types) or None)
