@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import cache, data, tracking
+from .. import __version__, cache, data, tracking
 from ..data import Dataset, load_dataset
 from ..errors import CacheError
 from ..features import FEATURES, RUNTIME_DEFAULTS, extract_features, feature_params
@@ -136,7 +136,8 @@ def get_features(
 
 def _run_params(feature: str, p: dict[str, Any], ds: Dataset, batch_size: int, device: str) -> dict[str, Any]:
     out = {"feature": feature, "dataset": ds.name, "subset": ds.subset or "all", "seed": ds.seed,
-           "batch_size": batch_size, "device": device, **p}
+           "batch_size": batch_size, "device": device, "data_digest": ds.digest, "fmnist_version": __version__,
+           **p}
     if feature == "resnet18":
         from ..features.resnet18 import weights_label
 
