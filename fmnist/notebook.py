@@ -11,10 +11,10 @@ from .errors import ParamError
 DEFAULT_NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / "report.ipynb"
 
 
-def render_report(output: str | os.PathLike, *, notebook: str | os.PathLike | None = None,
+def render_report(output: str | os.PathLike, *, tracking_uri: str, notebook: str | os.PathLike | None = None,
                   experiment: str | None = None, timeout: int = 600) -> dict:
-    """Run ``notebook`` against the current tracking store; write HTML to ``output`` (and the executed
-    .ipynb beside it). Returns paths and seconds."""
+    """Run ``notebook`` against the tracking store at ``tracking_uri`` (absolute: the kernel has its own
+    working directory); write HTML to ``output`` and the executed .ipynb beside it."""
     import nbformat
     from nbclient import NotebookClient
     from nbconvert import HTMLExporter
@@ -27,19 +27,20 @@ def render_report(output: str | os.PathLike, *, notebook: str | os.PathLike | No
         raise ParamError(f"report output must be an .html path, got {out}")
     out.parent.mkdir(parents=True, exist_ok=True)
     nb = nbformat.read(nb_path, as_version=4)
-    env_before = os.environ.get("FMNIST_REPORT_EXPERIMENT")
-    if experiment:
-        os.environ["FMNIST_REPORT_EXPERIMENT"] = experiment  # the kernel inherits our environment
+    # The kernel inherits our environment: that is how it finds the store and the experiment.
+    env = {"MLFLOW_TRACKING_URI": tracking_uri, "FMNIST_REPORT_EXPERIMENT": experiment or ""}
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
     t0 = time.perf_counter()
     try:
         NotebookClient(nb, timeout=timeout, kernel_name="python3",
-                       resources={"metadata": {"path": str(nb_path.parent)}}).execute()
+                       resources={"metadata": {"path": os.getcwd()}}).execute()
     finally:
-        if experiment:
-            if env_before is None:
-                os.environ.pop("FMNIST_REPORT_EXPERIMENT", None)
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
             else:
-                os.environ["FMNIST_REPORT_EXPERIMENT"] = env_before
+                os.environ[k] = v
     html, _ = HTMLExporter(template_name="lab").from_notebook_node(nb)
     tmp = out.with_suffix(".html.tmp")
     tmp.write_text(html, encoding="utf-8")

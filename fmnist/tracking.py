@@ -35,7 +35,17 @@ def _client() -> MlflowClient:
 
 
 def tracking_uri() -> str:
-    return mlflow.get_tracking_uri()
+    """The store's URI, with a relative sqlite path made absolute (so child processes find it)."""
+    uri = mlflow.get_tracking_uri()
+    if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
+        uri = "sqlite:///" + str(Path(uri[len("sqlite:///"):]).resolve())
+    return uri
+
+
+def active_experiment_name() -> str | None:
+    """Name of the active run's experiment (e.g. the one ``mlflow run --experiment-name`` chose)."""
+    r = mlflow.active_run()
+    return _client().get_experiment(r.info.experiment_id).name if r else None
 
 
 def check_store() -> None:
@@ -237,12 +247,27 @@ def log_numpy_input(features, targets, *, name: str, digest: str, source: str, c
     mlflow.log_input(ds, context=context)
 
 
+def pinned_requirements(*packages: str) -> list[str]:
+    """``pkg==installed version`` for the model's environment. Passing these to ``log_model`` skips
+    MLflow's inference of them: a subprocess that re-imports the model's libraries, ~10 s a model."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = []
+    for p in ("mlflow", "numpy", "cloudpickle", *packages):
+        try:
+            out.append(f"{p}=={version(p)}")
+        except PackageNotFoundError:
+            continue
+    return out
+
+
 def log_sklearn_model(model, *, name: str, input_example) -> None:
     import mlflow.sklearn
     from mlflow.models import infer_signature
 
     signature = infer_signature(input_example, model.predict(input_example))
-    mlflow.sklearn.log_model(model, name=name, signature=signature, input_example=input_example)
+    mlflow.sklearn.log_model(model, name=name, signature=signature, input_example=input_example,
+                             pip_requirements=pinned_requirements("scikit-learn", "scipy"))
 
 
 def log_pytorch_model(model, *, name: str, input_example) -> None:
@@ -255,7 +280,8 @@ def log_pytorch_model(model, *, name: str, input_example) -> None:
     with torch.inference_mode():
         out = model(torch.as_tensor(input_example)).numpy()
     signature = infer_signature(input_example, out)
-    mlflow.pytorch.log_model(model, name=name, signature=signature, input_example=input_example)
+    mlflow.pytorch.log_model(model, name=name, signature=signature, input_example=input_example,
+                             pip_requirements=pinned_requirements("torch", "torchvision"))
 
 
 # ------------------------------------------------------------------------------------------- cache
@@ -370,14 +396,86 @@ def run_exists(run_id: str) -> bool:
     return True
 
 
-def log_sklearn_model_trusted(model, *, name: str, input_example, trusted_types: list[str]) -> None:
-    """``log_sklearn_model`` for models holding types skops does not trust by default (e.g. tree nodes).
 
-    The types go into the MLmodel file, so ``mlflow.sklearn.load_model`` reads the model back as is.
+def log_sklearn_pipeline(model, *, name: str, input_example, trusted_types: list[str] | None = None) -> None:
+    """``log_sklearn_model`` for pipelines of scikit-learn parts only: requirements pinned, not inferred.
+
+    Inferring them loads the model again in a subprocess (seconds per run). ``trusted_types``: types
+    skops refuses by default (tree nodes); they go into the MLmodel file, so ``load_model`` just works.
     """
     import mlflow.sklearn
     from mlflow.models import infer_signature
+    from mlflow.utils.requirements_utils import _get_pinned_requirement
 
+    reqs = [_get_pinned_requirement(p) for p in ("mlflow", "numpy", "scipy", "scikit-learn", "skops")]
     signature = infer_signature(input_example, model.predict(input_example))
     mlflow.sklearn.log_model(model, name=name, signature=signature, input_example=input_example,
-                             skops_trusted_types=list(trusted_types) or None)
+                             pip_requirements=reqs, skops_trusted_types=list(trusted_types or []) or None)
+
+
+# ------------------------------------------------------------------------------ concurrent sqlite
+
+# Seconds a sqlite writer waits for another process's write lock before "database is locked".
+SQLITE_BUSY_TIMEOUT = 60
+
+
+def _sqlite_lock_path(store_uri: str) -> Path:
+    import hashlib
+
+    db = store_uri.split("?", 1)[0].removeprefix("sqlite:///")  # sqlite:///rel.db, sqlite:////abs.db
+    db = str(Path(db).resolve()) if db and db != store_uri else ":memory:"
+    return Path(tempfile.gettempdir()) / f"fmnist-sqlite-{hashlib.sha256(db.encode()).hexdigest()[:16]}.lock"
+
+
+def _with_busy_timeout(store_uri: str) -> str:
+    # pysqlite's `timeout` URL parameter: wait for a competing writer instead of failing at once (5 s default).
+    if "timeout=" in store_uri:
+        return store_uri
+    return f"{store_uri}{'&' if '?' in store_uri else '?'}timeout={SQLITE_BUSY_TIMEOUT}"
+
+
+def _serialized(builder):
+    """Wrap an MLflow sqlite store builder: a per-database file lock around building the store, and a busy timeout.
+
+    Building the store creates or migrates the schema of a new ``mlflow.db``; processes starting at once
+    would all migrate it and fail ("table ... already exists").
+    """
+    import fcntl
+
+    def build(store_uri, *args, **kwargs):
+        with open(_sqlite_lock_path(store_uri), "a") as f:
+            fcntl.flock(f, fcntl.LOCK_EX)
+            try:
+                return builder(_with_busy_timeout(store_uri), *args, **kwargs)
+            finally:
+                fcntl.flock(f, fcntl.LOCK_UN)
+
+    build.__wrapped__ = builder
+    return build
+
+
+def _install_sqlite_guard() -> None:
+    """Register the wrapped sqlite builders with MLflow's tracking and model-registry store registries."""
+    from mlflow.tracking._model_registry import utils as registry_utils
+    from mlflow.tracking._tracking_service import utils as tracking_utils
+
+    tracking_utils._register("sqlite", _serialized(tracking_utils._get_sqlalchemy_store))
+    registry_utils._get_store_registry().register("sqlite", _serialized(registry_utils._get_sqlalchemy_store))
+
+
+_install_sqlite_guard()
+
+
+def log_pytorch_model_pinned(model, *, name: str, input_example, pip_requirements: list[str]) -> None:
+    """``log_pytorch_model`` with the requirements given: MLflow's inference of them (a subprocess that
+    imports torch) costs ~10 s per model, more than the small models it would describe."""
+    import mlflow.pytorch
+    import torch
+    from mlflow.models import infer_signature
+
+    model = model.cpu().eval()
+    with torch.inference_mode():
+        out = model(torch.as_tensor(input_example)).numpy()
+    signature = infer_signature(input_example, out)
+    mlflow.pytorch.log_model(model, name=name, signature=signature, input_example=input_example,
+                             pip_requirements=pip_requirements)

@@ -88,10 +88,22 @@ def test_empty_store_gives_blanks_not_errors(store):
     assert (report.sota_table()["family"] != "this study").all()
 
 
-def test_notebook_executes_headlessly(study, tmp_path):
-    from fmnist.notebook import render_report
+def test_notebook_executes_headlessly_against_a_relative_store(study, tmp_path, monkeypatch):
+    """The kernel runs elsewhere: a relative default store (sqlite:///mlflow.db) must still be found."""
+    from fmnist.steps.report import report_step
 
-    res = render_report(tmp_path / "out" / "report.html")
-    html = res["html"].read_text()
-    assert "Test accuracy" in html and "this study" in html and "Traceback" not in html
-    assert "91.00" in html and res["ipynb"].is_file()
+    monkeypatch.delenv("MLFLOW_TRACKING_URI")
+    mlflow.set_tracking_uri("sqlite:///mlflow.db")  # the default, relative to cwd (= tmp_path)
+    out = report_step(output=str(tmp_path / "out" / "report.html"))
+    html = out.read_text()
+    assert "Test accuracy" in html and "91.00" in html and "SVM on scatnet" in html
+    import nbformat
+
+    outputs = [o for c in nbformat.read(out.with_suffix(".ipynb"), 4).cells for o in c.get("outputs", [])]
+    assert not [o for o in outputs if o["output_type"] == "error"]
+    printed = " ".join(o.get("text", "") for o in outputs if o["output_type"] == "stream")
+    assert "runs yet" not in printed and "Creating initial MLflow database" not in printed
+    (r,) = mlflow.search_runs(experiment_names=["fmnist"], output_format="list",
+                              filter_string="tags.`fmnist.step` = 'report'")
+    assert {a.path for a in mlflow.MlflowClient().list_artifacts(r.info.run_id, "report")} == {
+        "report/report.html", "report/report.ipynb"}

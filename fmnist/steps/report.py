@@ -15,7 +15,8 @@ def report_step(*, output: str, experiment: str | None = None, notebook: str | N
     """Render the report; log report.html (+ executed notebook) to the active run, else to a new run."""
 
     def _do() -> Path:
-        res = render_report(output, notebook=notebook, experiment=experiment)
+        exp = experiment or tracking.active_experiment_name()
+        res = render_report(output, notebook=notebook, experiment=exp, tracking_uri=tracking.tracking_uri())
         tracking.log_artifact(res["html"], "report")
         tracking.log_artifact(res["ipynb"], "report")
         tracking.log_metrics({"report_seconds": res["seconds"]})
