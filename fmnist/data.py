@@ -184,6 +184,8 @@ def read_idx_folder(spec: DatasetSpec, folder: Path, verify_md5: bool = True) ->
         path = _find_file(folder, stem)
         if path is None:
             raise DataError(f"{folder / stem}[.gz]: missing")
+        magic = IMAGES_MAGIC if key.endswith("images") else LABELS_MAGIC
+        out[key] = parse_idx(_read_bytes(path), magic, str(path))  # first: names truncation precisely
         want = spec.md5.get(path.name)
         if verify_md5 and want is not None:
             got = _md5(path)
@@ -192,8 +194,6 @@ def read_idx_folder(spec: DatasetSpec, folder: Path, verify_md5: bool = True) ->
                     f"{path}: MD5 mismatch (got {got}, expected {want}): "
                     f"not the official {spec.name} file, or corrupt"
                 )
-        magic = IMAGES_MAGIC if key.endswith("images") else LABELS_MAGIC
-        out[key] = parse_idx(_read_bytes(path), magic, str(path))
     for split in ("train", "test"):
         n_img, n_lab = len(out[f"{split}_images"]), len(out[f"{split}_labels"])
         if n_img != n_lab:
@@ -257,12 +257,15 @@ def load_dataset(
     download: bool = True,
     verify_md5: bool = True,
 ) -> Dataset:
-    """Load train/test uint8 images and int64 labels; ``subset`` keeps a stratified N of each split."""
+    """Load train/test uint8 images and int64 labels; ``subset`` keeps a stratified N of each split.
+
+    Missing files are downloaded with torchvision unless ``download=False`` or ``$FMNIST_OFFLINE`` is set.
+    """
     spec = get_spec(name)
     root = default_data_dir(data_dir)
     folder = find_idx_folder(spec, root)
     if folder is None:
-        if not download:
+        if not download or os.environ.get("FMNIST_OFFLINE"):
             tried = ", ".join(str(p) for p in candidate_folders(spec, root))
             raise DataError(
                 f"{spec.name} IDX files not found (looked in {tried}); put "

@@ -63,6 +63,7 @@ def _download_imagenet() -> Path:
 def resolve_weights(weights: str, allow_download: bool = True) -> Weights:
     """``imagenet`` | ``none`` | ``auto`` (imagenet if obtainable, else none) | a state-dict path."""
     w = (weights or "").strip()
+    allow_download = allow_download and not os.environ.get("FMNIST_OFFLINE")
     if w.lower() == "none":
         return Weights("none")
     if w.lower() in ("imagenet", "auto"):

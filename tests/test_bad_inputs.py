@@ -1,0 +1,84 @@
+"""Runs every row of the README's bad-input table exactly as written: one line, the exit code, no stuck run."""
+
+import shlex
+import shutil
+from pathlib import Path
+
+import mlflow
+import pytest
+
+from fmnist.cli import cli, run_cli
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+def _rows():
+    text = README.read_text()
+    table = text[text.index("<!-- bad-inputs:start -->"):text.index("<!-- bad-inputs:end -->")]
+    rows = []
+    for line in table.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 4 and cells[1].startswith("`") and cells[2].isdigit():
+            rows.append(pytest.param(cells[1].strip("`"), int(cells[2]), cells[3].strip("`"), id=cells[0]))
+    return rows
+
+
+ROWS = _rows()
+
+
+def test_table_is_not_empty():
+    assert len(ROWS) >= 15
+
+
+@pytest.fixture
+def files(real_data_dir, tmp_path, store):
+    """The files the table's {placeholders} name."""
+    out = {"empty_dir": tmp_path / "empty"}
+    out["empty_dir"].mkdir()
+    for name in ("truncated_dir", "wrong_md5_dir"):
+        d = tmp_path / name
+        shutil.copytree(real_data_dir, d, ignore=shutil.ignore_patterns("LICENSE", "MD5SUMS"))
+        out[name] = d
+    f = out["truncated_dir"] / "train-labels-idx1-ubyte.gz"
+    f.chmod(0o644)
+    f.write_bytes(f.read_bytes()[:1000])
+    g = out["wrong_md5_dir"] / "t10k-labels-idx1-ubyte.gz"
+    g.chmod(0o644)
+    g.write_bytes(g.read_bytes() + b"\0")  # trailing garbage: gzip still reads, MD5 does not match
+    (tmp_path / "bad.pth").write_text("not a state dict")
+    out["not_weights"] = tmp_path / "bad.pth"
+    from fmnist.data import load_dataset
+    from fmnist.steps.extract import get_features
+
+    other = get_features(feature="raw", ds=load_dataset(data_dir=real_data_dir, subset=50), progress=False)
+    out["other_data_run"] = other.run_id
+    return out
+
+
+@pytest.mark.parametrize("command,code,message", ROWS)
+def test_bad_input_row(command, code, message, files, real_data_dir, monkeypatch, capsys, tmp_path):
+    monkeypatch.setenv("FMNIST_DATA_DIR", str(real_data_dir))
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))  # no cached ImageNet weights
+    words = shlex.split(command.format(**files))
+    while "=" in words[0]:
+        k, v = words.pop(0).split("=", 1)
+        monkeypatch.setenv(k, v)
+        if k == "MLFLOW_TRACKING_URI":
+            mlflow.set_tracking_uri(v)
+    assert words[0] == "fmnist"
+    before = {r.info.run_id for r in mlflow.search_runs(search_all_experiments=True, output_format="list")} \
+        if not command.startswith("MLFLOW_TRACKING_URI") else set()
+    capsys.readouterr()
+    try:
+        with pytest.raises(SystemExit) as e:
+            run_cli(cli, words[1:] + (["--no-progress"] if "--help" not in words else []))
+    finally:
+        mlflow.set_tracking_uri(None)
+    err = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("fmnist: error:")]
+    assert e.value.code == code
+    assert len(err) == 1 and message in err[0], err
+    if not command.startswith("MLFLOW_TRACKING_URI"):
+        runs = [r for r in mlflow.search_runs(search_all_experiments=True, output_format="list")
+                if r.info.run_id not in before]
+        assert all(r.info.status == "FAILED" and r.data.tags.get("fmnist.error") for r in runs), \
+            [(r.info.status, r.data.tags.get("fmnist.error")) for r in runs]
