@@ -29,3 +29,15 @@ ui: setup
 
 clean:
 	rm -rf $(VENV) mlruns mlartifacts mlflow.db .pytest_cache
+
+# Team tracking server (docs/team-server.md): PostgreSQL + mlflow server on loopback.
+SERVER_ARGS ?=
+.PHONY: server server-status server-stop
+server: setup  ## start it; prints `export MLFLOW_TRACKING_URI=http://127.0.0.1:5050`
+	@scripts/team_server.sh start $(SERVER_ARGS)
+
+server-status: setup
+	@scripts/team_server.sh status $(SERVER_ARGS)
+
+server-stop: setup  ## stop it (data kept; SERVER_ARGS=--purge deletes it)
+	@scripts/team_server.sh stop $(SERVER_ARGS)

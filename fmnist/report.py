@@ -48,9 +48,10 @@ def _feature_label(df: pd.DataFrame) -> pd.Series:
     return label.where(label.notna(), _col(df, "params.feature", "?").astype(object))
 
 
-def latest_cells(step: str, keys: list[str], experiment: str | None = None) -> pd.DataFrame:
+def latest_cells(step: str, keys: list[str], experiment: str | None = None,
+                 dataset: str | None = "fashion-mnist") -> pd.DataFrame:
     """The newest FINISHED run per combination of ``keys`` (param names; ``feature`` uses its label)."""
-    df = runs(step, experiment)
+    df = runs(step, experiment, dataset)
     if df.empty:
         return df
     df = df.copy()
@@ -60,9 +61,9 @@ def latest_cells(step: str, keys: list[str], experiment: str | None = None) -> p
 
 
 def comparison_table(metric: str = "test_accuracy", experiment: str | None = None, percent: bool = True,
-                     averages: bool = True) -> pd.DataFrame:
+                     averages: bool = True, dataset: str | None = "fashion-mnist") -> pd.DataFrame:
     """Models as rows, features as columns (the report's form), with row and column averages."""
-    cells = latest_cells("classify", ["model", "feature"], experiment)
+    cells = latest_cells("classify", ["model", "feature"], experiment, dataset)
     if cells.empty or f"metrics.{metric}" not in cells.columns:
         return pd.DataFrame(index=pd.Index([], name="model"))
     table = cells.pivot_table(index="model", columns="feature", values=f"metrics.{metric}", aggfunc="first")

@@ -104,9 +104,13 @@ def reap_dead_runs() -> list[str]:
 
 
 def _ensure_experiment() -> None:
-    if os.environ.get("MLFLOW_EXPERIMENT_NAME") or os.environ.get("MLFLOW_EXPERIMENT_ID"):
-        return  # mlflow reads these itself
-    mlflow.set_experiment(DEFAULT_EXPERIMENT)
+    if os.environ.get("MLFLOW_EXPERIMENT_ID"):
+        return  # mlflow reads it itself
+    # Not left to mlflow's own MLFLOW_EXPERIMENT_NAME lookup: it fails when another process creates the
+    # experiment at the same moment (RESOURCE_ALREADY_EXISTS); see create_experiment_once below.
+    name = os.environ.get("MLFLOW_EXPERIMENT_NAME") or DEFAULT_EXPERIMENT
+    create_experiment_once(name)
+    mlflow.set_experiment(name)
 
 
 def _git_commit() -> str:
@@ -244,7 +248,8 @@ def log_numpy_input(features, targets, *, name: str, digest: str, source: str, c
     local = next(s for s in get_registered_sources() if s.__name__ == "LocalArtifactDatasetSource")
     src = local(str(Path(source).resolve())) if source and Path(source).exists() else local("synthetic")
     ds = from_numpy(features=features, targets=targets, source=src, name=name, digest=digest[:36])
-    mlflow.log_input(ds, context=context)
+    # Two processes logging the same dataset at once race on its row: retry, the second then links to it.
+    retry_on_conflict(lambda: mlflow.log_input(ds, context=context))
 
 
 def pinned_requirements(*packages: str) -> list[str]:
@@ -261,13 +266,16 @@ def pinned_requirements(*packages: str) -> list[str]:
     return out
 
 
-def log_sklearn_model(model, *, name: str, input_example) -> None:
+def log_sklearn_model(model, *, name: str, input_example, trusted_types: list[str] | None = None) -> None:
+    """A fitted scikit-learn model with signature. ``trusted_types``: types skops (MLflow's format) refuses
+    by default, e.g. tree nodes; they go into the MLmodel file, so ``mlflow.sklearn.load_model`` just works."""
     import mlflow.sklearn
     from mlflow.models import infer_signature
 
     signature = infer_signature(input_example, model.predict(input_example))
     mlflow.sklearn.log_model(model, name=name, signature=signature, input_example=input_example,
-                             pip_requirements=pinned_requirements("scikit-learn", "scipy"))
+                             pip_requirements=pinned_requirements("scikit-learn", "scipy", "skops"),
+                             skops_trusted_types=list(trusted_types or []) or None)
 
 
 def log_pytorch_model(model, *, name: str, input_example) -> None:
@@ -354,7 +362,13 @@ def reopen_run(run_id: str) -> Iterator[str]:
 
     Nests under the active run if there is one; ``MLFLOW_RUN_ID`` is ignored (``run_id`` wins).
     """
+    import socket
+
+    if mlflow.active_run() is None:
+        check_store()
     r = mlflow.start_run(run_id=run_id, nested=mlflow.active_run() is not None)
+    # This process owns the run now: reap_dead_runs must look at our pid, not the dead one's.
+    mlflow.set_tags({"fmnist.pid": os.getpid(), "fmnist.host": socket.gethostname()})
     try:
         yield r.info.run_id
     except KeyboardInterrupt:
@@ -395,22 +409,6 @@ def run_exists(run_id: str) -> bool:
         return False
     return True
 
-
-
-def log_sklearn_pipeline(model, *, name: str, input_example, trusted_types: list[str] | None = None) -> None:
-    """``log_sklearn_model`` for pipelines of scikit-learn parts only: requirements pinned, not inferred.
-
-    Inferring them loads the model again in a subprocess (seconds per run). ``trusted_types``: types
-    skops refuses by default (tree nodes); they go into the MLmodel file, so ``load_model`` just works.
-    """
-    import mlflow.sklearn
-    from mlflow.models import infer_signature
-    from mlflow.utils.requirements_utils import _get_pinned_requirement
-
-    reqs = [_get_pinned_requirement(p) for p in ("mlflow", "numpy", "scipy", "scikit-learn", "skops")]
-    signature = infer_signature(input_example, model.predict(input_example))
-    mlflow.sklearn.log_model(model, name=name, signature=signature, input_example=input_example,
-                             pip_requirements=reqs, skops_trusted_types=list(trusted_types or []) or None)
 
 
 # ------------------------------------------------------------------------------ concurrent sqlite
@@ -466,16 +464,37 @@ def _install_sqlite_guard() -> None:
 _install_sqlite_guard()
 
 
-def log_pytorch_model_pinned(model, *, name: str, input_example, pip_requirements: list[str]) -> None:
-    """``log_pytorch_model`` with the requirements given: MLflow's inference of them (a subprocess that
-    imports torch) costs ~10 s per model, more than the small models it would describe."""
-    import mlflow.pytorch
-    import torch
-    from mlflow.models import infer_signature
+def create_experiment_once(name: str) -> None:
+    """Create the experiment unless it exists; losing the race to another process that creates it is fine."""
+    from mlflow.exceptions import MlflowException
 
-    model = model.cpu().eval()
-    with torch.inference_mode():
-        out = model(torch.as_tensor(input_example)).numpy()
-    signature = infer_signature(input_example, out)
-    mlflow.pytorch.log_model(model, name=name, signature=signature, input_example=input_example,
-                             pip_requirements=pip_requirements)
+    client = _client()
+    if client.get_experiment_by_name(name) is not None:
+        return
+    try:
+        client.create_experiment(name)
+    except MlflowException as e:
+        if e.error_code != "RESOURCE_ALREADY_EXISTS":
+            raise
+
+
+# Messages of a write that lost a race to an identical concurrent write (PostgreSQL, sqlite, MySQL).
+_CONFLICT_MARKERS = ("UniqueViolation", "duplicate key value", "UNIQUE constraint failed", "Duplicate entry")
+
+
+def retry_on_conflict(fn, attempts: int = 5, delay: float = 0.2):
+    """Call ``fn``; retry when the store rejected it because a concurrent identical write got there first.
+
+    MLflow's "get or create" writes (e.g. ``log_input``'s dataset row) are not atomic across processes.
+    """
+    import time
+
+    from mlflow.exceptions import MlflowException
+
+    for attempt in range(attempts):
+        try:
+            return fn()
+        except MlflowException as e:
+            if attempt == attempts - 1 or not any(m in str(e) for m in _CONFLICT_MARKERS):
+                raise
+            time.sleep(delay * (attempt + 1))

@@ -79,7 +79,7 @@ def test_second_run_hits_the_cache_for_every_step(tiny_study):
     assert {r.status for r in second if r.step != "report"} == {"cached"}
     assert [r.run_id for r in first if r.step != "report"] == [r.run_id for r in second if r.step != "report"]
     # the report's table equals the runs' own metrics
-    table = report.comparison_table(experiment="fmnist")
+    table = report.comparison_table(experiment="fmnist", dataset="synthetic")
     for r in first:
         if r.step == "classify":
             f, m = r.cell.split("/")

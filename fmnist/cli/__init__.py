@@ -11,10 +11,22 @@ import click
 from ..errors import FmnistError
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is now (test runners and notebooks swap it)."""
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value) -> None:
+        pass
+
+
 def setup_logging() -> None:
     log = logging.getLogger("fmnist")
     if not log.handlers:  # only our logger: kymatio and friends log chatter on the root logger
-        h = logging.StreamHandler(sys.stderr)
+        h = _StderrHandler()
         h.setFormatter(logging.Formatter("[fmnist] %(message)s"))
         log.addHandler(h)
         log.setLevel(logging.INFO)
@@ -50,6 +62,11 @@ def run_cli(command: click.Command, args: list[str] | None = None, prog_name: st
         _fail(str(e), 1)
     except KeyboardInterrupt:
         _fail("interrupted", 130)
+    except Exception as e:  # anything unexpected (disk full, store errors): still one line
+        if os.environ.get("FMNIST_DEBUG"):
+            raise
+        msg = str(e).strip().splitlines()
+        _fail(f"{type(e).__name__}: {msg[0] if msg else ''} (set FMNIST_DEBUG=1 for the traceback)", 1)
     sys.exit(rv if isinstance(rv, int) else 0)
 
 
@@ -59,9 +76,19 @@ def cli() -> None:
     """Feature extraction and transfer learning on Fashion-MNIST, tracked with MLflow."""
 
 
+from .classify import classify  # noqa: E402
 from .extract import extract  # noqa: E402
+from .finetune import finetune  # noqa: E402
+from .report import report  # noqa: E402
+from .study import study  # noqa: E402
+from .visualize import visualize  # noqa: E402
 
+cli.add_command(classify)
 cli.add_command(extract)
+cli.add_command(finetune)
+cli.add_command(report)
+cli.add_command(study)
+cli.add_command(visualize)
 
 
 def main() -> None:

@@ -1,0 +1,53 @@
+"""Fine-tuning throughput (training images/s) on the real data, CPU unless --device says otherwise.
+
+    python bench/finetune.py [--data-dir ../shared/data/fashion-mnist] [--n 1024] [--device cpu]
+
+Each configuration trains one epoch of ``--n`` images (random-init ResNet-18, augmentation on) after a
+warm-up pass, and prints the training images/s and the seconds a 54k-image epoch would take at that rate.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+import torch
+
+from fmnist.data import default_data_dir, load_dataset, stratified_indices
+from fmnist.finetune import FitConfig, SplitData, fit
+from fmnist.weights import build_resnet18, resolve_weights
+
+CONFIGS = [("full", 32), ("full", 64), ("last_layer", 32), ("last_layer", 64)]
+EPOCH_IMAGES = 54000  # the training split after carving 10% validation
+
+
+def _shared() -> Path | None:
+    p = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "fashion-mnist"
+    return p if p.is_dir() else None
+
+
+@click.command()
+@click.option("--data-dir", default=None, help="Folder with the IDX files [default: ../shared or $FMNIST_DATA_DIR].")
+@click.option("--n", "n", type=int, default=1024, show_default=True, help="Training images per configuration.")
+@click.option("--batch-size", type=int, default=128, show_default=True)
+@click.option("--device", default="cpu", show_default=True)
+def main(data_dir, n, batch_size, device):
+    ds = load_dataset(data_dir=data_dir or _shared() or default_data_dir(None))
+    idx = stratified_indices(ds.y_train, n + 100, seed=0)
+    x, y = ds.x_train[idx], ds.y_train[idx]
+    split = SplitData(x[:n], y[:n], x[n:], y[n:])
+    warm = SplitData(x[:batch_size], y[:batch_size], x[n:], y[n:])
+    w = resolve_weights("none")
+    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, device {device}, batch {batch_size}, "
+          f"{n} images per config")
+    print(f"{'mode':11} {'image_size':>10} {'train img/s':>12} {'s per 54k epoch':>16}")
+    for mode, size in CONFIGS:
+        cfg = FitConfig(mode=mode, image_size=size, epochs=1, batch_size=batch_size, augment=True)
+        fit(build_resnet18(w, num_classes=10), warm, cfg, device=device, progress=False)  # allocator/oneDNN warm-up
+        res = fit(build_resnet18(w, num_classes=10), split, cfg, device=device, progress=False)
+        ips = res.history[0]["images_per_second"]
+        print(f"{mode:11} {size:10d} {ips:12.0f} {EPOCH_IMAGES / ips:16.0f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

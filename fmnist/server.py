@@ -1,0 +1,416 @@
+"""A team tracking server: a private PostgreSQL cluster on loopback plus ``mlflow server`` with proxied artifacts.
+
+    python -m fmnist.server start     # prints `export MLFLOW_TRACKING_URI=http://127.0.0.1:5050`
+    python -m fmnist.server status
+    python -m fmnist.server stop [--purge]
+
+State (ports, pids, the generated database password) lives in ``--dir`` (default ``.fmnist/server``);
+the cluster in ``<dir>/pg`` and artifacts in ``<dir>/artifacts`` unless told otherwise. MLflow runs as
+the ``mlflow`` CLI in a subprocess (only ``fmnist.tracking`` imports mlflow).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pwd
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import click
+
+from .errors import FmnistError
+
+DEFAULT_DIR = ".fmnist/server"
+DEFAULT_PORT = 5050
+DEFAULT_PG_PORT = 55432
+DB_USER = "fmnist"
+DB_NAME = "mlflow"
+STATE_FILE = "server.json"
+
+
+class ServerError(FmnistError):
+    """The team server could not be started, reached or stopped."""
+
+
+@dataclass
+class ServerState:
+    dir: str
+    host: str
+    port: int
+    pg_port: int
+    pg_dir: str
+    artifacts: str
+    mlflow_pid: int
+    started: float
+
+    @property
+    def tracking_uri(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def pgdata(self) -> Path:
+        return Path(self.pg_dir) / "data"
+
+
+# ------------------------------------------------------------------------------------------ helpers
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _port_in_use(host: str, port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.5)
+        return s.connect_ex((host, port)) == 0
+
+
+def pg_bindir() -> Path:
+    """PostgreSQL's server binaries: ``$FMNIST_PG_BINDIR``, else Debian's newest ``/usr/lib/postgresql/N/bin``."""
+    env = os.environ.get("FMNIST_PG_BINDIR")
+    candidates = [Path(env)] if env else []
+    debian = sorted(Path("/usr/lib/postgresql").glob("*/bin"), key=lambda p: _version(p.parent.name), reverse=True)
+    candidates += debian
+    which = shutil.which("initdb")
+    if which:
+        candidates.append(Path(which).resolve().parent)
+    for c in candidates:
+        if (c / "initdb").exists() and (c / "pg_ctl").exists():
+            return c
+    raise ServerError("PostgreSQL not found (no initdb/pg_ctl in /usr/lib/postgresql/*/bin or on PATH); "
+                      "install it (Debian: apt-get install postgresql) or set FMNIST_PG_BINDIR")
+
+
+def _version(name: str) -> tuple:
+    return tuple(int(x) for x in name.split(".") if x.isdigit())
+
+
+def _mlflow_exe() -> str:
+    exe = Path(sys.executable).parent / "mlflow"
+    return str(exe) if exe.exists() else (shutil.which("mlflow") or "mlflow")
+
+
+def _as_postgres(cmd: list[str]) -> list[str]:
+    """PostgreSQL refuses to run as root: as root, run it as the ``postgres`` system user."""
+    if os.geteuid() != 0:
+        return cmd
+    try:
+        pwd.getpwnam("postgres")
+    except KeyError:
+        raise ServerError("running as root but there is no 'postgres' user to run PostgreSQL as") from None
+    return ["runuser", "-u", "postgres", "--", *cmd]
+
+
+def _run(cmd: list[str], *, env: dict | None = None, timeout: float = 120, log: Path | None = None) -> str:
+    """Run a command; a failure is one line naming the program, with its last words (and its log's)."""
+    name = Path(cmd[4] if cmd[0] == "runuser" else cmd[0]).name
+    try:
+        p = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise ServerError(f"{name} timed out after {timeout:.0f}s" + (f": {_tail(log, 2)}" if log else "")) from None
+    if p.returncode != 0:
+        last = (p.stderr.strip() or p.stdout.strip()).splitlines()[-1:] or [""]
+        raise ServerError(f"{name} failed: {last[0]}" + (f" ({log.name}: {_tail(log, 2)})" if log else ""))
+    return p.stdout
+
+
+def _tail(path: Path, n: int = 5) -> str:
+    try:
+        return " | ".join(path.read_text(errors="replace").strip().splitlines()[-n:])
+    except OSError:
+        return ""
+
+
+def _pg_env(password: str) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+    env["PGPASSWORD"] = password
+    return env
+
+
+# --------------------------------------------------------------------------------------- postgres
+
+
+def _password(state_dir: Path) -> str:
+    """The database password, generated once and kept owner-readable in the state folder."""
+    f = state_dir / "pg.password"
+    if not f.exists():
+        f.touch(mode=0o600)
+        f.write_text(secrets.token_urlsafe(24))
+    return f.read_text().strip()
+
+
+def backend_uri(pg_port: int) -> str:
+    """The store URI, without the password: libpq reads it from ``PGPASSFILE`` (a URI shows in ``ps``)."""
+    # SQLAlchemy 2.1 defaults postgresql:// to psycopg 3: name the driver we install (psycopg2-binary).
+    return f"postgresql+psycopg2://{DB_USER}@127.0.0.1:{pg_port}/{DB_NAME}"
+
+
+def _pgpass(state_dir: Path, pg_port: int) -> Path:
+    """A libpq password file (owner-only, or libpq ignores it) for the server's database connections."""
+    f = state_dir / "pgpass"
+    f.unlink(missing_ok=True)
+    f.touch(mode=0o600)
+    f.write_text(f"127.0.0.1:{pg_port}:{DB_NAME}:{DB_USER}:{_password(state_dir)}\n")
+    return f
+
+
+def start_postgres(state_dir: Path, pg_dir: Path, pg_port: int) -> None:
+    """initdb on first use, then start the cluster on 127.0.0.1:``pg_port`` and create the database."""
+    bindir = pg_bindir()
+    password = _password(state_dir)
+    pg_dir.mkdir(parents=True, exist_ok=True)
+    if os.geteuid() == 0:
+        pw = pwd.getpwnam("postgres")
+        os.chown(pg_dir, pw.pw_uid, pw.pw_gid)
+        pg_dir.chmod(0o700)
+        if subprocess.run(_as_postgres(["test", "-w", str(pg_dir)])).returncode != 0:
+            raise ServerError(f"the postgres user cannot write {pg_dir} (a parent folder is private?); "
+                              f"pass --pg-dir somewhere it can reach, e.g. /var/tmp/fmnist-pg")
+    pgdata = pg_dir / "data"
+    if not (pgdata / "PG_VERSION").exists():
+        # initdb reads the superuser's password from a file: a private one in the cluster folder, removed after.
+        pwfile = pg_dir / ".initdb-pw"
+        pwfile.touch(mode=0o600)
+        pwfile.write_text(password + "\n")
+        if os.geteuid() == 0:
+            os.chown(pwfile, pw.pw_uid, pw.pw_gid)
+        try:
+            _run(_as_postgres([str(bindir / "initdb"), "-D", str(pgdata), "-U", DB_USER, f"--pwfile={pwfile}",
+                               "--auth-host=scram-sha-256", "--auth-local=scram-sha-256", "-E", "UTF8",
+                               "--no-locale"]))
+        finally:
+            pwfile.unlink(missing_ok=True)
+    if _port_in_use("127.0.0.1", pg_port):
+        raise ServerError(f"port {pg_port} on 127.0.0.1 is already in use; choose another with --pg-port")
+    # TCP on loopback only; no Unix socket (its path length and folder permissions vary by machine).
+    opts = f"-c listen_addresses=127.0.0.1 -c port={pg_port} -c unix_socket_directories='' -c max_connections=100"
+    log = pg_dir / "postgres.log"
+    _run(_as_postgres([str(bindir / "pg_ctl"), "-D", str(pgdata), "-l", str(log), "-w", "-t", "60", "-o", opts,
+                       "start"]), timeout=90, log=log)
+    psql = [str(bindir / "psql") if (bindir / "psql").exists() else "psql",
+            "-h", "127.0.0.1", "-p", str(pg_port), "-U", DB_USER, "-d", "postgres", "-tA", "-v", "ON_ERROR_STOP=1"]
+    env = _pg_env(password)
+    if _run([*psql, "-c", f"select 1 from pg_database where datname = '{DB_NAME}'"], env=env).strip() != "1":
+        _run([*psql, "-c", f"create database {DB_NAME}"], env=env)
+
+
+def stop_postgres(pg_dir: Path) -> None:
+    pgdata = pg_dir / "data"
+    if not (pgdata / "postmaster.pid").exists():
+        return
+    _run(_as_postgres([str(pg_bindir() / "pg_ctl"), "-D", str(pgdata), "-m", "fast", "-w", "-t", "60", "stop"]),
+         timeout=90)
+
+
+# ----------------------------------------------------------------------------------------- mlflow
+
+
+def _healthy(uri: str, timeout: float = 2.0) -> bool:
+    try:
+        with urllib.request.urlopen(f"{uri}/health", timeout=timeout) as r:
+            return r.status == 200
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie child of this process is dead for our purposes.
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][0] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
+def start(*, state_dir: str | os.PathLike = DEFAULT_DIR, host: str = "127.0.0.1", port: int = DEFAULT_PORT,
+          pg_port: int = DEFAULT_PG_PORT, pg_dir: str | os.PathLike | None = None,
+          artifacts: str | os.PathLike | None = None, workers: int = 2, timeout: float = 180) -> ServerState:
+    """Start PostgreSQL and ``mlflow server`` (proxied artifacts), wait for ``/health``; return the state."""
+    d = Path(state_dir).resolve()
+    d.mkdir(parents=True, exist_ok=True)
+    if (d / STATE_FILE).exists():
+        old = load_state(d)
+        if _alive(old.mlflow_pid) and _healthy(old.tracking_uri):
+            raise ServerError(f"already running at {old.tracking_uri} (pid {old.mlflow_pid}); stop it first")
+        stop(state_dir=d)  # stale state from a crash: clean up before starting again
+    pg = Path(pg_dir).resolve() if pg_dir else d / "pg"
+    art = Path(artifacts).resolve() if artifacts else d / "artifacts"
+    art.mkdir(parents=True, exist_ok=True)
+    if _port_in_use(host, port):
+        raise ServerError(f"port {port} on {host} is already in use; choose another with --port")
+    try:
+        start_postgres(d, pg, pg_port)
+    except BaseException:
+        stop_postgres(pg)  # started but the database could not be created: leave nothing running
+        raise
+    cmd = [_mlflow_exe(), "server", "--backend-store-uri", backend_uri(pg_port),
+           "--artifacts-destination", str(art), "--serve-artifacts", "--host", host, "--port", str(port),
+           "--workers", str(workers)]
+    env = {**os.environ, "PGPASSFILE": str(_pgpass(d, pg_port))}
+    # The job runner (8 worker processes) serves GenAI features this study does not use.
+    env.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
+    log = open(d / "mlflow.log", "ab")
+    try:
+        # Its own session: stop() ends the server and its workers as one process group.
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                start_new_session=True, cwd=d, env=env)
+    except BaseException:
+        stop_postgres(pg)
+        raise
+    finally:
+        log.close()
+    state = ServerState(str(d), host, port, pg_port, str(pg), str(art), proc.pid, time.time())
+    (d / STATE_FILE).write_text(json.dumps(asdict(state), indent=1))
+    deadline = time.monotonic() + timeout
+    while not _healthy(state.tracking_uri):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            why = f"exited with {proc.returncode}" if proc.poll() is not None else f"not healthy after {timeout:.0f}s"
+            stop(state_dir=d)
+            raise ServerError(f"mlflow server {why}: {_tail(d / 'mlflow.log', 3)}")
+        time.sleep(0.5)
+    return state
+
+
+def load_state(state_dir: str | os.PathLike = DEFAULT_DIR) -> ServerState:
+    f = Path(state_dir).resolve() / STATE_FILE
+    if not f.exists():
+        raise ServerError(f"no server state in {f.parent} (not started, or already stopped)")
+    return ServerState(**json.loads(f.read_text()))
+
+
+def stop(*, state_dir: str | os.PathLike = DEFAULT_DIR, purge: bool = False, timeout: float = 30) -> bool:
+    """Stop ``mlflow server`` (its process group) and PostgreSQL; ``purge`` also deletes the data and artifacts.
+
+    Returns False when nothing was running.
+    """
+    d = Path(state_dir).resolve()
+    try:
+        st = load_state(d)
+    except ServerError:
+        return False
+    if _alive(st.mlflow_pid):
+        try:
+            os.killpg(st.mlflow_pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        deadline = time.monotonic() + timeout
+        while _alive(st.mlflow_pid) and time.monotonic() < deadline:
+            _reap(st.mlflow_pid)
+            time.sleep(0.2)
+        if _alive(st.mlflow_pid):
+            try:
+                os.killpg(st.mlflow_pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        _reap(st.mlflow_pid)
+    stop_postgres(Path(st.pg_dir))
+    (d / STATE_FILE).unlink(missing_ok=True)
+    if purge:
+        shutil.rmtree(st.pg_dir, ignore_errors=True)
+        shutil.rmtree(st.artifacts, ignore_errors=True)
+        (d / "pg.password").unlink(missing_ok=True)
+        (d / "pgpass").unlink(missing_ok=True)
+    return True
+
+
+def _reap(pid: int) -> None:
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass  # not our child (started by another process): nothing to reap
+
+
+def status(state_dir: str | os.PathLike = DEFAULT_DIR) -> dict:
+    st = load_state(state_dir)
+    return {"tracking_uri": st.tracking_uri, "mlflow_pid": st.mlflow_pid, "mlflow_alive": _alive(st.mlflow_pid),
+            "healthy": _healthy(st.tracking_uri), "pg_port": st.pg_port,
+            "postgres_running": (st.pgdata / "postmaster.pid").exists(), "artifacts": st.artifacts}
+
+
+# -------------------------------------------------------------------------------------------- CLI
+
+_dir_option = click.option("--dir", "state_dir", default=lambda: os.environ.get("FMNIST_SERVER_DIR", DEFAULT_DIR),
+                           show_default=f"$FMNIST_SERVER_DIR or {DEFAULT_DIR}", help="State folder.")
+
+
+@click.group()
+def cli() -> None:
+    """The team tracking server (PostgreSQL + mlflow server on loopback)."""
+
+
+@cli.command("start")
+@_dir_option
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address mlflow server listens on.")
+@click.option("--port", type=int, default=lambda: int(os.environ.get("FMNIST_SERVER_PORT", DEFAULT_PORT)),
+              show_default=f"$FMNIST_SERVER_PORT or {DEFAULT_PORT}", help="mlflow server port.")
+@click.option("--pg-port", type=int, default=lambda: int(os.environ.get("FMNIST_PG_PORT", DEFAULT_PG_PORT)),
+              show_default=f"$FMNIST_PG_PORT or {DEFAULT_PG_PORT}", help="PostgreSQL port (127.0.0.1 only).")
+@click.option("--pg-dir", default="", help="PostgreSQL cluster folder [default: <dir>/pg].")
+@click.option("--artifacts", default="", help="Artifact store folder the server proxies [default: <dir>/artifacts].")
+@click.option("--workers", type=click.IntRange(min=1), default=2, show_default=True, help="mlflow server workers.")
+def _start(state_dir, host, port, pg_port, pg_dir, artifacts, workers) -> None:
+    """Start PostgreSQL and mlflow server; print the MLFLOW_TRACKING_URI export line."""
+    t0 = time.perf_counter()
+    st = start(state_dir=state_dir, host=host, port=port, pg_port=pg_port, pg_dir=pg_dir or None,
+               artifacts=artifacts or None, workers=workers)
+    click.echo(f"[fmnist] tracking server healthy at {st.tracking_uri} (PostgreSQL on 127.0.0.1:{st.pg_port}, "
+               f"artifacts in {st.artifacts}) in {time.perf_counter() - t0:.1f}s", err=True)
+    click.echo(f"export MLFLOW_TRACKING_URI={st.tracking_uri}")
+
+
+@cli.command("stop")
+@_dir_option
+@click.option("--purge", is_flag=True, help="Also delete the database cluster and the artifacts.")
+def _stop(state_dir, purge) -> None:
+    """Stop mlflow server and PostgreSQL."""
+    click.echo("[fmnist] stopped" if stop(state_dir=state_dir, purge=purge) else "[fmnist] not running", err=True)
+
+
+@cli.command("status")
+@_dir_option
+def _status(state_dir) -> None:
+    """Print the server's state; exit 1 unless it is healthy."""
+    s = status(state_dir)
+    for k, v in s.items():
+        click.echo(f"{k}: {v}")
+    if not s["healthy"]:
+        raise SystemExit(1)
+
+
+def main() -> None:
+    # Not fmnist.cli.run_cli: that imports every command (torch...), seconds of start-up for a launcher.
+    try:
+        cli.main(prog_name="python -m fmnist.server", standalone_mode=False)
+    except click.ClickException as e:
+        click.echo(f"fmnist.server: error: {e.format_message()}", err=True)
+        sys.exit(e.exit_code or 2)
+    except click.exceptions.Exit as e:
+        sys.exit(e.exit_code)
+    except (click.Abort, KeyboardInterrupt):
+        click.echo("fmnist.server: error: interrupted", err=True)
+        sys.exit(130)
+    except FmnistError as e:
+        click.echo(f"fmnist.server: error: {' '.join(str(e).split())}", err=True)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,129 @@
+"""Helpers for tests that run the ``fmnist`` CLI against real tracking stores: sqlite and the team server.
+
+The team server (PostgreSQL + ``mlflow server``) is started once per session and shared by every module
+that asks for it (reference-counted), so test_server.py and test_concurrency.py pay its start-up once.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+SCRIPT = ROOT / "scripts" / "team_server.sh"
+RUN_ID = re.compile(r"\(run ([0-9a-f]{32})\)")
+
+
+def fmnist_env(tracking_uri: str, experiment: str, data_dir: Path) -> dict[str, str]:
+    env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_uri, "MLFLOW_EXPERIMENT_NAME": experiment,
+           "FMNIST_DATA_DIR": str(data_dir), "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+           "PYTHONUNBUFFERED": "1"}
+    for var in ("MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_ID"):
+        env.pop(var, None)
+    return env
+
+
+def fmnist(args: list[str], env: dict, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess:
+    """Run the ``fmnist`` CLI to completion."""
+    return subprocess.run([str(BIN / "fmnist"), *args], env=env, cwd=cwd, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def fmnist_at_once(commands: list[list[str]], env: dict, cwd: Path, timeout: float = 300) -> list[dict]:
+    """Start every command before waiting for any; return rc/stdout/stderr/seconds for each."""
+    t0 = time.perf_counter()
+    procs = [subprocess.Popen([str(BIN / "fmnist"), *args], env=env, cwd=cwd, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for args in commands]
+    out = []
+    try:
+        for p in procs:
+            stdout, stderr = p.communicate(timeout=max(1.0, timeout - (time.perf_counter() - t0)))
+            out.append({"rc": p.returncode, "stdout": stdout, "stderr": stderr,
+                        "seconds": time.perf_counter() - t0})
+    finally:
+        for p in procs:  # a timeout above: no orphan keeps writing to the store
+            if p.poll() is None:
+                p.kill()
+                p.wait(10)
+    return out
+
+
+def run_ids_in(stderr: str) -> list[str]:
+    """The run ids a step reported in its log lines (``... (run <id>)``)."""
+    return RUN_ID.findall(stderr)
+
+
+# ------------------------------------------------------------------------------------- team server
+
+
+def postgres_missing() -> str | None:
+    """Why the team server cannot start here, or None."""
+    from fmnist.errors import FmnistError
+    from fmnist.server import pg_bindir
+
+    try:
+        pg_bindir()
+    except FmnistError as e:
+        return str(e)
+    try:
+        import psycopg2  # noqa: F401
+    except ImportError:
+        return "psycopg2 is not installed (pip install psycopg2-binary)"
+    return None
+
+
+@dataclass
+class TeamServer:
+    uri: str
+    state_dir: Path
+    artifacts: Path
+    start_seconds: float
+    start_output: str
+
+
+_shared: dict = {"server": None, "users": 0}
+
+
+def acquire_team_server(tmp_root: Path) -> TeamServer:
+    """Start (once) PostgreSQL + mlflow server through scripts/team_server.sh on free loopback ports."""
+    why = postgres_missing()
+    if why:
+        pytest.skip(f"team server tests need PostgreSQL: {why}")
+    if _shared["server"] is None:
+        from fmnist.server import free_port
+
+        state = tmp_root / "team-server"
+        # As root the cluster belongs to the postgres user: it needs a folder it can reach, and pytest's
+        # tmp folders are private (0700), so the cluster goes in its own /tmp folder.
+        pg_dir = Path(tempfile.mkdtemp(prefix="fmnist-test-pg-"))
+        port, pg_port = free_port(), free_port()
+        t0 = time.perf_counter()
+        p = subprocess.run([str(SCRIPT), "start", "--dir", str(state), "--port", str(port), "--pg-port",
+                            str(pg_port), "--pg-dir", str(pg_dir), "--workers", "2"],
+                           capture_output=True, text=True, timeout=240)
+        seconds = time.perf_counter() - t0
+        if p.returncode != 0:
+            subprocess.run([str(SCRIPT), "stop", "--dir", str(state), "--purge"], capture_output=True, timeout=120)
+            raise RuntimeError(f"team server did not start: {p.stderr[-2000:]}")
+        uri = p.stdout.strip().removeprefix("export MLFLOW_TRACKING_URI=")
+        _shared["server"] = TeamServer(uri, state, state / "artifacts", seconds, p.stdout + p.stderr)
+    _shared["users"] += 1
+    return _shared["server"]
+
+
+def release_team_server() -> None:
+    _shared["users"] -= 1
+    if _shared["users"] == 0 and _shared["server"] is not None:
+        srv, _shared["server"] = _shared["server"], None
+        p = subprocess.run([str(SCRIPT), "stop", "--dir", str(srv.state_dir), "--purge"],
+                           capture_output=True, text=True, timeout=120)
+        assert p.returncode == 0, p.stderr

@@ -1,0 +1,195 @@
+"""Fine-tuning library on a tiny synthetic set (CPU, 16-32 px): registries, freezing, checkpoints, resume."""
+
+import numpy as np
+import pytest
+import torch
+
+from fmnist.data import synthetic_dataset, train_val_split
+from fmnist.errors import ChoiceError, ParamError
+from fmnist.finetune import (MODES, OPTIMIZERS, SCHEDULES, FitConfig, SplitData, augment_batch, export_model, fit,
+                             load_checkpoint, predict)
+from fmnist.finetune.checkpoint import checkpoint_epoch
+from fmnist.finetune.optim import build_optimizer, build_schedule, param_groups
+from fmnist.weights import build_resnet18, imagenet_preprocess, resolve_weights
+
+FAST = dict(image_size=16, batch_size=32, lr=0.05, augment=True)
+
+
+@pytest.fixture(scope="module")
+def split():
+    ds = synthetic_dataset(n_train=100, n_test=40)
+    tr, va = train_val_split(ds.y_train, 0.25, 0)
+    return SplitData(ds.x_train[tr], ds.y_train[tr], ds.x_train[va], ds.y_train[va], ds.x_test, ds.y_test)
+
+
+def model():
+    return build_resnet18(resolve_weights("none"), num_classes=10)
+
+
+def state(m):
+    return {k: v.detach().clone() for k, v in m.state_dict().items()}
+
+
+def test_one_epoch_runs_on_cpu(split):
+    res = fit(model(), split, FitConfig(epochs=1, test_curve=True, **FAST), device="cpu", progress=False)
+    (rec,) = res.history
+    assert set(rec) == {"train_loss", "train_accuracy", "val_accuracy", "test_accuracy_curve", "epoch_seconds",
+                        "images_per_second"}
+    assert np.isfinite(rec["train_loss"]) and 0 <= rec["val_accuracy"] <= 1 and rec["images_per_second"] > 0
+    assert res.best_epoch == 1 and res.best_val_accuracy == rec["val_accuracy"] and res.start_epoch == 1
+    pred = predict(res.model, split.x_val, image_size=16, device="cpu")
+    assert pred.dtype == np.int64 and np.mean(pred == split.y_val) == pytest.approx(rec["val_accuracy"])
+
+
+def test_num_workers_change_speed_not_results(split):
+    cfg = FitConfig(epochs=1, **FAST)
+    a = fit(model(), split, cfg, device="cpu", progress=False, num_workers=0)
+    b = fit(model(), split, cfg, device="cpu", progress=False, num_workers=1)
+    assert a.history[0]["train_loss"] == b.history[0]["train_loss"]
+    assert all(torch.equal(x, y) for x, y in zip(a.model.state_dict().values(), b.model.state_dict().values()))
+
+
+def test_full_mode_learns_the_synthetic_classes(split):
+    res = fit(model(), split, FitConfig(epochs=3, **{**FAST, "augment": False}), device="cpu", progress=False)
+    losses = [h["train_loss"] for h in res.history]
+    assert losses[-1] < losses[0] and res.history[-1]["train_accuracy"] >= 0.6, res.history  # chance: 0.1
+
+
+@pytest.mark.parametrize("mode", MODES.names())
+def test_frozen_parameters_and_bn_statistics_do_not_change(split, mode):
+    m = model()
+    before = state(m)
+    fit(m, split, FitConfig(mode=mode, epochs=1, **FAST), device="cpu", progress=False)
+    after = m.state_dict()
+    changed = {k for k in before if not torch.equal(before[k], after[k])}
+    bn_buffers = {k for k in before if "running_" in k or "num_batches_tracked" in k}
+    if mode == "last_layer":
+        assert changed == {"fc.weight", "fc.bias"}  # backbone weights and BatchNorm running stats untouched
+        assert all(not p.requires_grad for n, p in m.named_parameters() if not n.startswith("fc."))
+    else:
+        assert bn_buffers <= changed and "conv1.weight" in changed and "fc.weight" in changed
+
+
+def test_checkpoint_round_trip_restores_identical_state(split, tmp_path):
+    m = model()
+    res = fit(m, split, FitConfig(epochs=1, **FAST), device="cpu", progress=False, checkpoint_to=str(tmp_path),
+              checkpoint_extra={"key": "k1"})
+    assert checkpoint_epoch(tmp_path) == 1 and not list(tmp_path.glob("*.tmp"))
+    ck = load_checkpoint(tmp_path)
+    assert ck["epoch"] == 1 and ck["key"] == "k1" and ck["config"] == FitConfig(epochs=1, **FAST).as_dict()
+    assert ck["history"] == res.history and ck["best_epoch"] == 1
+    for k, v in res.model.state_dict().items():
+        assert torch.equal(ck["model"][k], v) and torch.equal(ck["best_state"][k], v)
+    fresh = model()
+    fresh.load_state_dict(ck["model"])
+    assert all(torch.equal(a, b) for a, b in zip(fresh.state_dict().values(), m.state_dict().values()))
+    opt = build_optimizer("sgd", fresh.parameters(), lr=0.05, weight_decay=5e-4)
+    opt.load_state_dict(ck["optimizer"])
+    bufs = [opt.state[p]["momentum_buffer"] for g in opt.param_groups for p in g["params"]]
+    assert len(bufs) == 62 and all(torch.isfinite(b).all() for b in bufs)
+    assert ck["scheduler"]["last_epoch"] == len(split.x_train) // 32
+    assert set(ck["rng"]) >= {"torch", "numpy", "python"}
+
+
+class Interrupt(Exception):
+    pass
+
+
+def test_resume_continues_at_the_right_epoch_and_matches_an_uninterrupted_fit(split, tmp_path):
+    cfg = FitConfig(epochs=2, **FAST)
+    full = fit(model(), split, cfg, device="cpu", progress=False)
+
+    def stop_after_first(epoch, record):
+        if epoch == 1:
+            raise Interrupt
+
+    with pytest.raises(Interrupt):
+        fit(model(), split, cfg, device="cpu", progress=False, checkpoint_to=str(tmp_path),
+            on_epoch_end=stop_after_first)
+    assert checkpoint_epoch(tmp_path) == 1
+    seen = []
+    res = fit(model(), split, cfg, device="cpu", progress=False, checkpoint_to=str(tmp_path),
+              resume_from=load_checkpoint(tmp_path), on_epoch_end=lambda e, r: seen.append(e))
+    assert res.start_epoch == 2 and seen == [2] and checkpoint_epoch(tmp_path) == 2
+    strip = [{k: v for k, v in h.items() if k not in ("epoch_seconds", "images_per_second")} for h in res.history]
+    assert strip == [{k: v for k, v in h.items() if k not in ("epoch_seconds", "images_per_second")}
+                     for h in full.history]
+    assert res.best_epoch == full.best_epoch
+    for (k, a), b in zip(res.model.state_dict().items(), full.model.state_dict().values()):
+        assert torch.equal(a, b), k
+
+
+def test_resume_refuses_another_configuration(split, tmp_path):
+    fit(model(), split, FitConfig(epochs=1, **FAST), device="cpu", progress=False, checkpoint_to=str(tmp_path))
+    with pytest.raises(ParamError, match="another configuration"):
+        fit(model(), split, FitConfig(epochs=2, **FAST), device="cpu", progress=False,
+            resume_from=load_checkpoint(tmp_path))
+
+
+def test_augment_shifts_and_flips_within_the_padding():
+    x = torch.zeros(64, 28, 28, dtype=torch.uint8)
+    x[:, 10, 5] = 255  # one bright pixel, off-centre so a flip is visible
+    out = augment_batch(x, padding=4, generator=torch.Generator().manual_seed(0))
+    assert out.shape == x.shape and out.dtype == torch.uint8
+    flips = 0
+    for img in out:
+        r, c = torch.nonzero(img == 255).tolist()[0] if (img == 255).any() else (None, None)
+        assert r is not None and abs(r - 10) <= 4
+        assert abs(c - 5) <= 4 or abs(c - (27 - 5)) <= 4
+        flips += abs(c - (27 - 5)) <= 4
+        assert int((img > 0).sum()) == 1
+    assert 10 < flips < 54  # about half are mirrored
+    again = augment_batch(x, padding=4, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(out, again)  # the draw depends on the generator only
+    unflipped = augment_batch(x, padding=0, generator=torch.Generator().manual_seed(1))
+    assert all(torch.equal(a, x[0]) or torch.equal(a, x[0].flip(-1)) for a in unflipped)
+
+
+@pytest.mark.parametrize("name", SCHEDULES.names())
+def test_schedules_warm_up_then_decay(name):
+    p = torch.nn.Parameter(torch.zeros(3, 3))
+    opt = build_optimizer("sgd", [p], lr=0.1, weight_decay=0.0)
+    sched = build_schedule(name, opt, total_steps=100, warmup=0.2)
+    lrs = []
+    for _ in range(100):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    peak = int(np.argmax(lrs))
+    assert 15 <= peak <= 21 and max(lrs) == pytest.approx(0.1, rel=0.05)
+    assert all(a <= b + 1e-12 for a, b in zip(lrs[:peak], lrs[1:peak + 1]))  # rising warm-up
+    assert all(a >= b - 1e-12 for a, b in zip(lrs[peak:], lrs[peak + 1:]))  # then decaying
+    assert lrs[0] < 0.02 and lrs[-1] < 0.005
+
+
+@pytest.mark.parametrize("name", OPTIMIZERS.names())
+def test_optimizers_decay_only_weights(name):
+    m = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.BatchNorm1d(3))
+    opt = build_optimizer(name, m.parameters(), lr=0.01, weight_decay=0.1)
+    decays = {tuple(p.shape): g["weight_decay"] for g in opt.param_groups for p in g["params"]}
+    assert decays == {(3, 4): 0.1, (3,): 0.0}
+    assert len(param_groups(m.parameters(), 0.1)) == 2
+
+
+@pytest.mark.parametrize("field,value,message", [
+    ("mode", "head", "unknown mode 'head'; choose one of: last_layer, full"),
+    ("optimizer", "adam", "unknown optimizer 'adam'; choose one of: sgd, adamw"),
+    ("schedule", "step", "unknown schedule 'step'; choose one of: cosine, onecycle"),
+    ("epochs", 0, "epochs must be > 0"),
+    ("lr", 0.0, "lr must be > 0"),
+    ("lr", -1.0, "lr must be > 0"),
+    ("batch_size", 0, "batch_size must be > 0"),
+])
+def test_bad_config_is_one_clear_error(field, value, message):
+    with pytest.raises((ChoiceError, ParamError)) as e:
+        FitConfig(**{field: value}).validate()
+    assert message in str(e.value) and "\n" not in str(e.value)
+
+
+def test_exported_model_takes_raw_pixels(split):
+    m = model().eval()
+    x = torch.from_numpy(split.x_val[:4]).float() / 255
+    for size in (16, 28, 32):
+        ref = m(imagenet_preprocess(x, size))
+        got = export_model(m, size)(x)
+        assert torch.allclose(got, ref, atol=1e-4), size

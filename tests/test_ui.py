@@ -1,0 +1,204 @@
+"""The MLflow UI as a person sees it: ``mlflow ui`` on loopback over a small study, in headless Chromium.
+
+Screenshots go to test-artifacts/ui/. With FMNIST_UPDATE_DOCS_SCREENSHOT=1 the runs-table shot also
+replaces docs/img/mlflow-ui.png (the README's picture).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import struct
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from conftest import REAL_DATA
+from stores import BIN, ROOT, fmnist, fmnist_at_once, fmnist_env, run_ids_in
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
+
+CHROMIUM = os.environ.get("FMNIST_CHROMIUM", "/usr/bin/chromium")
+# Offline and sandbox-free (CI containers run as root without user namespaces).
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync"]
+SHOTS = ROOT / "test-artifacts" / "ui"
+DOCS_SHOT = ROOT / "docs" / "img" / "mlflow-ui.png"
+MODELS = ["lda", "logreg"]
+
+
+def _missing() -> str | None:
+    if not Path(CHROMIUM).exists():
+        return f"Chromium not found at {CHROMIUM} (Debian: apt-get install chromium; or set FMNIST_CHROMIUM)"
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        return "the playwright Python package is not installed (pip install playwright; no browser download needed)"
+    if not (REAL_DATA / "train-images-idx3-ubyte.gz").exists():
+        return f"real Fashion-MNIST files not found in {REAL_DATA} (set FMNIST_TEST_DATA_DIR)"
+    return None
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+    """A sqlite store holding extract, classify (2 models) and visualize runs on a small real subset."""
+    why = _missing()
+    if why:
+        pytest.skip(why)
+    d = tmp_path_factory.mktemp("ui-study")
+    uri = f"sqlite:///{d / 'mlflow.db'}"
+    env = fmnist_env(uri, "fmnist", REAL_DATA)
+    common = ["--feature", "raw", "--subset", "300", "--no-progress"]
+    ex = fmnist(["extract", *common], env, d)
+    assert ex.returncode == 0, ex.stderr[-3000:]
+    steps = [["classify", *common, "--model", m, "--tune", "false", "--n-jobs", "1"] for m in MODELS]
+    steps.append(["visualize", *common, "--method", "pca", "--n-samples", "200"])
+    results = fmnist_at_once(steps, env, d)
+    for r in results:
+        assert r["rc"] == 0, r["stderr"][-3000:]
+    from mlflow import MlflowClient
+
+    client = MlflowClient(uri)
+    exp = client.get_experiment_by_name("fmnist")
+    runs = client.search_runs([exp.experiment_id])
+    visualize = next(r for r in runs if r.data.tags.get("fmnist.step") == "visualize")
+    classify = {r.data.params["model"]: r for r in runs if r.data.tags.get("fmnist.step") == "classify"}
+    assert sorted(classify) == MODELS and run_ids_in(results[0]["stderr"])[-1] == classify["lda"].info.run_id
+    png = Path(client.download_artifacts(visualize.info.run_id, "embedding.png", str(d / "dl")))
+    return {"dir": d, "uri": uri, "experiment_id": exp.experiment_id, "classify": classify,
+            "visualize": visualize, "embedding_png": png}
+
+
+@pytest.fixture(scope="module")
+def ui(study):
+    """``mlflow ui`` on a free loopback port; stopped (its whole process group) at the end."""
+    from fmnist.server import free_port
+
+    port = free_port()
+    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    log = open(study["dir"] / "ui.log", "wb")
+    proc = subprocess.Popen([str(BIN / "mlflow"), "ui", "--backend-store-uri", study["uri"], "--host", "127.0.0.1",
+                             "--port", str(port)], cwd=study["dir"], env=env, stdout=log, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                with urllib.request.urlopen(f"{base}/health", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            assert proc.poll() is None, (study["dir"] / "ui.log").read_text()[-2000:]
+            assert time.monotonic() < deadline, "mlflow ui not healthy after 120 s"
+            time.sleep(0.5)
+        yield base
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(10)
+        log.close()
+
+
+@pytest.fixture
+def page(ui):
+    from playwright.sync_api import sync_playwright
+
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
+        try:
+            pg = browser.new_page(viewport={"width": 1600, "height": 800})
+            pg.set_default_timeout(60_000)
+            yield pg
+        finally:
+            browser.close()
+
+
+def _close_assistant(page) -> None:
+    """MLflow 3 opens an assistant side panel; close it so the table gets the width."""
+    close = page.get_by_role("button", name="Close", exact=True)
+    if close.count():
+        close.first.click()
+
+
+def _toggle_column(page, name: str) -> None:
+    """Tick (or untick) a column in the runs table's "Columns" picker, as a person does: search, click its box."""
+    page.get_by_placeholder("Search columns").fill(name)
+    nodes = page.locator(".du-bois-light-tree-treenode")
+    page.wait_for_timeout(300)
+    for i in range(nodes.count()):
+        if nodes.nth(i).inner_text().strip() == name:
+            nodes.nth(i).locator(".du-bois-light-tree-checkbox").click()
+            return
+    raise AssertionError(f"no column {name!r} in the picker: {nodes.all_inner_texts()}")
+
+
+def _close(cell: str, value: float) -> bool:
+    """The UI rounds and trims metric values (0.72, 0.7183...): compare as numbers."""
+    try:
+        shown = float(cell.rstrip(".…"))
+    except ValueError:
+        return False
+    digits = len(cell.rstrip(".…").split(".")[-1]) if "." in cell else 0
+    return abs(shown - value) <= 0.5 * 10 ** -digits + 1e-9
+
+
+def _rows(page) -> list[str]:
+    """Text of each table row; the grid renders a row in two parts (pinned name + the rest), joined here."""
+    parts: dict[str, list[str]] = {}
+    rows = page.locator("[role=row][row-index]")
+    for i in range(rows.count()):
+        parts.setdefault(rows.nth(i).get_attribute("row-index"), []).append(rows.nth(i).inner_text())
+    return [" | ".join(p) for p in parts.values()]
+
+
+def test_runs_table_shows_feature_model_and_accuracy(study, ui, page):
+    page.goto(f"{ui}/#/experiments/{study['experiment_id']}/runs", wait_until="domcontentloaded")
+    page.get_by_text("classify-raw-lda").first.wait_for()
+    _close_assistant(page)
+    page.get_by_role("button", name="Columns", exact=True).click()
+    for name in ["Dataset", "Source", "Models", "feature", "model", "test_accuracy"]:  # the first three: room
+        _toggle_column(page, name)
+    page.keyboard.press("Escape")
+    page.get_by_role("columnheader", name="test_accuracy").first.wait_for()
+    page.wait_for_timeout(500)
+    page.screenshot(path=str(SHOTS / "runs-table.png"))
+    if os.environ.get("FMNIST_UPDATE_DOCS_SCREENSHOT") == "1":
+        DOCS_SHOT.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(SHOTS / "runs-table.png", DOCS_SHOT)
+
+    headers = [h.strip() for h in page.locator("[role=columnheader]").all_inner_texts()]
+    assert {"Run Name", "feature", "model", "test_accuracy", "Parameters", "Metrics"} <= set(headers)
+    rows = _rows(page)
+    for model, run in study["classify"].items():
+        (row,) = [r for r in rows if f"classify-raw-{model}" in r]
+        acc = run.data.metrics["test_accuracy"]
+        cells = [c.strip() for c in row.replace("|", "\n").splitlines() if c.strip()]
+        assert "raw" in cells and model in cells, row
+        assert any(_close(c, acc) for c in cells), (acc, row)
+    assert any("visualize-raw-pca" in r for r in rows) and any("extract-raw" in r for r in rows)
+
+
+def test_artifact_view_shows_embedding_png(study, ui, page):
+    run = study["visualize"]
+    page.goto(f"{ui}/#/experiments/{study['experiment_id']}/runs/{run.info.run_id}/artifacts",
+              wait_until="domcontentloaded")
+    page.get_by_text("embedding.png", exact=True).first.click()
+    # The preview is the logged file: the browser decoded an image of exactly the PNG's size.
+    width, height = struct.unpack(">II", study["embedding_png"].read_bytes()[16:24])
+    page.wait_for_function(
+        "([w, h]) => [...document.images].some(i => i.complete && i.naturalWidth === w && i.naturalHeight === h)",
+        arg=[width, height])
+    _close_assistant(page)
+    page.wait_for_timeout(300)
+    page.screenshot(path=str(SHOTS / "embedding-artifact.png"))
+    assert page.get_by_text("visualize-raw-pca").first.is_visible()
