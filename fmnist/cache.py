@@ -33,12 +33,17 @@ def cache_key(step: str, params: dict[str, Any], data_digest: str, code: str) ->
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
-def file_sha256(path: str | os.PathLike) -> str:
-    h = hashlib.sha256()
+def file_digest(path: str | os.PathLike, algorithm: str = "sha256") -> str:
+    """Hex digest of a file, read in 1 MiB chunks."""
+    h = hashlib.new(algorithm)
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    return file_digest(path, "sha256")
 
 
 def save_arrays(path: str | os.PathLike, **arrays: np.ndarray) -> str:

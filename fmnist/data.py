@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .cache import file_digest
 from .errors import ChoiceError, DataError, ParamError
 
 SPLIT_FILES = {
@@ -114,14 +115,6 @@ def data_digest(*arrays: np.ndarray) -> str:
 # ---------------------------------------------------------------------------------------------- IDX
 
 
-def _md5(path: Path) -> str:
-    h = hashlib.md5()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _read_bytes(path: Path) -> bytes:
     raw = path.read_bytes()
     if path.suffix != ".gz":
@@ -188,7 +181,7 @@ def read_idx_folder(spec: DatasetSpec, folder: Path, verify_md5: bool = True) ->
         out[key] = parse_idx(_read_bytes(path), magic, str(path))  # first: names truncation precisely
         want = spec.md5.get(path.name)
         if verify_md5 and want is not None:
-            got = _md5(path)
+            got = file_digest(path, "md5")
             if got != want:
                 raise DataError(
                     f"{path}: MD5 mismatch (got {got}, expected {want}): "

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from .cache import file_sha256
 from .errors import ParamError, WeightsError
 
 WEIGHTS_CHOICES = ("imagenet", "none", "auto", "<path to a .pth state dict>")
@@ -34,14 +34,6 @@ def imagenet_cache_path() -> Path:
     import torch
 
     return Path(torch.hub.get_dir()) / "checkpoints" / IMAGENET_FILE
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _download_imagenet() -> Path:
@@ -79,10 +71,10 @@ def resolve_weights(weights: str, allow_download: bool = True) -> Weights:
                 if w.lower() == "auto":
                     return Weights("none")
                 raise
-        return Weights("imagenet", str(path), _sha256(path))
+        return Weights("imagenet", str(path), file_sha256(path))
     p = Path(os.path.expanduser(w))
     if p.is_file():
-        return Weights("file", str(p.resolve()), _sha256(p))
+        return Weights("file", str(p.resolve()), file_sha256(p))
     raise ParamError(f"weights={weights!r} is neither one of {', '.join(WEIGHTS_CHOICES[:3])} nor an existing file")
 
 
