@@ -99,3 +99,32 @@ def test_reaper_leaves_live_runs_alone(store):
     with tracking.run("alive", step="test") as rid:
         assert rid not in tracking.reap_dead_runs()
         assert mlflow.get_run(rid).info.status == "RUNNING"
+
+
+@pytest.mark.slow
+def test_sigkilled_classify_is_reaped_and_a_rerun_completes(real_data_dir, store, tmp_path):
+    args = [FMNIST, "classify", "--feature", "raw", "--model", "rf", "--tune", "false", "--subset", "3000",
+            "--data-dir", str(real_data_dir), "--no-progress"]
+    env = {**os.environ, "MLFLOW_TRACKING_URI": store}
+    p = subprocess.Popen(args, cwd=tmp_path, env=env, stderr=subprocess.DEVNULL)
+
+    def classify_running():
+        return [r for r in _runs() if r.data.tags.get("fmnist.step") == "classify" and r.info.status == "RUNNING"]
+
+    try:
+        assert _wait_for(lambda: classify_running()), "classify run never started"
+        time.sleep(0.5)
+    finally:
+        p.send_signal(signal.SIGKILL)
+        p.wait(30)
+    (killed,) = classify_running()
+    assert "fmnist.cache_key" not in killed.data.tags and not mlflow.MlflowClient().list_artifacts(
+        killed.info.run_id, "model")
+
+    again = subprocess.run(args, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr[-2000:]
+    r = mlflow.get_run(killed.info.run_id)
+    assert r.info.status == "KILLED" and "died" in r.data.tags["fmnist.error"]
+    done = [x for x in _runs() if x.data.tags.get("fmnist.step") == "classify" and x.info.status == "FINISHED"]
+    assert len(done) == 1 and done[0].info.run_id != killed.info.run_id
+    assert done[0].data.metrics["test_accuracy"] > 0.7
