@@ -98,14 +98,22 @@ def run_study(
             rec.status, rec.error = "failed", tracking.one_line(e)
             log.error("study: %s %s failed: %s", rec.step, rec.cell, rec.error)
 
+    def skipped_without_features(rec: StepRecord, feature: str) -> bool:
+        """A step whose features failed to extract is recorded as skipped instead of retrying the extract."""
+        if feature in fsets:
+            return False
+        rec.status, rec.error = "skipped", f"extract {feature} failed"
+        records.append(rec)
+        return True
+
     t0 = time.perf_counter()
+    fsets: dict = {}
     with tracking.run(f"study-{prof.name}", step="study") as parent:
         tracking.log_params({"profile": prof.name, "features": ",".join(feats), "models": ",".join(mods),
                              "methods": ",".join(meths), "finetune": finetune, "subset": prof.subset or "all",
                              "dataset": ds.name, "seed": seed, "weights": weights, "device": device,
                              "tune": prof.tune, "n_samples": n_samples, "epochs": ft_cfg["epochs"]})
         tracking.set_tags({"fmnist.data_digest": ds.digest, "fmnist.profile_doc": prof.doc})
-        fsets = {}
         for f in feats:
             rec = StepRecord("extract", f)
 
@@ -118,9 +126,7 @@ def run_study(
         for f in feats:
             for m in mods:
                 rec = StepRecord("classify", f"{f}/{m}")
-                if f not in fsets:
-                    rec.status, rec.error = "skipped", f"extract {f} failed"
-                    records.append(rec)
+                if skipped_without_features(rec, f):
                     continue
                 key = cache.cache_key("classify", {"feature": f, **fparams[f], "model": m, "tune": prof.tune,
                                                    "seed": seed}, ds.digest,
@@ -132,9 +138,7 @@ def run_study(
         for f in feats:
             for m in meths:
                 rec = StepRecord("visualize", f"{f}/{m}")
-                if f not in fsets:
-                    rec.status, rec.error = "skipped", f"extract {f} failed"
-                    records.append(rec)
+                if skipped_without_features(rec, f):
                     continue
                 mp = method_params(m, None, n_samples=n_samples)
                 key = cache.cache_key("visualize", {"feature": f, **fparams[f], "method": m, **mp,
