@@ -132,14 +132,23 @@ def _poisoned(ds: Dataset, seed: int) -> Dataset:
                    digest=data_digest(ds.x_train, ds.y_train, xte, yte))
 
 
+def _model_input(x):
+    """What the model sees of raw pixels: after raw's stateless input steps (sqrt)."""
+    from sklearn.pipeline import Pipeline
+
+    from fmnist.classifiers import INPUT_TRANSFORMS
+
+    return Pipeline(INPUT_TRANSFORMS["raw"][1]()).fit_transform(x) if "raw" in INPUT_TRANSFORMS else x
+
+
 def test_test_set_is_never_touched_while_tuning(store, tiny, monkeypatch):
     monkeypatch.setitem(CLASSIFIERS._entries, "spy", Entry("spy", _spy_factory))
     results = []
     for ds in (tiny, _poisoned(tiny, 0), _poisoned(tiny, 3)):
         Spy.calls = []
         (cell,) = classify(feature="raw", model="spy", ds=ds, tune=True, val_fraction=0.2, progress=False)
-        x_test = ds.x_test.reshape(len(ds.x_test), -1).astype(np.float32) / 255
-        x_train = ds.x_train.reshape(len(ds.x_train), -1).astype(np.float32) / 255
+        x_test = _model_input(ds.x_test.reshape(len(ds.x_test), -1).astype(np.float32) / 255)
+        x_train = _model_input(ds.x_train.reshape(len(ds.x_train), -1).astype(np.float32) / 255)
         final = max(i for i, (kind, _) in enumerate(Spy.calls) if kind == "fit")
         test_rows = {r.tobytes() for r in x_test}
         train_rows = {r.tobytes() for r in x_train}

@@ -51,6 +51,17 @@ def log_scattering(x: np.ndarray) -> np.ndarray:
     """log(x + 1e-3): scattering moduli span decades (order 0 ~ 0.3, order 2 ~ 1e-4); the log evens them out."""
     return np.log(np.maximum(x, 0) + np.float32(LOG_EPS), dtype=x.dtype if x.dtype.kind == "f" else np.float64)
 
+def sqrt_pixels(x: np.ndarray) -> np.ndarray:
+    """sqrt of [0, 1] intensities: stretches the dark end, where garment texture lives."""
+    return np.sqrt(np.maximum(x, 0), dtype=x.dtype if x.dtype.kind == "f" else np.float64)
+
+
+def _sqrt() -> list[tuple[str, Any]]:
+    from sklearn.preprocessing import FunctionTransformer
+
+    return [("sqrt", FunctionTransformer(sqrt_pixels, feature_names_out="one-to-one"))]
+
+
 def _log_standardised() -> list[tuple[str, Any]]:
     from sklearn.preprocessing import FunctionTransformer, StandardScaler
 
@@ -59,8 +70,11 @@ def _log_standardised() -> list[tuple[str, Any]]:
 
 
 # Per-feature input steps put ahead of every model's own pipeline: (description, steps factory,
-# types skops must trust to load them). Raw pixels get none: the RBF SVM is best on plain [0, 1] pixels.
+# types skops must trust to load them). Raw pixels: sqrt, chosen over none / per-image L2 norm on a
+# 54k/6k validation split of the training set (test set untouched): validation accuracy logreg
+# 85.12 -> 86.00, LDA 81.87 -> 82.82, RBF SVM (15k train) 88.82 -> 89.05; RF is invariant to it.
 INPUT_TRANSFORMS: dict[str, tuple[str, Callable[[], list], list[str]]] = {
+    "raw": ("sqrt(x)", _sqrt, [f"{__name__}.sqrt_pixels"]),
     "scatnet": (f"log(x+{LOG_EPS:g}) then standardise", _log_standardised,
                 [f"{__name__}.log_scattering"]),
 }

@@ -130,7 +130,8 @@ def run_study(
                     continue
                 key = cache.cache_key("classify", {"feature": f, **fparams[f], "model": m, "tune": prof.tune,
                                                    "seed": seed}, ds.digest,
-                                      _code("fmnist.steps.classify", CLASSIFIERS.get(m).fn.__module__,
+                                      _code("fmnist.steps.classify", "fmnist.classifiers", "fmnist.classifiers.tuning",
+                                            CLASSIFIERS.get(m).fn.__module__,
                                             FEATURES.get(f).fn.__module__))
                 attempt(rec, lambda f=f, m=m, rec=rec, key=key: _cached(rec, key, lambda: classify(
                     feature=f, model=m, ds=ds, params=fparams[f], tune=prof.tune, seed=seed, device=device,
@@ -143,7 +144,7 @@ def run_study(
                 mp = method_params(m, None, n_samples=n_samples)
                 key = cache.cache_key("visualize", {"feature": f, **fparams[f], "method": m, **mp,
                                                     "n_samples": n_samples, "seed": seed}, ds.digest,
-                                      _code("fmnist.steps.visualize", EMBEDDINGS.get(m).fn.__module__,
+                                      _code("fmnist.steps.visualize", "fmnist.embeddings", EMBEDDINGS.get(m).fn.__module__,
                                             FEATURES.get(f).fn.__module__))
                 attempt(rec, lambda f=f, m=m, rec=rec, key=key: _cached(rec, key, lambda: visualize(
                     features=[f], methods=[m], n_samples=n_samples, seed=seed, feature_given=fparams[f],
