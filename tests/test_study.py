@@ -22,6 +22,20 @@ def test_profiles_and_overrides():
         get_profile("medium")
 
 
+def test_full_profile_fine_tunes_at_a_cpu_size_on_a_cpu_only():
+    from fmnist.finetune import FitConfig
+
+    full = get_profile("full")
+    assert full.finetune_for("cuda") == {}  # a GPU gets the finetune defaults
+    cpu = full.finetune_for("cpu")
+    assert cpu["image_size"] < FitConfig().image_size and cpu["epochs"] < FitConfig().epochs
+    FitConfig(**cpu).validate()
+    # explicit epochs win on every device
+    assert get_profile("full", epochs=2).finetune_for("cpu")["epochs"] == 2
+    assert get_profile("full", epochs=2).finetune_for("cuda")["epochs"] == 2
+    assert get_profile("quick").finetune_for("cpu") == get_profile("quick").finetune_for("cuda")
+
+
 SMALL = dict(profile="quick", features="raw,scatnet", models="lda,logreg", methods="pca", finetune=True,
              epochs=1, weights="none", device="cpu", progress=False)
 

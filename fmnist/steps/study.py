@@ -73,6 +73,7 @@ def run_study(
     """Extract -> classify -> visualize -> finetune -> report, each step a child run of one parent."""
     from ..classifiers import CLASSIFIERS
     from ..embeddings import EMBEDDINGS, method_params
+    from ..device import resolve_device
     from ..finetune import FitConfig
     from .classify import classify
     from .finetune import finetune as finetune_step
@@ -84,7 +85,8 @@ def run_study(
     ds = load_dataset(dataset, data_dir=data_dir, subset=prof.subset, seed=seed)
     n_samples = min(prof.n_samples, len(ds.y_test))  # a small subset caps the views' sample
     fparams = {f: feature_params(f, {**prof.feature_params, "weights": weights}) for f in feats}
-    ft_cfg = {**{f.name: getattr(FitConfig(), f.name) for f in fields(FitConfig)}, **prof.finetune,
+    ft_cfg = {**{f.name: getattr(FitConfig(), f.name) for f in fields(FitConfig)},
+              **prof.finetune_for(resolve_device(device).type),
               "weights": weights, "seed": seed}
     ft_cfg.pop("mode")
     FitConfig(**{k: v for k, v in ft_cfg.items() if k != "weights"}).validate()  # bad input: before any run
