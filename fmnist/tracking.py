@@ -198,8 +198,30 @@ def active_run_id() -> str | None:
 
 
 def log_params(params: dict[str, Any]) -> None:
+    """Log params to the active run. A key already logged with the same value (``mlflow run`` logs every
+    ``-P``) is skipped; with another value (``features=all`` resolved to the list it ran, ``epochs=0``
+    to the profile's) the resolved value goes in ``<key>_used``: MLflow forbids changing a param."""
     clean = {k: ("" if v is None else str(v))[:_MAX_PARAM] for k, v in params.items()}
-    mlflow.log_params(clean)
+    run = mlflow.active_run()
+    done = _client().get_run(run.info.run_id).data.params if run else {}
+    out = {}
+    for k, v in clean.items():
+        if k not in done:
+            out[k] = v
+        elif not _same_param(done[k], v):
+            out[f"{k}_used"] = v
+    if out:
+        mlflow.log_params(out)
+
+
+def _same_param(a: str, b: str) -> bool:
+    """'1' == '1.0', 'true' == 'True': the CLI's parsed value against the string given to ``mlflow run``."""
+    if a == b or a.lower() == b.lower():
+        return True
+    try:
+        return float(a) == float(b)
+    except ValueError:
+        return False
 
 
 def log_metrics(metrics: dict[str, float], step: int | None = None) -> None:

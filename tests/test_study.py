@@ -113,7 +113,8 @@ def test_main_entry_point_on_real_subset(real_data_dir, store, tmp_path):
     sys.path.insert(0, str(tmp_path.parent))
     from test_e2e_extract import mlflow_run  # noqa: E402
 
-    params = {"subset": 300, "features": "raw,scatnet", "models": "lda,rf", "methods": "pca,umap", "epochs": 1,
+    # methods=all and epochs=0 (the profile's) are resolved by the study: logged as methods_used/epochs_used
+    params = {"subset": 300, "features": "raw,scatnet", "models": "lda,rf", "methods": "all", "epochs": 0,
               "weights": "none", "data_dir": real_data_dir, "report_output": tmp_path / "out" / "report.html"}
     p = mlflow_run("main", params, tmp_path)
     assert p.returncode == 0, p.stderr[-3000:]
@@ -132,3 +133,5 @@ def test_main_entry_point_on_real_subset(real_data_dir, store, tmp_path):
                                      filter_string="tags.`fmnist.step` = 'study'")
     steps = pd.read_csv(mlflow.artifacts.download_artifacts(run_id=latest.info.run_id, artifact_path="steps.csv"))
     assert set(steps.loc[steps["step"] != "report", "status"]) == {"cached"}
+    assert latest.data.params["methods"] == "all" and latest.data.params["methods_used"] == "pca,tsne,lle,umap"
+    assert latest.data.params["epochs"] == "0" and latest.data.params["epochs_used"] == "1"

@@ -36,29 +36,6 @@ def sample_indices(y: np.ndarray, n_samples: int | None, n_classes: int, seed: i
     return stratified_indices(y, n, seed)
 
 
-def _same(a: str, b: str) -> bool:
-    if a == b:
-        return True
-    try:
-        return float(a) == float(b)
-    except ValueError:
-        return False
-
-
-def log_params(params: dict[str, Any]) -> None:
-    """Log params to the active run; a key that ``mlflow run`` already logged with another value
-    (e.g. ``n_samples=all``, or a perplexity lowered for a small sample) is logged as ``<key>_used``."""
-    done = tracking.get_run_info(tracking.active_run_id())["params"]
-    out = {}
-    for k, v in params.items():
-        v = "" if v is None else str(v)
-        if k not in done:
-            out[k] = v
-        elif not _same(done[k], v):
-            out[f"{k}_used"] = v
-    tracking.log_params(out)
-
-
 def embed_and_measure(x: np.ndarray, y: np.ndarray, method: str, *, seed: int,
                       params: dict[str, Any]) -> tuple[np.ndarray, dict[str, float]]:
     """Coordinates and metrics (knn_accuracy, trustworthiness, silhouette, embed_seconds, metrics_seconds)."""
@@ -76,7 +53,7 @@ def _cell(fs: FeatureSet, method: str, params: dict[str, Any], idx: np.ndarray, 
 
     x, y = fs.x_test[idx], fs.y_test[idx]
     log.info("visualize %s/%s: %d points x %d-d ...", fs.feature, method, len(x), x.shape[1])
-    log_params({"feature": fs.feature, "method": method, "n_samples": len(idx), "seed": seed,
+    tracking.log_params({"feature": fs.feature, "method": method, "n_samples": len(idx), "seed": seed,
                          "dataset": ds.name, "subset": ds.subset or "all", **fs.params,
                          "pca_dims": "none", **params, **SETTINGS})
     tracking.set_tags({"fmnist.feature_label": fs.label, "fmnist.extract_run_id": fs.run_id or "",
@@ -137,7 +114,7 @@ def visualize(
 
     t0 = time.perf_counter()
     with tracking.run("visualize-" + "+".join(features) + "-" + "+".join(methods), step="visualize-group"):
-        log_params({"feature": ",".join(features), "method": ",".join(methods), "n_samples": len(idx),
+        tracking.log_params({"feature": ",".join(features), "method": ",".join(methods), "n_samples": len(idx),
                              "seed": seed, "dataset": ds.name, "subset": ds.subset or "all"})
         cells = []
         for f in features:
