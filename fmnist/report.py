@@ -84,19 +84,17 @@ def fit_time_table(experiment: str | None = None) -> pd.DataFrame:
 
 def study_rows(experiment: str | None = None) -> pd.DataFrame:
     """This study's results as (method, accuracy %) rows: every classify cell and every fine-tune mode."""
-    rows = []
-    cells = latest_cells("classify", ["model", "feature"], experiment)
-    for _, r in cells.iterrows():
-        if pd.notna(r.get("metrics.test_accuracy")):
-            rows.append({"method": f"{MODEL_NAMES.get(r['model'], r['model'])} on {r['feature']} (this study)",
-                         "family": "this study", "accuracy": 100 * r["metrics.test_accuracy"],
-                         "source": f"run {r['run_id']}", "group": f"classify:{r['model']}"})
-    ft = latest_cells("finetune", ["mode", "weights_used"], experiment)
-    for _, r in ft.iterrows():
-        if pd.notna(r.get("metrics.test_accuracy")):
-            rows.append({"method": f"ResNet-18 fine-tune {r['mode']}, {r['weights_used']} (this study)",
-                         "family": "this study", "accuracy": 100 * r["metrics.test_accuracy"],
-                         "source": f"run {r['run_id']}", "group": f"finetune:{r['mode']}:{r['weights_used']}"})
+    def cell_rows(cells: pd.DataFrame, method, group) -> list[dict]:
+        return [{"method": f"{method(r)} (this study)", "family": "this study",
+                 "accuracy": 100 * r["metrics.test_accuracy"], "source": f"run {r['run_id']}", "group": group(r)}
+                for _, r in cells.iterrows() if pd.notna(r.get("metrics.test_accuracy"))]
+
+    rows = cell_rows(latest_cells("classify", ["model", "feature"], experiment),
+                     lambda r: f"{MODEL_NAMES.get(r['model'], r['model'])} on {r['feature']}",
+                     lambda r: f"classify:{r['model']}") + \
+        cell_rows(latest_cells("finetune", ["mode", "weights_used"], experiment),
+                  lambda r: f"ResNet-18 fine-tune {r['mode']}, {r['weights_used']}",
+                  lambda r: f"finetune:{r['mode']}:{r['weights_used']}")
     return pd.DataFrame(rows, columns=["method", "family", "accuracy", "source", "group"])
 
 

@@ -29,6 +29,7 @@ from pathlib import Path
 import click
 
 from .errors import FmnistError
+from .process import pid_alive
 
 DEFAULT_DIR = ".fmnist/server"
 DEFAULT_PORT = 5050
@@ -226,20 +227,6 @@ def _healthy(uri: str, timeout: float = 2.0) -> bool:
         return False
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie child of this process is dead for our purposes.
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][0] != "Z"
-    except (OSError, IndexError):
-        return True
-
-
 def start(*, state_dir: str | os.PathLike = DEFAULT_DIR, host: str = "127.0.0.1", port: int = DEFAULT_PORT,
           pg_port: int = DEFAULT_PG_PORT, pg_dir: str | os.PathLike | None = None,
           artifacts: str | os.PathLike | None = None, workers: int = 2, timeout: float = 180) -> ServerState:
@@ -248,7 +235,7 @@ def start(*, state_dir: str | os.PathLike = DEFAULT_DIR, host: str = "127.0.0.1"
     d.mkdir(parents=True, exist_ok=True)
     if (d / STATE_FILE).exists():
         old = load_state(d)
-        if _alive(old.mlflow_pid) and _healthy(old.tracking_uri):
+        if pid_alive(old.mlflow_pid) and _healthy(old.tracking_uri):
             raise ServerError(f"already running at {old.tracking_uri} (pid {old.mlflow_pid}); stop it first")
         stop(state_dir=d)  # stale state from a crash: clean up before starting again
     pg = Path(pg_dir).resolve() if pg_dir else d / "pg"
@@ -306,16 +293,16 @@ def stop(*, state_dir: str | os.PathLike = DEFAULT_DIR, purge: bool = False, tim
         st = load_state(d)
     except ServerError:
         return False
-    if _alive(st.mlflow_pid):
+    if pid_alive(st.mlflow_pid):
         try:
             os.killpg(st.mlflow_pid, signal.SIGTERM)
         except ProcessLookupError:
             pass
         deadline = time.monotonic() + timeout
-        while _alive(st.mlflow_pid) and time.monotonic() < deadline:
+        while pid_alive(st.mlflow_pid) and time.monotonic() < deadline:
             _reap(st.mlflow_pid)
             time.sleep(0.2)
-        if _alive(st.mlflow_pid):
+        if pid_alive(st.mlflow_pid):
             try:
                 os.killpg(st.mlflow_pid, signal.SIGKILL)
             except ProcessLookupError:
@@ -340,7 +327,7 @@ def _reap(pid: int) -> None:
 
 def status(state_dir: str | os.PathLike = DEFAULT_DIR) -> dict:
     st = load_state(state_dir)
-    return {"tracking_uri": st.tracking_uri, "mlflow_pid": st.mlflow_pid, "mlflow_alive": _alive(st.mlflow_pid),
+    return {"tracking_uri": st.tracking_uri, "mlflow_pid": st.mlflow_pid, "mlflow_alive": pid_alive(st.mlflow_pid),
             "healthy": _healthy(st.tracking_uri), "pg_port": st.pg_port,
             "postgres_running": (st.pgdata / "postmaster.pid").exists(), "artifacts": st.artifacts}
 

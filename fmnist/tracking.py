@@ -18,6 +18,8 @@ from urllib.parse import unquote, urlparse
 import mlflow
 from mlflow.tracking import MlflowClient
 
+from .process import pid_alive
+
 DEFAULT_EXPERIMENT = "fmnist"
 TAG_PREFIX = "fmnist."
 CACHE_KEY_TAG = "fmnist.cache_key"
@@ -71,16 +73,6 @@ def check_store() -> None:
     )
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def reap_dead_runs() -> list[str]:
     """Mark KILLED the RUNNING runs whose process on this host is gone (SIGKILL, OOM, power loss)."""
     import socket
@@ -96,7 +88,7 @@ def reap_dead_runs() -> list[str]:
     reaped = []
     for r in stale:
         pid = r.data.tags.get("fmnist.pid", "")
-        if pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid)):
+        if pid.isdigit() and int(pid) != os.getpid() and not pid_alive(int(pid)):
             _client().set_tag(r.info.run_id, ERROR_TAG, f"process {pid} died without ending the run; marked KILLED by a later command")
             _client().set_terminated(r.info.run_id, "KILLED")
             reaped.append(r.info.run_id)
@@ -319,14 +311,20 @@ def log_pytorch_model(model, *, name: str, input_example) -> None:
 
 def find_cached_run(key: str) -> str | None:
     """The newest FINISHED run carrying this cache key, in any experiment; None if there is none."""
+    runs = _tagged_runs(CACHE_KEY_TAG, key, "= 'FINISHED'", max_results=1)
+    return runs[0] if runs else None
+
+
+def _tagged_runs(tag: str, value: str, status: str, max_results: int) -> list[str]:
+    """Ids of runs in any experiment with ``tags.<tag> = value`` and a status clause, newest first."""
     runs = mlflow.search_runs(
         search_all_experiments=True,
-        filter_string=f"tags.`{CACHE_KEY_TAG}` = '{key}' and attributes.status = 'FINISHED'",
+        filter_string=f"tags.`{tag}` = '{value}' and attributes.status {status}",
         order_by=["attributes.start_time DESC"],
-        max_results=5,
+        max_results=max_results,
         output_format="list",
     )
-    return runs[0].info.run_id if runs else None
+    return [r.info.run_id for r in runs]
 
 
 def get_run_info(run_id: str) -> dict[str, Any]:
@@ -407,14 +405,7 @@ def reopen_run(run_id: str) -> Iterator[str]:
 
 def find_unfinished_runs(tag: str, value: str) -> list[str]:
     """Ids of runs (any experiment) with ``tags.<tag> = value`` that did not finish, newest first."""
-    runs = mlflow.search_runs(
-        search_all_experiments=True,
-        filter_string=f"tags.`{tag}` = '{value}' and attributes.status != 'FINISHED'",
-        order_by=["attributes.start_time DESC"],
-        max_results=20,
-        output_format="list",
-    )
-    return [r.info.run_id for r in runs]
+    return _tagged_runs(tag, value, "!= 'FINISHED'", max_results=20)
 
 
 def set_run_tags(run_id: str, tags: dict[str, Any]) -> None:

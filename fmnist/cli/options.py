@@ -51,23 +51,27 @@ def dataset_options(fn: Callable) -> Callable:
     )(fn)
 
 
-def _feature_param_specs() -> dict[str, Any]:
+def registry_param_specs(registry) -> dict[str, Any]:
+    """Every entry's params, by name -> default; two entries sharing a param must share its default."""
     specs: dict[str, Any] = {}
-    for entry in FEATURES:
+    for entry in registry:
         for k, v in entry.params.items():
             if k in specs and specs[k] != v:
-                raise RuntimeError(f"feature param {k!r} has two defaults: {specs[k]!r} and {v!r}")
+                raise RuntimeError(f"{registry.kind} param {k!r} has two defaults: {specs[k]!r} and {v!r}")
             specs[k] = v
     return specs
 
 
+def registry_param_options(registry, help_for: Callable[[str], str]) -> list[Callable]:
+    """One click option per registry param (``--J``, ``--n-neighbors`` ...), typed by its default."""
+    return [click.option(f"--{k.replace('_', '-')}", k, type=type(v), default=v, show_default=True,
+                         help=help_for(k)) for k, v in registry_param_specs(registry).items()]
+
+
 def feature_options(fn: Callable) -> Callable:
     """One option per feature param (``--J``, ``--weights`` ...) plus ``--batch-size`` and ``--device``."""
-    opts = []
-    owners = {k: [e.name for e in FEATURES if k in e.params] for k in _feature_param_specs()}
-    for k, v in _feature_param_specs().items():
-        opts.append(click.option(f"--{k.replace('_', '-')}", k, type=type(v), default=v, show_default=True,
-                                 help=f"{'/'.join(owners[k])} param."))
+    owners = {k: [e.name for e in FEATURES if k in e.params] for k in registry_param_specs(FEATURES)}
+    opts = registry_param_options(FEATURES, lambda k: f"{'/'.join(owners[k])} param.")
     opts.append(click.option("--batch-size", type=click.IntRange(min=1), default=RUNTIME_DEFAULTS["batch_size"],
                              show_default=True, help="Images per batch for torch features."))
     opts.append(click.option("--device", default=RUNTIME_DEFAULTS["device"], show_default=True,
@@ -77,4 +81,4 @@ def feature_options(fn: Callable) -> Callable:
 
 def pop_feature_params(kwargs: dict[str, Any]) -> dict[str, Any]:
     """Take the feature-param options out of a command's kwargs."""
-    return {k: kwargs.pop(k) for k in list(_feature_param_specs()) if k in kwargs}
+    return {k: kwargs.pop(k) for k in list(registry_param_specs(FEATURES)) if k in kwargs}

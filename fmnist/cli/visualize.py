@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Callable
 
 import click
 
 from ..embeddings import EMBEDDINGS
 from ..features import FEATURES
 from ..steps.visualize import DEFAULT_N_SAMPLES, visualize as run_visualize
-from .options import SubsetType, _stack, dataset_options, feature_options, pop_feature_params
+from .options import (SubsetType, _stack, dataset_options, feature_options, pop_feature_params,
+                      registry_param_options, registry_param_specs)
 
 HELP = {"perplexity": "t-SNE perplexity.", "n_neighbors": "UMAP n_neighbors.", "min_dist": "UMAP min_dist.",
         "lle_neighbors": "LLE n_neighbors.", "pca_dims": "PCA to this many dimensions before t-SNE/UMAP/LLE (0 = off)."}
@@ -21,20 +22,9 @@ class SampleSize(SubsetType):
     name = "count"
 
 
-def _method_param_specs() -> dict[str, Any]:
-    specs: dict[str, Any] = {}
-    for entry in EMBEDDINGS:
-        for k, v in entry.params.items():
-            if k in specs and specs[k] != v:
-                raise RuntimeError(f"method param {k!r} has two defaults: {specs[k]!r} and {v!r}")
-            specs[k] = v
-    return specs
-
-
 def method_options(fn: Callable) -> Callable:
     """One option per method param (``--perplexity``, ``--n-neighbors`` ...)."""
-    return _stack(*[click.option(f"--{k.replace('_', '-')}", k, type=type(v), default=v, show_default=True,
-                                 help=HELP.get(k, "")) for k, v in _method_param_specs().items()])(fn)
+    return _stack(*registry_param_options(EMBEDDINGS, lambda k: HELP.get(k, "")))(fn)
 
 
 @click.command()
@@ -51,7 +41,7 @@ def method_options(fn: Callable) -> Callable:
 def visualize(feature: str, method: str, n_samples: int | None, **kw) -> None:
     """Embed a test sample of each feature set in 2-D with each method; log plots, coordinates and metrics."""
     feature_given = pop_feature_params(kw)
-    method_given = {k: kw.pop(k) for k in _method_param_specs()}
+    method_given = {k: kw.pop(k) for k in registry_param_specs(EMBEDDINGS)}
     run_visualize(features=FEATURES.expand(feature), methods=EMBEDDINGS.expand(method), n_samples=n_samples,
                   seed=kw["seed"], method_given=method_given, dataset=kw["dataset"],
                   data_dir=kw["data_dir"] or None, subset=kw["subset"], feature_given=feature_given,
