@@ -37,8 +37,9 @@ PROFILES: dict[str, Profile] = {
     ),
     "full": Profile(
         "full", subset=None, tune=True, n_samples=5000,
-        # On a CPU the GPU-sized defaults (64 px, 10 epochs, augmentation) take ~50 min for mode=full
-        # alone; 6 epochs at 32 px without augmentation reach 92.5% in ~7 min (see README).
+        # On a CPU the GPU-sized defaults (64 px, 10 epochs, augmentation) would take ~40 min for
+        # mode=full alone (bench: 230 img/s at 64 px); 6 epochs at 32 px without augmentation reached
+        # 92.49% in 8 min in the measured full study (see README).
         finetune_cpu={"image_size": 32, "epochs": 6, "augment": False},
         doc="all 70,000 images, tuned classifiers, 5,000-point views, fine-tune with the finetune defaults "
             "(on a CPU: 6 epochs at 32 px, no augmentation)",
