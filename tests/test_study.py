@@ -108,6 +108,19 @@ def test_second_run_hits_the_cache_for_every_step(tiny_study):
     assert any(a.path == "report" for a in mlflow.MlflowClient().list_artifacts(first_parent))
 
 
+def test_changing_one_param_reruns_only_what_depends_on_it(tiny_study):
+    import fmnist.steps.study as st
+
+    first = {(r.step, r.cell): r for r in st.run_study(**tiny_study)}
+    third = st.run_study(**dict(tiny_study, epochs=2))  # only the fine-tunes depend on epochs
+    for r in third:
+        if r.step == "finetune":
+            assert r.status == "ran" and r.run_id != first[(r.step, r.cell)].run_id
+        elif r.step != "report":
+            assert r.status == "cached" and r.run_id == first[(r.step, r.cell)].run_id, (r.step, r.cell)
+    assert {mlflow.get_run(r.run_id).data.params["epochs"] for r in third if r.step == "finetune"} == {"2"}
+
+
 @pytest.mark.slow
 def test_main_entry_point_on_real_subset(real_data_dir, store, tmp_path):
     sys.path.insert(0, str(tmp_path.parent))

@@ -49,10 +49,11 @@ class FeatureSet:
 
 
 def extract_key(feature: str, params: dict[str, Any], data_digest: str) -> str:
-    module = FEATURES.get(feature).fn.__module__
     import importlib
 
-    code = cache.code_version(data, importlib.import_module(module))
+    # The feature's module plus what every feature shares (input scaling in the package, torch batching).
+    modules = [FEATURES.get(feature).fn.__module__, "fmnist.features", "fmnist.features._torch"]
+    code = cache.code_version(data, *(importlib.import_module(m) for m in modules))
     return cache.cache_key("extract", {"feature": feature, **params}, data_digest, code)
 
 
