@@ -62,6 +62,14 @@ def _fmt(values: dict[str, Any]) -> str:
     return ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in values.items())
 
 
+def check_val_fraction(tune: bool, val_fraction: float) -> None:
+    """``val_fraction`` in [0, 1); tuning needs a non-empty validation split, so (0, 1)."""
+    if tune and not 0 < val_fraction < 1:
+        raise ParamError(f"tune=true needs a validation split: val_fraction must be in (0, 1), got {val_fraction}")
+    if not 0 <= val_fraction < 1:
+        raise ParamError(f"val_fraction must be in [0, 1), got {val_fraction}")
+
+
 def fit_classifier(
     spec: ClassifierSpec, x: np.ndarray, y: np.ndarray, *, tune: bool, val_fraction: float = 0.1,
     seed: int = 0, name: str = "model",
@@ -73,10 +81,7 @@ def fit_classifier(
     training part (at most ``spec.tune_max_train`` samples, stratified), fits the final step for every
     grid candidate and keeps the best validation accuracy (the first one on ties).
     """
-    if tune and not 0 < val_fraction < 1:
-        raise ParamError(f"tune=true needs a validation split: val_fraction must be in (0, 1), got {val_fraction}")
-    if not 0 <= val_fraction < 1:
-        raise ParamError(f"val_fraction must be in [0, 1), got {val_fraction}")
+    check_val_fraction(tune, val_fraction)
     pipe = spec.pipeline
     _fit_components(pipe, n_samples=int(len(y) * (1 - val_fraction)), n_features=x.shape[1])
     res = FitResult(model=pipe, chosen={}, val_accuracy=None, fit_seconds=0.0, n_train=len(y))

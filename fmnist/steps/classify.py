@@ -11,7 +11,7 @@ import numpy as np
 
 from .. import plots, tracking
 from ..classifiers import CLASSIFIERS, build_classifier, fit_classifier, input_transform
-from ..classifiers.tuning import announce
+from ..classifiers.tuning import announce, check_val_fraction
 from ..data import Dataset, load_dataset, stratified_indices
 from ..errors import CacheError, ParamError
 from ..evaluation import classification_report, slug
@@ -62,10 +62,7 @@ def classify(
     features, models = FEATURES.expand(feature), CLASSIFIERS.expand(model)
     # Every check that can fail on the user's input runs before any run is opened.
     fparams = {f: feature_params(f, params) for f in features}
-    if tune and not 0 < val_fraction < 1:
-        raise ParamError(f"tune=true needs val_fraction in (0, 1), got {val_fraction}")
-    if not 0 <= val_fraction < 1:
-        raise ParamError(f"val_fraction must be in [0, 1), got {val_fraction}")
+    check_val_fraction(tune, val_fraction)
     if extract_run and len(features) != 1:
         raise ParamError(f"extract_run names one extract run: give one feature, not {feature!r}")
     ds = ds or load_dataset(dataset, data_dir=data_dir, subset=subset, seed=seed)
@@ -119,9 +116,9 @@ def _cell(fs: FeatureSet, model: str, *, ds: Dataset, seed: int, tune: bool, val
           n_jobs: int) -> CellResult:
     run_id = tracking.active_run_id()
     spec = build_classifier(model, tune=tune, seed=seed, n_jobs=n_jobs, feature=fs.feature)
-    tracking.log_params({"input_transform": input_transform(fs.feature), "feature": fs.feature, "model": model, "dataset": ds.name, "subset": ds.subset or "all",
+    tracking.log_params({"feature": fs.feature, "model": model, "dataset": ds.name, "subset": ds.subset or "all",
                          "seed": seed, "tune": tune, "val_fraction": val_fraction, "train_eval_n": TRAIN_EVAL_N,
-                         **fs.params})
+                         "input_transform": input_transform(fs.feature), **fs.params})
     tracking.set_tags({"fmnist.feature_label": fs.label, "fmnist.extract_run_id": fs.run_id or "",
                        "fmnist.feature_cached": str(fs.cached).lower(), "fmnist.model": model})
     name = f"{model} on {fs.label}"
