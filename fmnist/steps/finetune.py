@@ -210,7 +210,7 @@ def _train_in_run(cfg, w, ds: Dataset, dev, run_params: dict[str, Any], val_frac
             lock.try_acquire()
         try:
             if ckpt is None:
-                _log_start(run_id, run_params, w, ds, dev, num_workers, key, folder, len(tr), len(va))
+                _log_start(run_params, w, ds, dev, num_workers, key, folder, len(tr), len(va))
             else:
                 tracking.set_tags({"fmnist.resumed_at_epoch": ckpt["epoch"], "fmnist.resume_device": dev.type})
                 # A kill between an epoch's checkpoint and its metrics loses only the metrics: re-log them.
@@ -239,11 +239,10 @@ def _train_in_run(cfg, w, ds: Dataset, dev, run_params: dict[str, Any], val_frac
         return out
 
 
-def _log_start(run_id, run_params, w, ds, dev, num_workers, key, folder, n_train, n_val) -> None:
-    existing = tracking.get_run_info(run_id)["params"]  # `mlflow run` logged its -P values already
-    params = {**run_params, "weights_used": w.label, "weights_sha256": w.sha256, "device": dev.type,
-              "num_workers": num_workers}
-    tracking.log_params({k: v for k, v in params.items() if k not in existing})
+def _log_start(run_params, w, ds, dev, num_workers, key, folder, n_train, n_val) -> None:
+    # tracking.log_params skips what `mlflow run` already logged from its -P values.
+    tracking.log_params({**run_params, "weights_used": w.label, "weights_sha256": w.sha256, "device": dev.type,
+                         "num_workers": num_workers})
     tracking.set_tags({RESUME_KEY_TAG: key, CHECKPOINT_TAG: str(folder), "fmnist.data_digest": ds.digest,
                        "fmnist.data_source": ds.source, "fmnist.weights_used": w.label})
     tracking.log_metrics({"n_train": n_train, "n_val": n_val, "n_test": len(ds.x_test)})
