@@ -21,15 +21,13 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import click
 
 from .errors import FmnistError
-from .process import pid_alive
+from .liveness import health_problem, pid_alive
 
 DEFAULT_DIR = ".fmnist/server"
 DEFAULT_PORT = 5050
@@ -220,11 +218,7 @@ def stop_postgres(pg_dir: Path) -> None:
 
 
 def _healthy(uri: str, timeout: float = 2.0) -> bool:
-    try:
-        with urllib.request.urlopen(f"{uri}/health", timeout=timeout) as r:
-            return r.status == 200
-    except (urllib.error.URLError, OSError):
-        return False
+    return health_problem(uri, timeout) is None
 
 
 def start(*, state_dir: str | os.PathLike = DEFAULT_DIR, host: str = "127.0.0.1", port: int = DEFAULT_PORT,

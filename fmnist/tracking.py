@@ -18,7 +18,7 @@ from urllib.parse import unquote, urlparse
 import mlflow
 from mlflow.tracking import MlflowClient
 
-from .process import pid_alive
+from .liveness import health_problem, pid_alive
 
 DEFAULT_EXPERIMENT = "fmnist"
 TAG_PREFIX = "fmnist."
@@ -52,19 +52,12 @@ def active_experiment_name() -> str | None:
 
 def check_store() -> None:
     """Fail fast, with one line, when an HTTP tracking server is down (MLflow itself retries for minutes)."""
-    import urllib.error
-    import urllib.request
-
     uri = mlflow.get_tracking_uri()
     if not uri.startswith(("http://", "https://")):
         return
-    try:
-        with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=5) as resp:
-            if resp.status == 200:
-                return
-            why = f"HTTP {resp.status}"
-    except (urllib.error.URLError, OSError) as e:
-        why = str(getattr(e, "reason", e))
+    why = health_problem(uri, timeout=5)
+    if why is None:
+        return
     from .errors import FmnistError
 
     raise FmnistError(
