@@ -18,8 +18,9 @@ import warnings
 import click
 import numpy as np
 
+from _data import bench_data_dir, data_dir_option  # bench/ is sys.path[0] when run as python bench/x.py
 from fmnist.classifiers import CLASSIFIERS, build_classifier, fit_classifier
-from fmnist.data import default_data_dir, load_dataset, stratified_indices
+from fmnist.data import load_dataset, stratified_indices
 from fmnist.features import FEATURES, extract_features
 
 
@@ -39,7 +40,7 @@ def _row(feature, model, what, n_train, fit_s, pred_s, acc, note=""):
 
 
 @click.command()
-@click.option("--data-dir", default=None, help="Folder with the IDX files [default: $FMNIST_DATA_DIR or ../shared].")
+@data_dir_option
 @click.option("--features", default="raw,scatnet", show_default=True)
 @click.option("--models", default="all", show_default=True)
 @click.option("--baseline-features", default="raw", show_default=True,
@@ -48,7 +49,7 @@ def _row(feature, model, what, n_train, fit_s, pred_s, acc, note=""):
               help="Training images for the SVC() baseline (it is the slow one; fewer = stratified subset).")
 @click.option("--subset", type=int, default=None, help="Stratified subset of each split (quick trial runs).")
 def main(data_dir, features, models, baseline_features, svc_baseline_n, subset):
-    ds = load_dataset(data_dir=data_dir or _shared() or default_data_dir(None), subset=subset)
+    ds = load_dataset(data_dir=bench_data_dir(data_dir), subset=subset)
     print(f"train {len(ds.y_train)}, test {len(ds.y_test)}; tune=false pipelines (fmnist.classifiers) "
           f"vs plain scikit-learn defaults", flush=True)
     t_all = time.perf_counter()
@@ -91,13 +92,6 @@ def main(data_dir, features, models, baseline_features, svc_baseline_n, subset):
     grid = sum(s for *_, s in rows)
     print(f"\nfmnist grid ({len(rows)} cells, tune=false): fit+predict {grid / 60:.1f} min "
           f"(target < 20 min); whole bench {(time.perf_counter() - t_all) / 60:.1f} min", flush=True)
-
-
-def _shared():
-    from pathlib import Path
-
-    p = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "fashion-mnist"
-    return p if p.is_dir() else None
 
 
 if __name__ == "__main__":

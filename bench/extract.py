@@ -14,7 +14,8 @@ import click
 import numpy as np
 import torch
 
-from fmnist.data import default_data_dir, load_dataset
+from _data import bench_data_dir, data_dir_option  # bench/ is sys.path[0] when run as python bench/x.py
+from fmnist.data import load_dataset
 from fmnist.features import FEATURES, extract_features
 
 CONFIGS = [
@@ -27,13 +28,13 @@ CONFIGS = [
 
 
 @click.command()
-@click.option("--data-dir", default=None, help="Folder with the IDX files [default: $FMNIST_DATA_DIR or ../shared].")
+@data_dir_option
 @click.option("--n", "n_max", type=int, default=70000, show_default=True, help="Images per configuration.")
 @click.option("--n-slow", type=int, default=10000, show_default=True, help="Images for configs under 1000 img/s.")
 @click.option("--device", default="cpu", show_default=True)
 @click.option("--batch-size", type=int, default=256, show_default=True)
 def main(data_dir, n_max, n_slow, device, batch_size):
-    ds = load_dataset(data_dir=data_dir or default_data_dir(None) if data_dir or not _shared() else _shared())
+    ds = load_dataset(data_dir=bench_data_dir(data_dir))
     images = np.concatenate([ds.x_train, ds.x_test])[:n_max]
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, device {device}, batch {batch_size}")
     print(f"{'feature':9} {'config':42} {'dim':>5} {'images':>7} {'seconds':>8} {'img/s':>9}  target")
@@ -50,13 +51,6 @@ def main(data_dir, n_max, n_slow, device, batch_size):
             dt = time.perf_counter() - t
         cfg = ",".join(f"{k}={v}" for k, v in params.items())
         print(f"{name:9} {cfg:42} {f.shape[1]:5d} {n:7d} {dt:8.2f} {n / dt:9.0f}  {target}", flush=True)
-
-
-def _shared():
-    from pathlib import Path
-
-    p = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "fashion-mnist"
-    return p if p.is_dir() else None
 
 
 if __name__ == "__main__":

@@ -8,12 +8,11 @@ warm-up pass, and prints the training images/s and the seconds a 54k-image epoch
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import click
 import torch
 
-from fmnist.data import default_data_dir, load_dataset, stratified_indices
+from _data import bench_data_dir, data_dir_option  # bench/ is sys.path[0] when run as python bench/x.py
+from fmnist.data import load_dataset, stratified_indices
 from fmnist.finetune import FitConfig, SplitData, fit
 from fmnist.weights import build_resnet18, resolve_weights
 
@@ -21,18 +20,13 @@ CONFIGS = [("full", 32), ("full", 64), ("last_layer", 32), ("last_layer", 64)]
 EPOCH_IMAGES = 54000  # the training split after carving 10% validation
 
 
-def _shared() -> Path | None:
-    p = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "fashion-mnist"
-    return p if p.is_dir() else None
-
-
 @click.command()
-@click.option("--data-dir", default=None, help="Folder with the IDX files [default: ../shared or $FMNIST_DATA_DIR].")
+@data_dir_option
 @click.option("--n", "n", type=int, default=1024, show_default=True, help="Training images per configuration.")
 @click.option("--batch-size", type=int, default=128, show_default=True)
 @click.option("--device", default="cpu", show_default=True)
 def main(data_dir, n, batch_size, device):
-    ds = load_dataset(data_dir=data_dir or _shared() or default_data_dir(None))
+    ds = load_dataset(data_dir=bench_data_dir(data_dir))
     idx = stratified_indices(ds.y_train, n + 100, seed=0)
     x, y = ds.x_train[idx], ds.y_train[idx]
     split = SplitData(x[:n], y[:n], x[n:], y[n:])

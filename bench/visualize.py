@@ -21,6 +21,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from _data import bench_data_dir, data_dir_option  # noqa: E402  (bench/ is on sys.path: scripts run as python bench/x.py)
 from fmnist.data import load_dataset, stratified_indices  # noqa: E402
 from fmnist.embeddings import EMBEDDINGS, embed, method_params  # noqa: E402
 from fmnist.features import extract_features  # noqa: E402
@@ -29,13 +30,8 @@ from fmnist.embeddings.tsne import BIG as TSNE_BIG  # noqa: E402
 from fmnist.steps.visualize import DEFAULT_N_SAMPLES  # noqa: E402
 
 
-def _shared() -> Path | None:
-    p = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "fashion-mnist"
-    return p if p.is_dir() else None
-
-
 @click.command()
-@click.option("--data-dir", default=None, help="Folder with the IDX files [default: ../shared or $FMNIST_DATA_DIR].")
+@data_dir_option
 @click.option("--feature", default="raw", show_default=True, help="raw or scatnet (default params) or resnet18.")
 @click.option("--sizes", default=f"{DEFAULT_N_SAMPLES},10000,70000", show_default=True)
 @click.option("--methods", default="all", show_default=True)
@@ -44,7 +40,7 @@ def _shared() -> Path | None:
 @click.option("--check-determinism/--no-check-determinism", default=True, show_default=True,
               help="Run t-SNE twice at the first size >= 10k (multi-threaded FFT path) and compare.")
 def main(data_dir, feature, sizes, methods, lle_max, metrics, check_determinism):
-    ds = load_dataset(data_dir=data_dir or _shared())
+    ds = load_dataset(data_dir=bench_data_dir(data_dir))
     sizes = [int(s) for s in sizes.split(",")]
     names = EMBEDDINGS.expand(methods)
     x_img = np.concatenate([ds.x_test, ds.x_train])  # test first: sizes <= 10k come from the test split

@@ -18,8 +18,8 @@ def batched_apply(
     with torch.inference_mode(), tqdm(total=len(images), desc=desc, unit="img", disable=not progress,
                                       mininterval=1.0) as bar:
         for start in range(0, len(images), batch_size):
-            # A copy: the dataset arrays are read-only (torch warns on non-writable memory); a batch is small.
-            chunk = torch.from_numpy(np.array(images[start:start + batch_size], copy=True))
+            # IDX arrays are read-only views (torch warns on non-writable memory): copy only those.
+            chunk = torch.from_numpy(np.require(images[start:start + batch_size], requirements=["C", "W"]))
             x = chunk.to(device, non_blocking=True).float().div_(255.0)
             y = fn(x).reshape(len(chunk), -1).float().cpu().numpy()
             if out is None:  # allocate once we know the width: no list of batches to concatenate
