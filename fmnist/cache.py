@@ -26,6 +26,13 @@ def code_version(*modules: ModuleType) -> str:
     return f"{__version__}+{h.hexdigest()[:12]}"
 
 
+def step_code_version(*module_names: str) -> str:
+    """``code_version`` of the data layer (every step reads through it) plus the named modules."""
+    import importlib
+
+    return code_version(*(importlib.import_module(m) for m in ("fmnist.data", *module_names)))
+
+
 def cache_key(step: str, params: dict[str, Any], data_digest: str, code: str) -> str:
     """sha256 of a canonical JSON of everything that determines the step's result."""
     blob = json.dumps({"step": step, "params": params, "data": data_digest, "code": code},

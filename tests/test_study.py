@@ -36,6 +36,27 @@ def test_full_profile_fine_tunes_at_a_cpu_size_on_a_cpu_only():
     assert get_profile("quick").finetune_for("cpu") == get_profile("quick").finetune_for("cuda")
 
 
+def test_finetune_cache_key_follows_the_weights_auto_resolves_to(tmp_path, monkeypatch):
+    import torch
+
+    from fmnist.data import synthetic_dataset
+    from fmnist.steps.finetune import finetune_key
+    from fmnist.weights import build_resnet18, resolve_weights
+
+    monkeypatch.setenv("FMNIST_OFFLINE", "1")
+    ds = synthetic_dataset(60, 30, seed=0)
+    cfg = dict(epochs=1, image_size=32, val_fraction=0.1, ds=ds)
+    # Offline without ImageNet weights, auto means random init: the same fine-tune as weights=none.
+    assert resolve_weights("auto").kind == "none"
+    assert finetune_key(mode="full", weights="auto", **cfg) == finetune_key(mode="full", weights="none", **cfg)
+    path = tmp_path / "resnet18.pth"
+    torch.save(build_resnet18(resolve_weights("none"), num_classes=10).state_dict(), path)
+    keys = {finetune_key(mode="full", weights=w, **cfg) for w in ("none", str(path))}
+    keys.add(finetune_key(mode="last_layer", weights="none", **cfg))
+    keys.add(finetune_key(mode="full", weights="none", **{**cfg, "epochs": 2}))
+    assert len(keys) == 4
+
+
 SMALL = dict(profile="quick", features="raw,scatnet", models="lda,logreg", methods="pca", finetune=True,
              epochs=1, weights="none", device="cpu", progress=False)
 

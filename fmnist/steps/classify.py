@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import plots, tracking
+from .. import cache, plots, tracking
 from ..classifiers import CLASSIFIERS, build_classifier, fit_classifier, input_transform
 from ..classifiers.tuning import announce, check_val_fraction
 from ..data import Dataset, load_dataset, stratified_indices
@@ -93,6 +93,14 @@ def classify(
                     results.append(_cell(fs, m, **common))
         _log_summary(results, time.perf_counter() - t0)
     return results
+
+
+def classify_key(*, feature: str, params: dict[str, Any], model: str, tune: bool, seed: int, ds: Dataset) -> str:
+    """Cache key of one FINISHED classify cell: its params, the data and the code that computes it."""
+    code = cache.step_code_version(__name__, "fmnist.classifiers", "fmnist.classifiers.tuning",
+                                   CLASSIFIERS.get(model).fn.__module__, FEATURES.get(feature).fn.__module__)
+    return cache.cache_key("classify", {"feature": feature, **params, "model": model, "tune": tune, "seed": seed},
+                           ds.digest, code)
 
 
 def check_features(fs: FeatureSet, ds: Dataset) -> None:

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import __version__, cache, data, tracking
+from .. import __version__, cache, tracking
 from ..data import Dataset, load_dataset
 from ..errors import CacheError
 from ..features import FEATURES, RUNTIME_DEFAULTS, extract_features, feature_params
@@ -49,11 +49,8 @@ class FeatureSet:
 
 
 def extract_key(feature: str, params: dict[str, Any], data_digest: str) -> str:
-    import importlib
-
     # The feature's module plus what every feature shares (input scaling in the package, torch batching).
-    modules = [FEATURES.get(feature).fn.__module__, "fmnist.features", "fmnist.features._torch"]
-    code = cache.code_version(data, *(importlib.import_module(m) for m in modules))
+    code = cache.step_code_version(FEATURES.get(feature).fn.__module__, "fmnist.features", "fmnist.features._torch")
     return cache.cache_key("extract", {"feature": feature, **params}, data_digest, code)
 
 

@@ -13,7 +13,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from .. import cache, data, tracking
+from .. import cache, tracking
 from ..data import Dataset, load_dataset, train_val_split
 from ..device import resolve_device
 from ..errors import CacheError, FmnistError, ParamError
@@ -28,16 +28,26 @@ RESUME_CHOICES = ("auto", "never", "<run id>")
 RUNTIME_ARGS = ("device", "num_workers", "progress", "data_dir")  # change speed, not results
 
 
-def _code_version() -> str:
-    from ..finetune import augment, checkpoint, modes, optim, train
-    from .. import weights
-
-    return cache.code_version(data, weights, augment, checkpoint, modes, optim, train)
+# What training depends on: editing any of these makes an unfinished run's checkpoint unusable.
+TRAINING_MODULES = ("fmnist.weights", "fmnist.finetune.augment", "fmnist.finetune.checkpoint",
+                    "fmnist.finetune.modes", "fmnist.finetune.optim", "fmnist.finetune.train")
 
 
 def resume_key(config: dict[str, Any], weights_id: dict[str, str], ds: Dataset) -> str:
     return cache.cache_key("finetune", {**config, **weights_id, "dataset": ds.name, "subset": ds.subset},
-                           ds.digest, _code_version())
+                           ds.digest, cache.step_code_version(*TRAINING_MODULES))
+
+
+def finetune_key(*, mode: str, weights: str, val_fraction: float, ds: Dataset, **config: Any) -> str:
+    """Cache key of a FINISHED fine-tune: its resume key (config, the weights ``weights`` resolves to
+    now, data, training code) plus this step's own code (evaluation and logging)."""
+    from ..finetune import FitConfig
+
+    cfg = FitConfig(mode=mode, **config).validate()
+    w = resolve_weights(weights)
+    rk = resume_key({**cfg.as_dict(), "val_fraction": val_fraction}, {"weights": w.kind, "weights_sha256": w.sha256},
+                    ds)
+    return cache.cache_key("finetune-run", {"resume_key": rk}, ds.digest, cache.step_code_version(__name__))
 
 
 class _Lock:

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import importlib
 import logging
 import time
 from dataclasses import asdict, dataclass, fields
-from typing import Any, Callable
+from typing import Callable
 
-from .. import cache, data, tracking
+from .. import tracking
 from ..data import load_dataset
 from ..errors import FmnistError
 from ..features import FEATURES, feature_params
@@ -32,10 +31,6 @@ class StepRecord:
 
 class StudyFailed(FmnistError):
     pass
-
-
-def _code(*module_names: str) -> str:
-    return cache.code_version(data, *(importlib.import_module(m) for m in module_names))
 
 
 def _cached(rec: StepRecord, key: str, run: Callable[[], str]) -> None:
@@ -75,10 +70,10 @@ def run_study(
     from ..embeddings import EMBEDDINGS, method_params
     from ..device import resolve_device
     from ..finetune import FitConfig
-    from .classify import classify
-    from .finetune import finetune as finetune_step
+    from .classify import classify, classify_key
+    from .finetune import finetune as finetune_step, finetune_key
     from .report import report_step
-    from .visualize import visualize
+    from .visualize import visualize, visualize_key
 
     prof = get_profile(profile, subset=subset, full_data=full_data, epochs=epochs)
     feats, mods, meths = FEATURES.expand(features), CLASSIFIERS.expand(models), EMBEDDINGS.expand(methods)
@@ -130,11 +125,7 @@ def run_study(
                 rec = StepRecord("classify", f"{f}/{m}")
                 if skipped_without_features(rec, f):
                     continue
-                key = cache.cache_key("classify", {"feature": f, **fparams[f], "model": m, "tune": prof.tune,
-                                                   "seed": seed}, ds.digest,
-                                      _code("fmnist.steps.classify", "fmnist.classifiers", "fmnist.classifiers.tuning",
-                                            CLASSIFIERS.get(m).fn.__module__,
-                                            FEATURES.get(f).fn.__module__))
+                key = classify_key(feature=f, params=fparams[f], model=m, tune=prof.tune, seed=seed, ds=ds)
                 attempt(rec, lambda f=f, m=m, rec=rec, key=key: _cached(rec, key, lambda: classify(
                     feature=f, model=m, ds=ds, params=fparams[f], tune=prof.tune, seed=seed, device=device,
                     progress=progress)[0].run_id))
@@ -143,19 +134,15 @@ def run_study(
                 rec = StepRecord("visualize", f"{f}/{m}")
                 if skipped_without_features(rec, f):
                     continue
-                mp = method_params(m, None, n_samples=n_samples)
-                key = cache.cache_key("visualize", {"feature": f, **fparams[f], "method": m, **mp,
-                                                    "n_samples": n_samples, "seed": seed}, ds.digest,
-                                      _code("fmnist.steps.visualize", "fmnist.embeddings", EMBEDDINGS.get(m).fn.__module__,
-                                            FEATURES.get(f).fn.__module__))
+                key = visualize_key(feature=f, params=fparams[f], method=m, n_samples=n_samples, seed=seed, ds=ds,
+                                    method_params=method_params(m, None, n_samples=n_samples))
                 attempt(rec, lambda f=f, m=m, rec=rec, key=key: _cached(rec, key, lambda: visualize(
                     features=[f], methods=[m], n_samples=n_samples, seed=seed, feature_given=fparams[f],
                     ds=ds, device=device, progress=progress)[0]["run_id"]))
         if finetune:
             for mode in FINETUNE_MODES:
                 rec = StepRecord("finetune", mode)
-                key = cache.cache_key("finetune", {"mode": mode, **ft_cfg}, ds.digest,
-                                      _code("fmnist.steps.finetune", "fmnist.finetune.train"))
+                key = finetune_key(mode=mode, **ft_cfg, val_fraction=0.1, ds=ds)
                 attempt(rec, lambda mode=mode, rec=rec, key=key: _cached(rec, key, lambda: finetune_step(
                     mode=mode, **ft_cfg, val_fraction=0.1, ds=ds, device=device, progress=progress)["run_id"]))
         rec = StepRecord("report", "html", run_id=parent)

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import tracking
+from .. import cache, tracking
 from ..data import Dataset, load_dataset, stratified_indices
 from ..embeddings import EMBEDDINGS, embed, method_params
 from ..embeddings.figures import embedding_figure, grid_figure, metrics_line
@@ -34,6 +34,15 @@ def sample_indices(y: np.ndarray, n_samples: int | None, n_classes: int, seed: i
         raise ParamError(f"n_samples={n} is too small: need at least {2 * n_classes} "
                          f"(two per class, since k-NN accuracy is measured on held-out points)")
     return stratified_indices(y, n, seed)
+
+
+def visualize_key(*, feature: str, params: dict[str, Any], method: str, method_params: dict[str, Any],
+                  n_samples: int, seed: int, ds: Dataset) -> str:
+    """Cache key of one FINISHED view: its params, the data and the code that computes it."""
+    code = cache.step_code_version(__name__, "fmnist.embeddings", EMBEDDINGS.get(method).fn.__module__,
+                                   FEATURES.get(feature).fn.__module__)
+    return cache.cache_key("visualize", {"feature": feature, **params, "method": method, **method_params,
+                                         "n_samples": n_samples, "seed": seed}, ds.digest, code)
 
 
 def embed_and_measure(x: np.ndarray, y: np.ndarray, method: str, *, seed: int,
