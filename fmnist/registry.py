@@ -18,6 +18,10 @@ class Entry:
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self.fn(*args, **kwargs)
 
+    def hook(self, name: str, default: Any = None) -> Any:
+        """What the registering module declared beside the function (``fn.validate``, ``fn.label`` ...)."""
+        return getattr(self.fn, name, default)
+
 
 class Registry:
     """``@REG.register("name", param=default)`` on a function; ``REG.get(name)``; ``REG.names()``."""

@@ -18,10 +18,13 @@ import pandas as pd
 
 from . import tracking
 
-MODEL_ORDER = ["logreg", "lda", "svm", "rf"]
-FEATURE_ORDER = ["raw", "scatnet", "resnet18"]
-METHOD_ORDER = ["pca", "tsne", "lle", "umap"]
-MODEL_NAMES = {"logreg": "Logistic regression", "lda": "LDA", "svm": "SVM", "rf": "Random forest"}
+from .classifiers import CLASSIFIERS
+from .embeddings import EMBEDDINGS
+from .features import FEATURES
+
+# Tables follow the registries' order: a new feature, model or method needs no line here.
+MODEL_ORDER, FEATURE_ORDER, METHOD_ORDER = CLASSIFIERS.names(), FEATURES.names(), EMBEDDINGS.names()
+MODEL_NAMES = {e.name: e.hook("title", e.name) for e in CLASSIFIERS}
 
 
 def _order(values, preferred: list[str]) -> list[str]:

@@ -10,13 +10,21 @@ import pytest
 from fmnist.data import synthetic_dataset
 
 ROOT = Path(__file__).resolve().parent.parent
-REAL_DATA = Path(os.environ.get("FMNIST_TEST_DATA_DIR", ROOT.parent / "shared" / "data" / "fashion-mnist"))
+# The committed slice of the real data (scripts/make_fixture.py); the full files are for benchmarks.
+MINI_DATA = ROOT / "tests" / "data" / "fashion-mnist-mini"
+MINI_SIZES = (1000, 600)  # train, test images: make_fixture.py's defaults, as its README.md says
+FULL_SIZES = (60000, 10000)
+REAL_DATA = Path(os.environ.get("FMNIST_TEST_DATA_DIR") or MINI_DATA)
+REAL_SIZES = MINI_SIZES if REAL_DATA.resolve() == MINI_DATA else FULL_SIZES
 
 
 @pytest.fixture
 def real_data_dir() -> Path:
+    """Real Fashion-MNIST IDX files: the committed slice, or ``$FMNIST_TEST_DATA_DIR`` (e.g. the full set)."""
     if not all((REAL_DATA / f).exists() for f in ("train-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")):
-        pytest.skip(f"real Fashion-MNIST files not found in {REAL_DATA} (set FMNIST_TEST_DATA_DIR)")
+        # Fail, not skip: the slice is committed, so a miss is a wrong $FMNIST_TEST_DATA_DIR (and a
+        # loader given the folder would try to download into it).
+        pytest.fail(f"Fashion-MNIST IDX files not found in {REAL_DATA} (check FMNIST_TEST_DATA_DIR)")
     return REAL_DATA
 
 

@@ -7,8 +7,10 @@ PKG = Path(__file__).resolve().parent.parent / "fmnist"
 
 
 def test_only_tracking_imports_mlflow():
+    tracking = PKG / "tracking"
+    assert (tracking / "__init__.py").exists()  # the exemption below names the real package
     offenders = [str(p.relative_to(PKG)) for p in PKG.rglob("*.py")
-                 if p.name != "tracking.py" and re.search(r"^\s*(import mlflow|from mlflow)", p.read_text(), re.M)]
+                 if tracking not in p.parents and re.search(r"^\s*(import mlflow|from mlflow)", p.read_text(), re.M)]
     assert offenders == []
 
 

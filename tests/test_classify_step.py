@@ -58,8 +58,11 @@ def test_one_cell_logs_the_contract(store, tiny):
     info = mlflow.models.get_model_info(f"runs:/{cell.run_id}/model")
     assert info.signature.inputs.to_dict()[0]["tensor-spec"]["shape"] == (-1, 784)
 
-    # a second run reuses the extract run from the cache
-    (again,) = classify(feature="raw", model="lda", ds=tiny, tune=False, progress=False)
+    # a second identical call reuses the whole run; forced, it refits but still reuses the extract run
+    (same,) = classify(feature="raw", model="lda", ds=tiny, tune=False, progress=False)
+    assert same.run_id == cell.run_id and same.metrics["test_accuracy"] == cell.metrics["test_accuracy"]
+    (again,) = classify(feature="raw", model="lda", ds=tiny, tune=False, progress=False, force=True)
+    assert again.run_id != cell.run_id
     assert mlflow.get_run(again.run_id).data.tags["fmnist.extract_run_id"] == t["fmnist.extract_run_id"]
     assert mlflow.get_run(again.run_id).data.tags["fmnist.feature_cached"] == "true"
 
@@ -136,9 +139,10 @@ def _model_input(x):
     """What the model sees of raw pixels: after raw's stateless input steps (sqrt)."""
     from sklearn.pipeline import Pipeline
 
-    from fmnist.classifiers import INPUT_TRANSFORMS
+    from fmnist.features import FEATURES
 
-    return Pipeline(INPUT_TRANSFORMS["raw"][1]()).fit_transform(x) if "raw" in INPUT_TRANSFORMS else x
+    t = FEATURES.get("raw").hook("input_transform")
+    return Pipeline(t.steps()).fit_transform(x) if t else x
 
 
 def test_test_set_is_never_touched_while_tuning(store, tiny, monkeypatch):
@@ -165,7 +169,7 @@ def test_test_set_is_never_touched_while_tuning(store, tiny, monkeypatch):
 
 
 @pytest.mark.parametrize("kw,err,msg", [
-    ({"feature": "raw", "model": "knn"}, ChoiceError, "unknown model 'knn'; choose one of: lda, logreg"),
+    ({"feature": "raw", "model": "knn"}, ChoiceError, "unknown model 'knn'; choose one of: logreg, lda, svm, rf"),
     ({"feature": "hog", "model": "lda"}, ChoiceError, "unknown feature 'hog'; choose one of: raw"),
     ({"feature": "raw", "model": "lda", "tune": True, "val_fraction": 0.0}, ParamError, "val_fraction"),
     ({"feature": "raw,scatnet", "model": "lda", "extract_run": "abc"}, ParamError, "one feature"),

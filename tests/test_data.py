@@ -1,12 +1,15 @@
 import gzip
+import hashlib
 import shutil
 import struct
 
 import numpy as np
 import pytest
 
+from conftest import MINI_DATA, MINI_SIZES, REAL_SIZES
 from fmnist.data import (
-    DATASETS, SPLIT_FILES, data_digest, load_dataset, parse_idx, stratified_indices, synthetic_dataset,
+    DATASETS, SPLIT_FILES, data_digest, load_dataset, parse_idx, read_manifest, stratified_indices,
+    synthetic_dataset,
 )
 from fmnist.errors import ChoiceError, DataError, ParamError
 
@@ -41,6 +44,47 @@ def test_md5_mismatch_is_one_line(tmp_path):
     with pytest.raises(DataError, match="MD5 mismatch") as e:
         load_dataset("fashion-mnist", data_dir=_write_idx(tmp_path / "d"), download=False)
     assert "\n" not in str(e.value) and "train-images-idx3-ubyte.gz" in str(e.value)
+
+
+def _md5sums(folder, names):
+    lines = [f"{hashlib.md5((folder / n).read_bytes()).hexdigest()}  {n}" for n in names]
+    (folder / "MD5SUMS").write_text("\n".join(lines) + "\n")
+
+
+def test_manifest_md5s_replace_the_official_ones(tmp_path):
+    folder = _write_idx(tmp_path / "d")  # not the official files: only the manifest can vouch for them
+    names = sorted(p.name for p in folder.glob("*.gz"))
+    _md5sums(folder, names)
+    ds = load_dataset("fashion-mnist", data_dir=folder, download=False)
+    assert ds.x_train.shape == (20, 28, 28)
+    f = folder / "t10k-labels-idx1-ubyte.gz"
+    f.write_bytes(f.read_bytes() + b"\0")  # still reads as gzip; only the MD5 can tell
+    with pytest.raises(DataError, match="MD5 mismatch") as e:
+        load_dataset("fashion-mnist", data_dir=folder, download=False)
+    msg = str(e.value)
+    assert "\n" not in msg and "t10k-labels-idx1-ubyte.gz" in msg and "MD5SUMS" in msg
+    listed = dict(line.split()[::-1] for line in (folder / "MD5SUMS").read_text().splitlines())
+    assert listed[f.name] in msg and hashlib.md5(f.read_bytes()).hexdigest() in msg  # both sums
+
+
+def test_manifest_covers_only_what_it_lists(tmp_path):
+    folder = _write_idx(tmp_path / "d")
+    _md5sums(folder, ["train-images-idx3-ubyte.gz"])  # the other three fall back to the official MD5s
+    with pytest.raises(DataError, match="MD5 mismatch") as e:
+        load_dataset("fashion-mnist", data_dir=folder, download=False)
+    assert "train-labels-idx1-ubyte.gz" in str(e.value) and "official fashion-mnist" in str(e.value)
+    (folder / "MD5SUMS").write_text("not a checksum line\n")
+    with pytest.raises(DataError, match="not an md5sum line"):
+        load_dataset("fashion-mnist", data_dir=folder, download=False)
+
+
+def test_committed_fixture_matches_its_manifest():
+    """The slice tests read: its MD5SUMS lists exactly the four files, and they load verified."""
+    listed = read_manifest(MINI_DATA)
+    assert sorted(listed) == sorted(f"{stem}.gz" for stem in SPLIT_FILES.values())
+    ds = load_dataset("fashion-mnist", data_dir=MINI_DATA, download=False)
+    assert (len(ds.y_train), len(ds.y_test)) == MINI_SIZES
+    assert (MINI_DATA / "LICENSE").read_text().startswith("The MIT License")
 
 
 def test_wrong_magic(tmp_path):
@@ -107,13 +151,15 @@ def test_md5s_match_torchvision():
 
 
 def test_real_data(real_data_dir):
-    ds = load_dataset("fashion-mnist", data_dir=real_data_dir, download=False)
-    assert ds.x_train.shape == (60000, 28, 28) and ds.x_test.shape == (10000, 28, 28)
-    assert np.bincount(ds.y_train).tolist() == [6000] * 10
+    n_train, n_test = REAL_SIZES  # the committed slice, or the full set via $FMNIST_TEST_DATA_DIR
+    ds = load_dataset("fashion-mnist", data_dir=real_data_dir, download=False)  # MD5s verified
+    assert ds.x_train.shape == (n_train, 28, 28) and ds.x_test.shape == (n_test, 28, 28)
+    assert np.bincount(ds.y_train).tolist() == [n_train // 10] * 10
+    assert np.bincount(ds.y_test).tolist() == [n_test // 10] * 10
     assert ds.classes[0] == "T-shirt/top" and ds.classes[9] == "Ankle boot"
-    sub = load_dataset("fashion-mnist", data_dir=real_data_dir, subset=1000, seed=0)
-    assert len(sub.x_train) == 1000 and len(sub.x_test) == 1000
-    assert np.bincount(sub.y_train).tolist() == [100] * 10
+    sub = load_dataset("fashion-mnist", data_dir=real_data_dir, subset=400, seed=0)  # < either split
+    assert len(sub.x_train) == 400 and len(sub.x_test) == 400
+    assert np.bincount(sub.y_train).tolist() == [40] * 10
     assert sub.digest != ds.digest
     with pytest.raises(ParamError, match="too small"):
         load_dataset("fashion-mnist", data_dir=real_data_dir, subset=5)
@@ -122,7 +168,8 @@ def test_real_data(real_data_dir):
 def test_real_data_in_torchvision_layout(real_data_dir, tmp_path):
     raw = tmp_path / "FashionMNIST" / "raw"
     raw.mkdir(parents=True)
-    for f in real_data_dir.glob("*.gz"):
-        shutil.copy(f, raw / f.name)
+    for f in real_data_dir.iterdir():  # the manifest too: it is what vouches for a slice's files
+        if f.suffix == ".gz" or f.name == "MD5SUMS":
+            shutil.copy(f, raw / f.name)
     ds = load_dataset("fashion-mnist", data_dir=tmp_path, download=False, subset=100)
     assert ds.source == str(raw)

@@ -65,8 +65,7 @@ def test_disk_full_fails_the_run_with_one_line(store, tiny, monkeypatch, capsys)
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(ex.cache, "save_arrays", full)
-    cli_module = sys.modules["fmnist.cli.extract"]  # the attribute fmnist.cli.extract is the command
-    monkeypatch.setattr(cli_module, "get_features", lambda **kw: ex.get_features(**{**kw, "ds": tiny}))
+    monkeypatch.setattr(ex.ExtractParams, "load", lambda self: tiny)  # the CLI's params name the tiny data
     with pytest.raises(SystemExit) as e:
         run_cli(extract, ["--feature", "raw", "--no-progress"])
     assert e.value.code == 1

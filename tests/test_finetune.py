@@ -6,8 +6,8 @@ import torch
 
 from fmnist.data import synthetic_dataset, train_val_split
 from fmnist.errors import ChoiceError, ParamError
-from fmnist.finetune import (MODES, OPTIMIZERS, SCHEDULES, FitConfig, SplitData, augment_batch, export_model, fit,
-                             load_checkpoint, predict)
+from fmnist.finetune import (MODES, OPTIMIZERS, SCHEDULES, FitConfig, SplitData, augment_batch, evaluate,
+                             export_model, fit, load_checkpoint, predict, train_one_epoch)
 from fmnist.finetune.checkpoint import checkpoint_epoch
 from fmnist.finetune.optim import build_optimizer, build_schedule, param_groups
 from fmnist.weights import build_resnet18, imagenet_preprocess, resolve_weights
@@ -39,6 +39,21 @@ def test_one_epoch_runs_on_cpu(split):
     assert res.best_epoch == 1 and res.best_val_accuracy == rec["val_accuracy"] and res.start_epoch == 1
     pred = predict(res.model, split.x_val, image_size=16, device="cpu")
     assert pred.dtype == np.int64 and np.mean(pred == split.y_val) == pytest.approx(rec["val_accuracy"])
+
+
+def test_train_one_epoch_learns_and_evaluate_is_predict_accuracy():
+    ds = synthetic_dataset(n_train=40, n_test=20)
+    torch.manual_seed(0)
+    m = model()
+    opt = build_optimizer("sgd", m.parameters(), lr=0.01, weight_decay=0.0)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: 1.0)
+    stats = [train_one_epoch(m, opt, sched, ds.x_train, ds.y_train, generator=torch.Generator().manual_seed(e),
+                             image_size=32, batch_size=16, device="cpu") for e in (1, 2)]
+    assert [s.images for s in stats] == [32, 32] and sched.last_epoch == 4  # 2 full batches/epoch, last 8 dropped
+    assert all(np.isfinite(s.train_loss) and s.seconds > 0 for s in stats)
+    assert stats[1].train_loss < 0.75 * stats[0].train_loss, stats  # same 40 images twice: it must fit them
+    acc = evaluate(m, ds.x_test, ds.y_test, image_size=32, device="cpu", batch_size=8)  # 8 does not divide 20
+    assert acc == np.mean(predict(m, ds.x_test, image_size=32, device="cpu") == ds.y_test) and 0 <= acc <= 1
 
 
 def test_num_workers_change_speed_not_results(split):

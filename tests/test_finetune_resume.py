@@ -90,7 +90,9 @@ def test_auto_resume_continues_the_same_run_and_matches(store, ckdir, small, mon
     ref = step.finetune(**{**BASE, "resume": "never"}, ds=small)  # never: a new run, the killed one untouched
     assert ref["run_id"] != killed and tracking.get_run_info(killed)["status"] == "KILLED"
 
-    out = step.finetune(**BASE, ds=small)  # resume=auto: identical params and data -> the killed run
+    # resume=auto: identical params and data -> the killed run (force: not the FINISHED `ref`, which the
+    # cache would otherwise reuse)
+    out = step.finetune(**BASE, force=True, ds=small)
     assert out["run_id"] == killed and out["start_epoch"] == 2
     info = tracking.get_run_info(killed)
     assert info["status"] == "FINISHED" and info["tags"]["fmnist.resumed_at_epoch"] == "1"

@@ -46,3 +46,54 @@ def test_conda_env_mirrors_pyproject():
     conda = yaml.safe_load((ROOT / "conda.yaml").read_text())
     pip = next(d["pip"] for d in conda["dependencies"] if isinstance(d, dict))
     assert pip == deps
+
+
+def _params_class(command: str):
+    from fmnist.steps.classify import ClassifyParams
+    from fmnist.steps.extract import ExtractParams
+    from fmnist.steps.finetune import FinetuneParams
+    from fmnist.steps.report import ReportParams
+    from fmnist.steps.study import StudyParams
+    from fmnist.steps.visualize import VisualizeParams
+
+    return {"extract": ExtractParams, "classify": ClassifyParams, "visualize": VisualizeParams,
+            "finetune": FinetuneParams, "report": ReportParams, "study": StudyParams}[command]
+
+
+@pytest.mark.parametrize("command", ["extract", "classify", "visualize", "finetune", "report", "study"])
+def test_cli_options_are_the_params_class(command):
+    """The library's params class is the one source: every CLI option is a field with the same default."""
+    from dataclasses import fields
+
+    from fmnist.steps.params import cli_default
+
+    cls = _params_class(command)
+    options = {p.name: p for p in cli.commands[command].params if isinstance(p, click.Option)}
+    cli_fields = {f.name: f for f in fields(cls) if f.metadata.get("cli", True)}
+    assert set(options) == set(cli_fields)
+    for name, f in cli_fields.items():
+        assert options[name].default == cli_default(f), f"{command}.{name}"
+
+
+def test_finetune_defaults_are_fitconfigs():
+    from dataclasses import fields
+
+    from fmnist.finetune import FitConfig
+    from fmnist.steps.finetune import FinetuneParams
+
+    p = FinetuneParams()
+    for f in fields(FitConfig):
+        assert getattr(p, f.name) == f.default, f.name
+    assert p.fit_config() == FitConfig()
+
+
+def test_feature_and_method_defaults_are_the_registries():
+    from fmnist.embeddings import EMBEDDINGS
+    from fmnist.features import FEATURES
+    from fmnist.steps.visualize import VisualizeParams
+
+    p = VisualizeParams()
+    for registry in (FEATURES, EMBEDDINGS):
+        for entry in registry:
+            for k, v in entry.params.items():
+                assert getattr(p, k) == v, (entry.name, k)

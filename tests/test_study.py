@@ -40,20 +40,23 @@ def test_finetune_cache_key_follows_the_weights_auto_resolves_to(tmp_path, monke
     import torch
 
     from fmnist.data import synthetic_dataset
-    from fmnist.steps.finetune import finetune_key
+    from fmnist.steps.finetune import FinetuneParams, finetune_key
     from fmnist.weights import build_resnet18, resolve_weights
 
     monkeypatch.setenv("FMNIST_OFFLINE", "1")
     ds = synthetic_dataset(60, 30, seed=0)
-    cfg = dict(epochs=1, image_size=32, val_fraction=0.1, ds=ds)
+
+    def key(**kw):
+        return finetune_key(FinetuneParams(**{"epochs": 1, "image_size": 32, "val_fraction": 0.1, **kw}), ds)
+
     # Offline without ImageNet weights, auto means random init: the same fine-tune as weights=none.
     assert resolve_weights("auto").kind == "none"
-    assert finetune_key(mode="full", weights="auto", **cfg) == finetune_key(mode="full", weights="none", **cfg)
+    assert key(mode="full", weights="auto") == key(mode="full", weights="none")
     path = tmp_path / "resnet18.pth"
     torch.save(build_resnet18(resolve_weights("none"), num_classes=10).state_dict(), path)
-    keys = {finetune_key(mode="full", weights=w, **cfg) for w in ("none", str(path))}
-    keys.add(finetune_key(mode="last_layer", weights="none", **cfg))
-    keys.add(finetune_key(mode="full", weights="none", **{**cfg, "epochs": 2}))
+    keys = {key(mode="full", weights=w) for w in ("none", str(path))}
+    keys.add(key(mode="last_layer", weights="none"))
+    keys.add(key(mode="full", weights="none", epochs=2))
     assert len(keys) == 4
 
 

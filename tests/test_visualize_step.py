@@ -57,19 +57,23 @@ def test_grid_parent_and_children_reuse_cache(store, tiny):
     assert _artifacts(parent.info.run_id) == ["embedding_grid.png", "separation.csv"]
     assert parent.data.params["feature"] == "raw,scatnet" and parent.data.params["n_samples"] == "50"
     children = [r for r in _runs("visualize") if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    # raw/pca is the first call's run, reused from the cache; the three others ran under the parent
+    assert cells[0]["run_id"] == first[0]["run_id"], (cells[0]["method"], cells[0]["feature"], [c["run_id"] for c in cells])
+    children.append(mlflow.get_run(first[0]["run_id"]))
     assert sorted((r.data.params["feature"], r.data.params["method"]) for r in children) == [
         ("raw", "pca"), ("raw", "umap"), ("scatnet", "pca"), ("scatnet", "umap")]
     assert all(r.info.status == "FINISHED" and "knn_accuracy" in r.data.metrics for r in children)
     by = {(r.data.params["feature"], r.data.params["method"]): r for r in children}
     assert by[("raw", "pca")].data.params["pca_dims"] == "none"
     assert by[("scatnet", "umap")].data.params["J"] == "1"
-    # raw came from the first call's extract run (cache hit); scatnet was extracted once, under the parent.
+    # raw came from the first call's extract run (cache hit); scatnet was extracted once, as a child of the
+    # first view that needed it.
     raw_extract = mlflow.get_run(first[0]["run_id"]).data.tags["fmnist.extract_run_id"]
     assert by[("raw", "umap")].data.tags["fmnist.extract_run_id"] == raw_extract
     extracts = _runs("extract")
     assert len(extracts) == 2
     scat = next(r for r in extracts if r.data.params["feature"] == "scatnet")
-    assert scat.data.tags["mlflow.parentRunId"] == parent.info.run_id
+    assert scat.data.tags["mlflow.parentRunId"] == by[("scatnet", "pca")].info.run_id
     summary = pd.read_csv(tracking.artifact_local_path(parent.info.run_id, "separation.csv"))
     assert len(summary) == 4 and summary["knn_accuracy"].between(0, 1).all()
     # Same seed, same sample, same pictures: PCA of raw is identical across the two calls.

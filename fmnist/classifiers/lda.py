@@ -18,3 +18,5 @@ def lda(*, tune: bool, seed: int, n_jobs: int = -1) -> ClassifierSpec:
     pipe = Pipeline([("lda", LinearDiscriminantAnalysis(solver="lsqr", shrinkage=SHRINKAGE))])
     grid = {"shrinkage": ["auto", 1e-4, 1e-3, 1e-2, 1e-1]} if tune else {}
     return ClassifierSpec(pipe, hp={"shrinkage": "lda__shrinkage"}, grid=grid)
+
+lda.title = "LDA"  # how reports name it

@@ -21,3 +21,5 @@ def logreg(*, tune: bool, seed: int, n_jobs: int = -1) -> ClassifierSpec:
     ])
     return ClassifierSpec(pipe, hp={"C": "logreg__C"}, grid={"C": [0.001, 0.01, 0.1]} if tune else {},
                           tune_max_train=20000)
+
+logreg.title = "Logistic regression"  # how reports name it

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
 
 import click
@@ -33,35 +34,47 @@ def setup_logging() -> None:
         log.propagate = False
 
 
-def _fail(message: str, code: int) -> None:
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (``kill``, ``timeout``, batch schedulers, container stops), handled like Ctrl-C: every run
+    still RUNNING ends KILLED on the way out."""
+
+
+def _on_sigterm(signum, frame) -> None:
+    raise Terminated("terminated (SIGTERM)")
+
+
+def _fail(message: str, code: int, status: str = "FAILED") -> None:
     message = " ".join(message.split())
     click.echo(f"fmnist: error: {message}", err=True)
     run_id = os.environ.get("MLFLOW_RUN_ID")
-    if run_id:  # `mlflow run` created the run but our code never opened it (e.g. a bad -P value)
+    if run_id:  # `mlflow run` created the run but our code may never have opened it (e.g. a bad -P value)
         try:
             from .. import tracking
 
-            tracking.fail_run(run_id, message)
+            tracking.end_if_running(run_id, status, message)
         except Exception as e:  # the store itself may be what failed
-            click.echo(f"fmnist: could not mark run {run_id} FAILED: {type(e).__name__}", err=True)
+            click.echo(f"fmnist: could not mark run {run_id} {status}: {type(e).__name__}", err=True)
     sys.exit(code)
 
 
 def run_cli(command: click.Command, args: list[str] | None = None, prog_name: str | None = None) -> None:
     """Run a click command; every error is one line on stderr and a non-zero exit."""
     setup_logging()
+    signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         rv = command.main(args=args, prog_name=prog_name, standalone_mode=False)
     except click.exceptions.Exit as e:
         sys.exit(e.exit_code)
-    except click.Abort:
-        _fail("aborted", 130)
+    except (Terminated, click.Abort) as e:  # click turns KeyboardInterrupt into Abort
+        if isinstance(e, Terminated) or isinstance(e.__cause__, Terminated):
+            _fail("terminated (SIGTERM); its runs were ended KILLED", 143, "KILLED")
+        _fail("interrupted; its runs were ended KILLED", 130, "KILLED")
     except click.ClickException as e:
         _fail(e.format_message(), e.exit_code or 2)
     except FmnistError as e:
         _fail(str(e), 1)
     except KeyboardInterrupt:
-        _fail("interrupted", 130)
+        _fail("interrupted", 130, "KILLED")
     except Exception as e:  # anything unexpected (disk full, store errors): still one line
         if os.environ.get("FMNIST_DEBUG"):
             raise

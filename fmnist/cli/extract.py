@@ -2,31 +2,30 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import click
 
 from .. import tracking
 from ..features import FEATURES
-from ..steps.extract import get_features
-from .options import dataset_options, feature_options, pop_feature_params
+from ..steps.base import get_or_run
+from ..steps.extract import EXTRACT, ExtractParams
+from ..steps.params import from_cli, options
 
 
 @click.command()
-@click.option("--feature", default="all", show_default=True,
-              help=f"all, or a comma list of: {', '.join(FEATURES.names())}.")
-@dataset_options
-@feature_options
-@click.option("--progress/--no-progress", default=True, show_default=True, help="Progress bars.")
-def extract(feature: str, **kw) -> None:
+@options(ExtractParams)
+def extract(**kw) -> None:
     """Extract features (train + test) and log them to an MLflow run; reuse a cached run when one matches."""
-    params = pop_feature_params(kw)
-    names = FEATURES.expand(feature)
-    common = dict(dataset=kw["dataset"], data_dir=kw["data_dir"] or None, subset=kw["subset"], seed=kw["seed"],
-                  params=params, batch_size=kw["batch_size"], device=kw["device"], progress=kw["progress"])
-    if len(names) == 1:
-        with tracking.run(f"extract-{names[0]}", step="extract"):
-            get_features(feature=names[0], into_active_run=True, **common)
+    p = from_cli(ExtractParams, kw)
+    cells = [replace(p, feature=f) for f in FEATURES.expand(p.feature)]
+    for c in cells:
+        c.resolved()  # bad params fail before any run opens
+    if len(cells) == 1:
+        get_or_run(EXTRACT, cells[0])
         return
-    with tracking.run("extract-" + "+".join(names), step="extract-group"):
-        tracking.log_params({"feature": feature})
-        for name in names:
-            get_features(feature=name, into_active_run=False, **common)
+    ds = p.load()
+    with tracking.run("extract-" + "+".join(c.feature for c in cells), step="extract-group"):
+        tracking.log_params({"feature": p.feature})
+        for c in cells:
+            get_or_run(EXTRACT, c, ds)

@@ -35,7 +35,7 @@ def method_params(name: str, given: dict[str, Any] | None = None, n_samples: int
             params[k] = type(v)(given.get(k, v))
         except (TypeError, ValueError):
             raise ParamError(f"{name} {k} must be a {type(v).__name__}, got {given[k]!r}") from None
-    validate = getattr(entry.fn, "validate", None)
+    validate = entry.hook("validate")
     if validate is not None:
         params = validate(params, n_samples)
     return params

@@ -2,12 +2,14 @@
 
 Each maps uint8 images (N, 28, 28) to float32 features (N, D). Registry ``params`` are the
 defaults that change the output (they enter cache keys); ``batch_size``/``device``/``progress``
-only change how fast it runs.
+only change how fast it runs. What else a feature needs is declared beside its function, in its own
+module: ``fn.validate(**params)``, ``fn.label(params)`` (how reports name it), ``fn.run_params(params)``
+(extra params its runs record) and ``fn.input_transform`` (steps put ahead of every classifier).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable, NamedTuple
 
 import numpy as np
 
@@ -19,7 +21,29 @@ FEATURES = Registry("feature")
 # Options every feature accepts that do not change its values (kept out of cache keys).
 RUNTIME_DEFAULTS: dict[str, Any] = {"batch_size": 256, "device": "auto"}
 
-from . import raw, resnet18, scatnet  # noqa: E402,F401  (registration side effects)
+
+
+class InputTransform(NamedTuple):
+    """Steps a feature puts ahead of every classifier's pipeline (logged as ``input_transform``)."""
+
+    description: str
+    steps: Callable[[], list]  # -> [(name, sklearn transformer), ...]
+    trusted_types: list[str]  # functions skops must trust to load the logged model
+
+
+from . import raw, scatnet, resnet18  # noqa: E402,F401  (registration side effects; report order)
+
+
+def feature_label(name: str, params: dict[str, Any]) -> str:
+    """How tables name the feature (e.g. ResNet features from a random network say so)."""
+    label = FEATURES.get(name).hook("label")
+    return label(params) if label else name
+
+
+def feature_run_params(name: str, params: dict[str, Any]) -> dict[str, Any]:
+    """Extra params an extract run of this feature records (e.g. ``weights_used``)."""
+    extra = FEATURES.get(name).hook("run_params")
+    return extra(params) if extra else {}
 
 
 def feature_params(name: str, given: dict[str, Any] | None = None, strict: bool = False) -> dict[str, Any]:
@@ -30,7 +54,7 @@ def feature_params(name: str, given: dict[str, Any] | None = None, strict: bool 
     if strict and unknown:
         raise ParamError(f"feature {name!r} has no param(s) {sorted(unknown)}; it takes {sorted(entry.params)}")
     params = {k: given.get(k, v) for k, v in entry.params.items()}
-    validate = getattr(entry.fn, "validate", None)
+    validate = entry.hook("validate")
     if validate is not None:
         params = validate(**params)
     return params

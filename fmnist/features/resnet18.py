@@ -57,3 +57,7 @@ def weights_label(params: dict) -> str:
     if kind in ("imagenet", "none"):
         return Weights(kind).label
     return Weights("file", kind, params.get("weights_sha256", "")).label
+
+
+resnet18.label = lambda params: "resnet18 (random init)" if params.get("weights") == "none" else "resnet18"
+resnet18.run_params = lambda params: {"weights_used": weights_label(params)}

@@ -12,7 +12,7 @@ import numpy as np
 
 from ..device import resolve_device
 from ..errors import ParamError
-from . import FEATURES
+from . import FEATURES, InputTransform
 from ._torch import batched_apply
 
 
@@ -51,3 +51,21 @@ def scatnet(images: np.ndarray, *, J: int, L: int, max_order: int, batch_size: i
 
 
 scatnet.validate = _validate
+
+LOG_EPS = 1e-3
+
+
+def log_scattering(x: np.ndarray) -> np.ndarray:
+    """log(x + 1e-3): scattering moduli span decades (order 0 ~ 0.3, order 2 ~ 1e-4); the log evens them out."""
+    return np.log(np.maximum(x, 0) + np.float32(LOG_EPS), dtype=x.dtype if x.dtype.kind == "f" else np.float64)
+
+
+def _log_standardised_steps() -> list:
+    from sklearn.preprocessing import FunctionTransformer, StandardScaler
+
+    return [("log", FunctionTransformer(log_scattering, feature_names_out="one-to-one")),
+            ("log_scale", StandardScaler())]
+
+
+scatnet.input_transform = InputTransform(f"log(x+{LOG_EPS:g}) then standardise", _log_standardised_steps,
+                                         [f"{__name__}.log_scattering"])

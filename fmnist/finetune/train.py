@@ -156,6 +156,147 @@ def predict(model, images: np.ndarray, *, image_size: int, device, batch_size: i
     return out
 
 
+@dataclass(frozen=True)
+class EpochStats:
+    """What one ``train_one_epoch`` pass measured."""
+
+    train_loss: float  # mean over the images seen (dropped last batch excluded)
+    train_accuracy: float
+    images: int
+    seconds: float  # the pass alone, device synchronised; no evaluation
+
+
+def _batching(n: int, batch_size: int) -> tuple[int, int]:
+    """(batch size, steps per epoch); the incomplete last batch is dropped (reshuffled every epoch)."""
+    bs = min(batch_size, n)
+    return bs, max(n // bs, 1)
+
+
+def _as_tensor(a):
+    import torch
+
+    if isinstance(a, torch.Tensor):
+        return a
+    return torch.from_numpy(np.require(a, requirements=["C", "W"]))  # IDX arrays are read-only views
+
+
+def train_one_epoch(model, optimizer, scheduler, images, labels, *, generator, image_size: int, batch_size: int,
+                    device, mode: str = "full", augment: bool = False, label_smoothing: float = 0.0,
+                    num_workers: int = 0, progress: bool = False, desc: str = "train") -> EpochStats:
+    """One pass over ``images``/``labels`` (uint8 (N, H, W) and int64, arrays or CPU tensors) in an order
+    drawn from ``generator``, which then also draws the augmentation; ``scheduler`` steps every batch."""
+    import torch
+    import torch.nn.functional as F
+    from tqdm.auto import tqdm
+
+    t0 = time.perf_counter()
+    dev = torch.device(device)
+    cuda = dev.type == "cuda"
+    x_all, y_all = _as_tensor(images), _as_tensor(labels)
+    bs, steps = _batching(len(x_all), batch_size)
+    perm = torch.randperm(len(x_all), generator=generator)  # first draw of the generator, before augmentation
+    set_train_mode(model, mode)
+    # Running sums stay on the device: an .item() per step would sync it every batch.
+    loss_sum = torch.zeros((), device=dev)
+    correct = torch.zeros((), device=dev, dtype=torch.long)
+    seen = 0
+    with tqdm(total=steps * bs, desc=desc, unit="img", disable=not progress, mininterval=1.0, leave=False) as bar:
+        for i, (xb, yb) in enumerate(_loader(x_all, y_all, perm, bs, steps, num_workers, cuda)):
+            xb, yb = xb.to(dev, non_blocking=True), yb.to(dev, non_blocking=True)
+            x = _inputs(xb, image_size, cuda, augment, generator)
+            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda):
+                logits = model(x)
+            loss = F.cross_entropy(logits.float(), yb, label_smoothing=label_smoothing)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            loss_sum += loss.detach() * len(yb)
+            correct += (logits.detach().argmax(1) == yb).sum()
+            seen += len(yb)
+            bar.update(len(yb))
+            if i % 10 == 0 or i == steps - 1:  # .item() syncs the device: not every step
+                bar.set_postfix(loss=f"{loss.item():.3f}", lr=f"{scheduler.get_last_lr()[0]:.3g}")
+    if cuda:
+        torch.cuda.synchronize(dev)  # CUDA runs asynchronously: time the work, not the queueing
+    return EpochStats(float(loss_sum.item() / seen), float(correct.item() / seen), seen, time.perf_counter() - t0)
+
+
+def evaluate(model, images: np.ndarray, labels: np.ndarray, *, image_size: int, device,
+             batch_size: int = 512) -> float:
+    """Accuracy of ``predict`` on uint8 ``images`` against ``labels``."""
+    pred = predict(model, images, image_size=image_size, device=device, batch_size=batch_size)
+    return float((pred == labels).mean())
+
+
+@dataclass
+class _Progress:
+    """What a run carries from epoch to epoch (and saves in, and restores from, a checkpoint)."""
+
+    history: list[dict[str, float]] = field(default_factory=list)
+    best_val: float = -1.0
+    best_epoch: int = 0
+    best_state: dict[str, Any] | None = None
+    start: int = 1
+
+    def add(self, epoch: int, record: dict[str, float], model) -> None:
+        self.history.append(record)
+        if record["val_accuracy"] > self.best_val:  # strict: ties keep the earlier epoch
+            self.best_val, self.best_epoch = record["val_accuracy"], epoch
+            self.best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+
+
+def _prepare(model, cfg: FitConfig, dev, n: int):
+    """Move ``model`` to ``dev``, apply the mode; the optimizer and a schedule spanning all epochs."""
+    import torch
+
+    model = model.to(dev)
+    if dev.type == "cuda":
+        model = model.to(memory_format=torch.channels_last)
+        torch.backends.cudnn.benchmark = True  # fixed input sizes: let cuDNN pick the fastest kernels
+    trainable = MODES.get(cfg.mode)(model)
+    opt = build_optimizer(cfg.optimizer, trainable, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    sched = build_schedule(cfg.schedule, opt, total_steps=cfg.epochs * _batching(n, cfg.batch_size)[1],
+                           warmup=cfg.warmup)
+    return model, opt, sched
+
+
+def _restore(ck: dict[str, Any], cfg: FitConfig, model, opt, sched) -> _Progress:
+    """Load a ``fit`` checkpoint into ``model``/``opt``/``sched`` and the global RNGs."""
+    if ck.get("config") != cfg.as_dict():
+        raise ParamError("checkpoint was written with another configuration; refusing to resume from it")
+    model.load_state_dict(ck["model"])
+    opt.load_state_dict(ck["optimizer"])
+    sched.load_state_dict(ck["scheduler"])
+    set_rng_state(ck["rng"])
+    return _Progress(list(ck["history"]), ck["best_val_accuracy"], ck["best_epoch"], ck["best_state"],
+                     int(ck["epoch"]) + 1)
+
+
+def _checkpoint_state(epoch: int, cfg: FitConfig, model, opt, sched, run: _Progress,
+                      extra: dict[str, Any] | None) -> dict[str, Any]:
+    """Everything ``_restore`` needs to continue after ``epoch`` exactly as if never interrupted."""
+    return {
+        **(extra or {}), "epoch": epoch, "epochs": cfg.epochs, "config": cfg.as_dict(),
+        "model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+        "rng": rng_state(), "history": run.history, "best_val_accuracy": run.best_val, "best_epoch": run.best_epoch,
+        "best_state": run.best_state,
+    }
+
+
+def _epoch_record(model, data: SplitData, cfg: FitConfig, stats: EpochStats, dev, t0: float) -> dict[str, float]:
+    """The epoch's history record: train stats, validation (and optional test) accuracy, timings."""
+    bs = max(_batching(len(data.x_train), cfg.batch_size)[0], 256)  # inference holds no activations for backward
+    kw = dict(image_size=cfg.image_size, device=dev, batch_size=bs)
+    record = {"train_loss": stats.train_loss, "train_accuracy": stats.train_accuracy,
+              "val_accuracy": evaluate(model, data.x_val, data.y_val, **kw)}
+    if cfg.test_curve and data.x_test is not None:
+        record["test_accuracy_curve"] = evaluate(model, data.x_test, data.y_test, **kw)
+    record["epoch_seconds"] = time.perf_counter() - t0
+    record["images_per_second"] = stats.images / max(stats.seconds, 1e-9)
+    return record
+
+
 def fit(
     model,
     data: SplitData,
@@ -177,101 +318,34 @@ def fit(
     ``on_epoch_end(epoch, record)``: called after the checkpoint is written (the step logs metrics there).
     """
     import torch
-    import torch.nn.functional as F
-    from tqdm.auto import tqdm
 
     cfg.validate()
     if num_workers < 0:
         raise ParamError(f"num_workers must be >= 0, got {num_workers}")
     dev = torch.device(device)
-    cuda = dev.type == "cuda"
     seed_everything(cfg.seed)
-    model = model.to(dev)
-    if cuda:
-        model = model.to(memory_format=torch.channels_last)
-        torch.backends.cudnn.benchmark = True  # fixed input sizes: let cuDNN pick the fastest kernels
-    trainable = MODES.get(cfg.mode)(model)
-    opt = build_optimizer(cfg.optimizer, trainable, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    n = len(data.x_train)
-    bs = min(cfg.batch_size, n)
-    steps = max(n // bs, 1)  # the incomplete last batch is dropped (reshuffled every epoch)
-    sched = build_schedule(cfg.schedule, opt, total_steps=cfg.epochs * steps, warmup=cfg.warmup)
-
-    history: list[dict[str, float]] = []
-    best_val, best_epoch, best_state = -1.0, 0, None
-    start = 1
-    if resume_from is not None:
-        if resume_from.get("config") != cfg.as_dict():
-            raise ParamError("checkpoint was written with another configuration; refusing to resume from it")
-        model.load_state_dict(resume_from["model"])
-        opt.load_state_dict(resume_from["optimizer"])
-        sched.load_state_dict(resume_from["scheduler"])
-        set_rng_state(resume_from["rng"])
-        history = list(resume_from["history"])
-        best_val, best_epoch = resume_from["best_val_accuracy"], resume_from["best_epoch"]
-        best_state = resume_from["best_state"]
-        start = int(resume_from["epoch"]) + 1
-
-    x_tr = torch.from_numpy(np.require(data.x_train, requirements=["C", "W"]))  # IDX arrays are read-only views
-    y_tr = torch.from_numpy(np.require(data.y_train, requirements=["C", "W"]))
-    for epoch in range(start, cfg.epochs + 1):
+    model, opt, sched = _prepare(model, cfg, dev, len(data.x_train))
+    run = _restore(resume_from, cfg, model, opt, sched) if resume_from is not None else _Progress()
+    x_tr, y_tr = _as_tensor(data.x_train), _as_tensor(data.y_train)  # once, not per epoch
+    for epoch in range(run.start, cfg.epochs + 1):
         t0 = time.perf_counter()
-        g = _epoch_generator(cfg.seed, epoch)
-        perm = torch.randperm(n, generator=g)
-        set_train_mode(model, cfg.mode)
-        loss_sum = torch.zeros((), device=dev)
-        correct = torch.zeros((), device=dev, dtype=torch.long)
-        seen = 0
-        desc = f"finetune {cfg.mode} epoch {epoch}/{cfg.epochs}"
-        with tqdm(total=steps * bs, desc=desc, unit="img", disable=not progress, mininterval=1.0,
-                  leave=False) as bar:
-            for i, (xb, yb) in enumerate(_loader(x_tr, y_tr, perm, bs, steps, num_workers, cuda)):
-                xb, yb = xb.to(dev, non_blocking=True), yb.to(dev, non_blocking=True)
-                x = _inputs(xb, cfg.image_size, cuda, cfg.augment, g)
-                with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda):
-                    logits = model(x)
-                loss = F.cross_entropy(logits.float(), yb, label_smoothing=cfg.label_smoothing)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                sched.step()
-                loss_sum += loss.detach() * len(yb)
-                correct += (logits.detach().argmax(1) == yb).sum()
-                seen += len(yb)
-                bar.update(len(yb))
-                if i % 10 == 0 or i == steps - 1:  # .item() syncs the device: not every step
-                    bar.set_postfix(loss=f"{loss.item():.3f}", lr=f"{sched.get_last_lr()[0]:.3g}")
-        if cuda:
-            torch.cuda.synchronize(dev)
-        train_seconds = time.perf_counter() - t0
-        val_pred = predict(model, data.x_val, image_size=cfg.image_size, device=dev, batch_size=max(bs, 256))
-        val_acc = float((val_pred == data.y_val).mean())
-        record = {"train_loss": float(loss_sum.item() / seen), "train_accuracy": float(correct.item() / seen),
-                  "val_accuracy": val_acc}
-        if cfg.test_curve and data.x_test is not None:
-            test_pred = predict(model, data.x_test, image_size=cfg.image_size, device=dev, batch_size=max(bs, 256))
-            record["test_accuracy_curve"] = float((test_pred == data.y_test).mean())
-        record["epoch_seconds"] = time.perf_counter() - t0
-        record["images_per_second"] = seen / max(train_seconds, 1e-9)
-        history.append(record)
-        if val_acc > best_val:
-            best_val, best_epoch = val_acc, epoch
-            best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+        stats = train_one_epoch(
+            model, opt, sched, x_tr, y_tr, generator=_epoch_generator(cfg.seed, epoch), image_size=cfg.image_size,
+            batch_size=cfg.batch_size, device=dev, mode=cfg.mode, augment=cfg.augment,
+            label_smoothing=cfg.label_smoothing, num_workers=num_workers, progress=progress,
+            desc=f"finetune {cfg.mode} epoch {epoch}/{cfg.epochs}")
+        record = _epoch_record(model, data, cfg, stats, dev, t0)
+        run.add(epoch, record, model)
         if checkpoint_to:
-            save_checkpoint(checkpoint_to, {
-                **(checkpoint_extra or {}), "epoch": epoch, "epochs": cfg.epochs, "config": cfg.as_dict(),
-                "model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-                "rng": rng_state(), "history": history, "best_val_accuracy": best_val, "best_epoch": best_epoch,
-                "best_state": best_state,
-            })
+            save_checkpoint(checkpoint_to, _checkpoint_state(epoch, cfg, model, opt, sched, run, checkpoint_extra))
         log.info("epoch %d/%d: loss %.4f, train %.4f, val %.4f, %.1fs, %.0f img/s", epoch, cfg.epochs,
-                 record["train_loss"], record["train_accuracy"], val_acc, record["epoch_seconds"],
+                 record["train_loss"], record["train_accuracy"], record["val_accuracy"], record["epoch_seconds"],
                  record["images_per_second"])
         if on_epoch_end is not None:
             on_epoch_end(epoch, record)
-    if best_state is not None:
-        model.load_state_dict(best_state)
-    return FitResult(model, history, best_val, best_epoch, start)
+    if run.best_state is not None:
+        model.load_state_dict(run.best_state)
+    return FitResult(model, run.history, run.best_val, run.best_epoch, run.start)
 
 
 def export_model(model, image_size: int, in_size: int = 28):

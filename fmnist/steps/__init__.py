@@ -1,1 +1,1 @@
-"""Steps: library computations wrapped in MLflow runs (through ``fmnist.tracking``) and the cache."""
+"""The steps (extract, classify, visualize, finetune, report), each one ``Step`` in the shape of ``base``."""

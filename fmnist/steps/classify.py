@@ -1,28 +1,48 @@
-"""Classification as tracked runs: one run per (feature, model) cell, a parent run over a grid."""
+"""Classification as a step: one run per (feature, model) cell; ``classify`` runs a grid under a parent."""
 
 from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
+import click
 import numpy as np
 
 from .. import cache, plots, tracking
 from ..classifiers import CLASSIFIERS, build_classifier, fit_classifier, input_transform
 from ..classifiers.tuning import announce, check_val_fraction
-from ..data import Dataset, load_dataset, stratified_indices
+from ..data import Dataset, stratified_indices
 from ..errors import CacheError, ParamError
 from ..evaluation import classification_report, slug
-from ..features import FEATURES, RUNTIME_DEFAULTS, feature_params
-from .extract import FeatureSet, get_features, load_feature_run
+from ..features import FEATURES
+from .base import RunContext, Step, get_or_run
+from .extract import EXTRACT, ExtractParams, FeatureSet, load_feature_run
+from .params import Common, FeatureOpts, as_dict, param
 
 log = logging.getLogger("fmnist")
 
 # train_accuracy is measured on a stratified sample of this many training images: predicting all 60k
 # costs an RBF SVM six times its test-set prediction and says nothing more.
 TRAIN_EVAL_N = 10000
+
+
+@dataclass(frozen=True)
+class ClassifyParams(FeatureOpts, Common):
+    feature: str = param("scatnet", f"all, or a comma list of: {', '.join(FEATURES.names())}.")
+    model: str = param("all", f"all, or a comma list of: {', '.join(CLASSIFIERS.names())}.")
+    tune: bool = param(True, "Choose hyperparameters on a validation split of the training set "
+                             "(false: fixed defaults).")
+    val_fraction: float = param(0.1, "Share of the training set held out for validation (0 with tune=false: "
+                                     "no validation fit).", type=click.FloatRange(0, 1, max_open=True))
+    n_jobs: int = param(-1, "Parallel jobs for models that use them (rf).", key=False)
+    extract_run: str = param("", "Use this FINISHED extract run's features (checked against the data) instead of "
+                                 "the cache lookup.")
+
+    def extract_params(self) -> ExtractParams:
+        names = {f for f in as_dict(ExtractParams())}
+        return ExtractParams(**{k: v for k, v in as_dict(self).items() if k in names and k != "force"})
 
 
 @dataclass
@@ -34,80 +54,117 @@ class CellResult:
     extract_run_id: str | None
     chosen: dict[str, Any]
     metrics: dict[str, float] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)  # what log() writes as artifacts
 
 
-def classify(
-    *,
-    feature: str,
-    model: str,
-    dataset: str = "fashion-mnist",
-    data_dir: str | None = None,
-    subset: int | None = None,
-    seed: int = 0,
-    params: dict[str, Any] | None = None,
-    tune: bool = True,
-    val_fraction: float = 0.1,
-    n_jobs: int = -1,
-    extract_run: str | None = None,
-    batch_size: int = RUNTIME_DEFAULTS["batch_size"],
-    device: str = RUNTIME_DEFAULTS["device"],
-    progress: bool = True,
-    ds: Dataset | None = None,
-) -> list[CellResult]:
-    """Fit and evaluate every (feature, model) cell; one run each, children of one parent for a grid.
+def classify_key(p: ClassifyParams, ds: Dataset) -> str:
+    """Cache key of one cell: every param that changes it (val_fraction too), the data and the code."""
+    code = cache.step_code_version(__name__, "fmnist.steps.base", "fmnist.classifiers", "fmnist.classifiers.tuning",
+                                   CLASSIFIERS.get(p.model).fn.__module__, FEATURES.get(p.feature).fn.__module__)
+    params = {"feature": p.feature, **p.extract_params().resolved(), "model": p.model, "tune": p.tune,
+              "val_fraction": p.val_fraction, "seed": p.seed, "extract_run": p.extract_run}
+    return cache.cache_key("classify", params, ds.digest, code)
 
-    ``feature``/``model``: a name, a comma list or ``all``. Features come from the matching FINISHED
-    extract run (or ``extract_run``, checked against the data), else are computed and logged first.
-    """
-    features, models = FEATURES.expand(feature), CLASSIFIERS.expand(model)
-    # Every check that can fail on the user's input runs before any run is opened.
-    fparams = {f: feature_params(f, params) for f in features}
-    check_val_fraction(tune, val_fraction)
-    if extract_run and len(features) != 1:
-        raise ParamError(f"extract_run names one extract run: give one feature, not {feature!r}")
-    ds = ds or load_dataset(dataset, data_dir=data_dir, subset=subset, seed=seed)
-    common = dict(ds=ds, seed=seed, tune=tune, val_fraction=val_fraction, n_jobs=n_jobs)
 
-    def features_for(name: str) -> FeatureSet:
-        if extract_run:
-            fs = load_feature_run(extract_run, ds, name)
+class Classify(Step):
+    name = "classify"
+    Params = ClassifyParams
+
+    def key(self, p: ClassifyParams, ds: Dataset) -> str:
+        return classify_key(p, ds)
+
+    def run_name(self, p: ClassifyParams) -> str:
+        return f"classify-{p.feature}-{p.model}"
+
+    def run_params(self, p: ClassifyParams, ds: Dataset) -> dict[str, Any]:
+        return {"feature": p.feature, "model": p.model, "dataset": ds.name, "subset": ds.subset or "all",
+                "seed": p.seed, "tune": p.tune, "val_fraction": p.val_fraction, "train_eval_n": TRAIN_EVAL_N,
+                "input_transform": input_transform(p.feature), **p.extract_params().resolved()}
+
+    def resources(self, p: ClassifyParams) -> dict[str, float]:
+        # A model that parallelises itself (rf: n_jobs=-1) declares `fn.cpus` beside its registration.
+        return {"num_cpus": CLASSIFIERS.get(p.model).hook("cpus", 1)}
+
+    def inputs(self, p: ClassifyParams, ds: Dataset, run_id: str) -> dict[str, Any]:
+        if p.extract_run:
+            fs = load_feature_run(p.extract_run, ds, p.feature)
         else:
-            fs = get_features(feature=name, ds=ds, params=fparams[name], batch_size=batch_size, device=device,
-                              progress=progress)
+            out = get_or_run(EXTRACT, p.extract_params(), ds)
+            fs, fs.run_id, fs.cached = out.result, out.run_id, out.cached
         check_features(fs, ds)
-        return fs
+        return {"features": fs}
 
-    if len(features) == 1 and len(models) == 1:
-        with tracking.run(f"classify-{features[0]}-{models[0]}", step="classify"):
-            return [_cell(features_for(features[0]), models[0], **common)]
+    def run(self, p: ClassifyParams, ds: Dataset, inputs: dict, ctx: RunContext) -> CellResult:
+        return fit_cell(inputs["features"], p, ctx.run_id)
 
-    results: list[CellResult] = []
-    with tracking.run(f"classify-{feature.replace(',', '+')}-{model.replace(',', '+')}", step="classify-group"):
-        tracking.log_params({"feature": feature, "model": model, "dataset": ds.name, "subset": ds.subset or "all",
-                             "seed": seed, "tune": tune, "val_fraction": val_fraction})
-        t0 = time.perf_counter()
-        for f in features:
-            fs = features_for(f)
-            for m in models:
-                with tracking.run(f"classify-{f}-{m}", step="classify"):
-                    results.append(_cell(fs, m, **common))
-        _log_summary(results, time.perf_counter() - t0)
-    return results
+    def log(self, p: ClassifyParams, ds: Dataset, r: CellResult) -> dict[str, str]:
+        return log_cell(r, inputs_classes=ds.classes, trusted=r.extra["trusted_types"])
 
 
-def classify_key(*, feature: str, params: dict[str, Any], model: str, tune: bool, seed: int, ds: Dataset) -> str:
-    """Cache key of one FINISHED classify cell: its params, the data and the code that computes it."""
-    code = cache.step_code_version(__name__, "fmnist.classifiers", "fmnist.classifiers.tuning",
-                                   CLASSIFIERS.get(model).fn.__module__, FEATURES.get(feature).fn.__module__)
-    return cache.cache_key("classify", {"feature": feature, **params, "model": model, "tune": tune, "seed": seed},
-                           ds.digest, code)
+CLASSIFY = Classify()
+
+
+def fit_cell(fs: FeatureSet, p: ClassifyParams, run_id: str) -> CellResult:
+    """Fit one model on one feature set (hyperparameters on a validation split only) and evaluate it once."""
+    spec = build_classifier(p.model, tune=p.tune, seed=p.seed, n_jobs=p.n_jobs, feature=fs.feature)
+    name = f"{p.model} on {fs.label}"
+    res = fit_classifier(spec, fs.x_train, fs.y_train, tune=p.tune, val_fraction=p.val_fraction, seed=p.seed,
+                         name=name)
+    with announce(f"predict {name} on {len(fs.y_test)} test images"):
+        t = time.perf_counter()
+        y_pred = res.model.predict(fs.x_test)
+        predict_seconds = time.perf_counter() - t
+    sample = stratified_indices(fs.y_train, TRAIN_EVAL_N, p.seed)
+    train_acc = float(np.mean(res.model.predict(fs.x_train[sample]) == fs.y_train[sample]))
+    rep = classification_report(fs.y_test, y_pred, fs.classes)
+    metrics = {"test_accuracy": rep["accuracy"], "train_accuracy": train_acc, "macro_f1": rep["macro_f1"],
+               "fit_seconds": res.fit_seconds, "predict_seconds": predict_seconds,
+               "tune_seconds": res.tune_seconds, "n_train": len(fs.y_train), "n_test": len(fs.y_test),
+               "dim": fs.dim}
+    if res.val_accuracy is not None:
+        metrics["val_accuracy"] = res.val_accuracy
+    metrics.update({f"test_accuracy_{slug(c)}": a for c, a in rep["per_class_accuracy"].items()})
+    log.info("%s: test_accuracy %.4f, macro_f1 %.4f, fit %.1fs, predict %.1fs (run %s)", name, rep["accuracy"],
+             rep["macro_f1"], res.fit_seconds, predict_seconds, run_id)
+    return CellResult(fs.feature, fs.label, p.model, run_id, fs.run_id, res.chosen, metrics, extra={
+        "fit": res, "report": rep, "x_example": fs.x_test[:5], "feature_cached": fs.cached,
+        "trusted_types": spec.trusted_types})
+
+
+def log_cell(r: CellResult, inputs_classes: tuple[str, ...], trusted: list[str]) -> dict[str, str]:
+    """Metrics, per-class table, confusion matrix, tuning trials and the fitted model onto the active run."""
+    import pandas as pd
+
+    res, rep = r.extra["fit"], r.extra["report"]
+    tracking.log_params({"tune_train_n": res.n_tune_train, "n_val": res.n_val,
+                         **{f"hp_{k}": v for k, v in res.chosen.items()}})
+    tracking.set_tags({"fmnist.feature_label": r.label, "fmnist.extract_run_id": r.extract_run_id or "",
+                       "fmnist.feature_cached": str(r.extra["feature_cached"]).lower(), "fmnist.model": r.model})
+    tracking.log_metrics(r.metrics)
+    classes, cm = list(inputs_classes), rep["confusion"]
+    tracking.log_table(pd.DataFrame({
+        "class_index": range(len(classes)), "class": classes,
+        "test_accuracy": [rep["per_class_accuracy"][c] for c in classes],
+        "support": cm.sum(axis=1), "correct": np.diag(cm),
+    }), "per_class_accuracy.csv")
+    fig = plots.confusion_matrix_figure(cm, classes, title=f"{r.model} on {r.label}")
+    try:
+        tracking.log_figure(fig, "confusion_matrix.png")
+    finally:
+        plots.close(fig)
+    if res.trials:
+        tracking.log_table(pd.DataFrame(res.trials), "tuning.csv")
+    with announce(f"log model {r.model} on {r.label}"):
+        tracking.log_sklearn_model(res.model, name="model", input_example=r.extra["x_example"],
+                                   trusted_types=trusted)
+    return {}
 
 
 def check_features(fs: FeatureSet, ds: Dataset) -> None:
     """Refuse feature arrays that cannot belong to this dataset (wrong shape, labels or non-finite values)."""
     where = f"extract run {fs.run_id}" if fs.run_id else "features"
-    for split, x, y, n in (("train", fs.x_train, fs.y_train, len(ds.y_train)), ("test", fs.x_test, fs.y_test,
-                                                                                len(ds.y_test))):
+    for split, x, y, n in (("train", fs.x_train, fs.y_train, len(ds.y_train)),
+                           ("test", fs.x_test, fs.y_test, len(ds.y_test))):
         if x.ndim != 2 or len(x) != n or len(y) != n:
             raise CacheError(f"{where}: {split} features have shape {x.shape}, expected ({n}, D); refusing them")
     if fs.x_train.shape[1] != fs.x_test.shape[1]:
@@ -120,58 +177,49 @@ def check_features(fs: FeatureSet, ds: Dataset) -> None:
             raise CacheError(f"{where}: {split} features hold NaN or inf; refusing them")
 
 
-def _cell(fs: FeatureSet, model: str, *, ds: Dataset, seed: int, tune: bool, val_fraction: float,
-          n_jobs: int) -> CellResult:
-    run_id = tracking.active_run_id()
-    spec = build_classifier(model, tune=tune, seed=seed, n_jobs=n_jobs, feature=fs.feature)
-    tracking.log_params({"feature": fs.feature, "model": model, "dataset": ds.name, "subset": ds.subset or "all",
-                         "seed": seed, "tune": tune, "val_fraction": val_fraction, "train_eval_n": TRAIN_EVAL_N,
-                         "input_transform": input_transform(fs.feature), **fs.params})
-    tracking.set_tags({"fmnist.feature_label": fs.label, "fmnist.extract_run_id": fs.run_id or "",
-                       "fmnist.feature_cached": str(fs.cached).lower(), "fmnist.model": model})
-    name = f"{model} on {fs.label}"
-    res = fit_classifier(spec, fs.x_train, fs.y_train, tune=tune, val_fraction=val_fraction, seed=seed, name=name)
-    tracking.log_params({"tune_train_n": res.n_tune_train, "n_val": res.n_val,
-                         **{f"hp_{k}": v for k, v in res.chosen.items()}})
+def cells(p: ClassifyParams) -> list[ClassifyParams]:
+    """One params per (feature, model) of a grid spec, every name checked before any run opens."""
+    features, models = FEATURES.expand(p.feature), CLASSIFIERS.expand(p.model)
+    check_val_fraction(p.tune, p.val_fraction)
+    if p.extract_run and len(features) != 1:
+        raise ParamError(f"extract_run names one extract run: give one feature, not {p.feature!r}")
+    out = [replace(p, feature=f, model=m) for f in features for m in models]
+    for c in out:
+        c.extract_params().resolved()  # bad feature params fail here
+    return out
 
-    with announce(f"predict {name} on {len(fs.y_test)} test images"):
-        t = time.perf_counter()
-        y_pred = res.model.predict(fs.x_test)
-        predict_seconds = time.perf_counter() - t
-    sample = stratified_indices(fs.y_train, TRAIN_EVAL_N, seed)
-    train_acc = float(np.mean(res.model.predict(fs.x_train[sample]) == fs.y_train[sample]))
-    rep = classification_report(fs.y_test, y_pred, fs.classes)
 
-    metrics = {"test_accuracy": rep["accuracy"], "train_accuracy": train_acc, "macro_f1": rep["macro_f1"],
-               "fit_seconds": res.fit_seconds, "predict_seconds": predict_seconds,
-               "tune_seconds": res.tune_seconds, "n_train": len(fs.y_train), "n_test": len(fs.y_test),
-               "dim": fs.dim}
-    if res.val_accuracy is not None:
-        metrics["val_accuracy"] = res.val_accuracy
-    metrics.update({f"test_accuracy_{slug(c)}": a for c, a in rep["per_class_accuracy"].items()})
-    tracking.log_metrics(metrics)
+def cell_result(outcome, p: ClassifyParams) -> CellResult:
+    """A grid row from a run that ran (its CellResult) or was reused (its logged metrics)."""
+    if not outcome.cached:
+        return outcome.result
+    info = tracking.get_run_info(outcome.run_id)
+    chosen = {k[3:]: v for k, v in info["params"].items() if k.startswith("hp_")}
+    label = info["tags"].get("fmnist.feature_label", p.feature)
+    return CellResult(p.feature, label, p.model, outcome.run_id, info["tags"].get("fmnist.extract_run_id"), chosen,
+                      info["metrics"])
 
-    import pandas as pd
 
-    cm = rep["confusion"]
-    tracking.log_table(pd.DataFrame({
-        "class_index": range(len(fs.classes)), "class": list(fs.classes),
-        "test_accuracy": [rep["per_class_accuracy"][c] for c in fs.classes],
-        "support": cm.sum(axis=1), "correct": np.diag(cm),
-    }), "per_class_accuracy.csv")
-    fig = plots.confusion_matrix_figure(cm, fs.classes, title=f"{model} on {fs.label}")
-    try:
-        tracking.log_figure(fig, "confusion_matrix.png")
-    finally:
-        plots.close(fig)
-    if res.trials:
-        tracking.log_table(pd.DataFrame(res.trials), "tuning.csv")
-    with announce(f"log model {name}"):
-        tracking.log_sklearn_model(res.model, name="model", input_example=fs.x_test[:5],
-                                      trusted_types=spec.trusted_types)
-    log.info("%s: test_accuracy %.4f, macro_f1 %.4f, fit %.1fs, predict %.1fs (run %s)", name, rep["accuracy"],
-             rep["macro_f1"], res.fit_seconds, predict_seconds, run_id)
-    return CellResult(fs.feature, fs.label, model, run_id or "", fs.run_id, res.chosen, metrics)
+def classify(*, feature: str = "scatnet", model: str = "all", ds: Dataset | None = None,
+             params: dict[str, Any] | None = None, **kw: Any) -> list[CellResult]:
+    """Fit and evaluate every (feature, model) cell; one run each, children of one parent for a grid.
+
+    ``params``: feature params (J, L ...); ``kw``: other ``ClassifyParams`` fields.
+    """
+    p = ClassifyParams(feature=feature, model=model, **kw, **(params or {}))
+    grid = cells(p)
+    ds = ds if ds is not None else p.load()
+    if len(grid) == 1:
+        return [cell_result(get_or_run(CLASSIFY, grid[0], ds), grid[0])]
+    results: list[CellResult] = []
+    with tracking.run(f"classify-{feature.replace(',', '+')}-{model.replace(',', '+')}", step="classify-group"):
+        tracking.log_params({"feature": feature, "model": model, "dataset": ds.name, "subset": ds.subset or "all",
+                             "seed": p.seed, "tune": p.tune, "val_fraction": p.val_fraction})
+        t0 = time.perf_counter()
+        for c in grid:
+            results.append(cell_result(get_or_run(CLASSIFY, c, ds), c))
+        _log_summary(results, time.perf_counter() - t0)
+    return results
 
 
 def _log_summary(results: list[CellResult], seconds: float) -> None:

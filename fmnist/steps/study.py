@@ -1,163 +1,227 @@
-"""The whole study as one parent run with a child run per step; every step cached, failures isolated."""
+"""The whole study as a task graph of (step, params) cells, handed to an executor (serial or Ray).
+
+One parent run, one child run per cell (each through ``get_or_run``, so cached cells are reused),
+``steps.csv`` on the parent, then the report. Failures are isolated: dependants are skipped, independent
+cells go on, the parent ends FAILED naming them, and re-running retries only those.
+"""
 
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import time
-from dataclasses import asdict, dataclass, fields
-from typing import Callable
+from dataclasses import asdict, dataclass, replace
+from typing import Any
+
+import click
 
 from .. import tracking
-from ..data import load_dataset
+from ..classifiers import CLASSIFIERS
+from ..data import Dataset, dataset_names, load_dataset
+from ..device import resolve_device
+from ..embeddings import EMBEDDINGS
+from ..engine import EXECUTORS, Cell, Record, get_executor
 from ..errors import FmnistError
-from ..features import FEATURES, feature_params
-from ..study import get_profile
-from .extract import get_features
+from ..features import FEATURES
+from ..study import PROFILES, get_profile
+from .base import get_or_run
+from .classify import CLASSIFY, ClassifyParams
+from .extract import EXTRACT, ExtractParams
+from .finetune import FINETUNE, FinetuneParams
+from .params import COUNT, as_dict, param
+from .report import DEFAULT_OUTPUT, REPORT, ReportParams
+from .visualize import VISUALIZE, VisualizeParams
 
 log = logging.getLogger("fmnist")
 
 FINETUNE_MODES = ("last_layer", "full")
+STEPS = {s.name: s for s in (EXTRACT, CLASSIFY, VISUALIZE, FINETUNE, REPORT)}
+StepRecord = Record  # the name steps.csv rows had before the engine
 
 
-@dataclass
-class StepRecord:
-    step: str  # extract | classify | visualize | finetune | report
-    cell: str  # e.g. "scatnet/svm"
-    status: str = "pending"  # ran | cached | failed | skipped
-    run_id: str = ""
-    seconds: float = 0.0
-    error: str = ""
+class ProfileCount(click.ParamType):
+    """``profile`` (the profile's own subset), ``all`` or a positive number of images."""
+
+    name = "subset"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, str) and value.strip().lower() == "profile":
+            return "profile"
+        return COUNT.convert(value, param, ctx)
+
+
+@dataclass(frozen=True)
+class StudyParams:
+    profile: str = param("quick", "; ".join(f"{p.name}: {p.doc}" for p in PROFILES.values()),
+                         type=click.Choice(list(PROFILES)))
+    features: str = param("all", "all, or a comma list of features.")
+    models: str = param("all", "all, or a comma list of classifiers.")
+    methods: str = param("all", "all, or a comma list of 2-D methods.")
+    finetune: bool = param(True, "Fine-tune ResNet-18 (both modes).")
+    subset: Any = param("profile", "profile, all, or N images per split (overrides the profile).",
+                        type=ProfileCount())
+    epochs: int = param(0, "Fine-tune epochs; 0 = the profile's.", type=click.IntRange(min=0))
+    dataset: str = param("fashion-mnist", "Dataset of the MNIST family.", type=click.Choice(dataset_names()))
+    data_dir: str = param("", "Folder with the IDX files [default: $FMNIST_DATA_DIR or ./data].")
+    seed: int = param(0, "Seed for subsets, splits and models.")
+    weights: str = param("auto", "ResNet-18 weights for features and fine-tuning: imagenet, none, auto or a .pth path.")
+    device: str = param("auto", "auto (CUDA when present), cpu, cuda, cuda:N, mps.")
+    report_output: str = param(DEFAULT_OUTPUT, "Where to write the HTML report.")
+    executor: str = param("serial", f"{' | '.join(EXECUTORS)}: run the cells one after another here, or as Ray "
+                                    "tasks (a local instance, or the cluster at --ray-address).",
+                          type=click.Choice(list(EXECUTORS)))
+    ray_address: str = param("", "Ray cluster to join (host:port, auto) [default: $RAY_ADDRESS, else a local "
+                                 "instance with every core].")
+    progress: bool = param(True, "Progress bars.", flag=True)
+
+
+def build_cells(sp: StudyParams, ds: Dataset, prof) -> list[Cell]:
+    """extract per feature -> classify and visualize per feature; finetune per mode (independent)."""
+    common = dict(dataset=sp.dataset, data_dir=sp.data_dir, subset=prof.subset, seed=sp.seed, device=sp.device,
+                  progress=sp.progress and sp.executor == "serial")
+    feat = {"weights": sp.weights, **prof.feature_params}
+    cells: list[Cell] = []
+
+    def add(step: str, label: str, p, after: tuple[str, ...] = ()) -> None:
+        res = STEPS[step].resources(p)
+        cells.append(Cell(f"{step} {label}", (step, label, p), after, res.get("num_cpus", 1), bool(res.get("gpu"))))
+
+    feats = FEATURES.expand(sp.features)
+    for f in feats:
+        add("extract", f, ExtractParams(feature=f, **common, **feat))
+    for f in feats:
+        for m in CLASSIFIERS.expand(sp.models):
+            add("classify", f"{f}/{m}", ClassifyParams(feature=f, model=m, tune=prof.tune, **common, **feat),
+                (f"extract {f}",))
+    n_samples = min(prof.n_samples, len(ds.y_test))  # a small subset caps the views' sample
+    for f in feats:
+        for m in EMBEDDINGS.expand(sp.methods):
+            add("visualize", f"{f}/{m}", VisualizeParams(feature=f, method=m, n_samples=n_samples, **common, **feat),
+                (f"extract {f}",))
+    if sp.finetune:
+        ft = prof.finetune_for(resolve_device(sp.device).type)
+        for mode in FINETUNE_MODES:
+            add("finetune", mode, FinetuneParams(mode=mode, weights=sp.weights, **common, **ft).check())
+    for c in cells:  # bad input fails here, before any run opens
+        if c.payload[0] in ("classify", "visualize"):
+            c.payload[2].extract_params().resolved()
+    return cells
+
+
+def run_cell(cell: Cell, parent_run_id: str | None = None, ds: Dataset | None = None) -> Record:
+    """One cell through ``get_or_run``, as a child of the study's parent; a failure becomes its record."""
+    step, label, p = cell.payload
+    rec = Record(step, label, node=os.environ.get("FMNIST_NODE_ID") or socket.gethostname())
+    t0 = time.perf_counter()
+    try:
+        parent = None if tracking.active_run_id() == parent_run_id else parent_run_id
+        out = get_or_run(STEPS[step], p, ds, parent_run_id=parent)
+        rec.status, rec.run_id = ("cached" if out.cached else "ran"), out.run_id
+    except Exception as e:  # one cell failing must not stop the independent ones
+        rec.status, rec.error = "failed", tracking.one_line(e)
+        log.error("study: %s %s failed: %s", step, label, rec.error)
+    rec.seconds = time.perf_counter() - t0
+    return rec
+
+
+def _skip(cell: Cell, why: str) -> Record:
+    return Record(cell.payload[0], cell.payload[1], status="skipped", error=why)
 
 
 class StudyFailed(FmnistError):
     pass
 
 
-def _cached(rec: StepRecord, key: str, run: Callable[[], str]) -> None:
-    """Reuse the FINISHED run carrying ``key``, else call ``run`` (which returns its run id) and tag it."""
+def run_study(**kw: Any) -> list[Record]:
+    """Extract -> classify -> visualize -> finetune -> report, each cell a child run of one parent."""
+    sp = StudyParams(**kw)
+    prof = get_profile(sp.profile, subset=None if sp.subset in ("profile", None) else sp.subset,
+                       full_data=sp.subset is None, epochs=sp.epochs or None)
+    ds = load_dataset(sp.dataset, data_dir=sp.data_dir or None, subset=prof.subset, seed=sp.seed)
+    cells = build_cells(sp, ds, prof)
+    executor = get_executor(sp.executor, address=sp.ray_address, progress=sp.progress)
     t0 = time.perf_counter()
-    hit = tracking.find_cached_run(key)
-    if hit:
-        rec.status, rec.run_id = "cached", hit
-        log.info("study: %s %s: cache hit, reusing FINISHED run %s", rec.step, rec.cell, hit)
-    else:
-        rec.run_id = run()
-        tracking.set_run_tags(rec.run_id, {tracking.CACHE_KEY_TAG: key})  # only reached when it FINISHED
-        rec.status = "ran"
-    rec.seconds = time.perf_counter() - t0
-
-
-def run_study(
-    *,
-    profile: str = "quick",
-    features: str = "all",
-    models: str = "all",
-    methods: str = "all",
-    finetune: bool = True,
-    subset: int | None = None,
-    full_data: bool = False,
-    epochs: int | None = None,
-    dataset: str = "fashion-mnist",
-    data_dir: str | None = None,
-    seed: int = 0,
-    weights: str = "auto",
-    device: str = "auto",
-    report_output: str = "outputs/report.html",
-    progress: bool = True,
-) -> list[StepRecord]:
-    """Extract -> classify -> visualize -> finetune -> report, each step a child run of one parent."""
-    from ..classifiers import CLASSIFIERS
-    from ..embeddings import EMBEDDINGS, method_params
-    from ..device import resolve_device
-    from ..finetune import FitConfig
-    from .classify import classify, classify_key
-    from .finetune import finetune as finetune_step, finetune_key
-    from .report import report_step
-    from .visualize import visualize, visualize_key
-
-    prof = get_profile(profile, subset=subset, full_data=full_data, epochs=epochs)
-    feats, mods, meths = FEATURES.expand(features), CLASSIFIERS.expand(models), EMBEDDINGS.expand(methods)
-    ds = load_dataset(dataset, data_dir=data_dir, subset=prof.subset, seed=seed)
-    n_samples = min(prof.n_samples, len(ds.y_test))  # a small subset caps the views' sample
-    fparams = {f: feature_params(f, {**prof.feature_params, "weights": weights}) for f in feats}
-    ft_cfg = {**{f.name: getattr(FitConfig(), f.name) for f in fields(FitConfig)},
-              **prof.finetune_for(resolve_device(device).type),
-              "weights": weights, "seed": seed}
-    ft_cfg.pop("mode")
-    FitConfig(**{k: v for k, v in ft_cfg.items() if k != "weights"}).validate()  # bad input: before any run
-    records: list[StepRecord] = []
-
-    def attempt(rec: StepRecord, fn: Callable[[], None]) -> None:
-        records.append(rec)
-        try:
-            fn()
-        except Exception as e:  # one step failing must not stop the independent ones
-            rec.status, rec.error = "failed", tracking.one_line(e)
-            log.error("study: %s %s failed: %s", rec.step, rec.cell, rec.error)
-
-    def skipped_without_features(rec: StepRecord, feature: str) -> bool:
-        """A step whose features failed to extract is recorded as skipped instead of retrying the extract."""
-        if feature in fsets:
-            return False
-        rec.status, rec.error = "skipped", f"extract {feature} failed"
-        records.append(rec)
-        return True
-
-    t0 = time.perf_counter()
-    fsets: dict = {}
-    with tracking.run(f"study-{prof.name}", step="study") as parent:
-        tracking.log_params({"profile": prof.name, "features": ",".join(feats), "models": ",".join(mods),
-                             "methods": ",".join(meths), "finetune": finetune, "subset": prof.subset or "all",
-                             "dataset": ds.name, "seed": seed, "weights": weights, "device": device,
-                             "tune": prof.tune, "n_samples": n_samples, "epochs": ft_cfg["epochs"]})
-        tracking.set_tags({"fmnist.data_digest": ds.digest, "fmnist.profile_doc": prof.doc})
-        for f in feats:
-            rec = StepRecord("extract", f)
-
-            def do_extract(f=f, rec=rec):
-                fs = get_features(feature=f, ds=ds, params=fparams[f], device=device, progress=progress)
-                fsets[f] = fs
-                rec.status, rec.run_id = ("cached" if fs.cached else "ran"), fs.run_id or ""
-
-            attempt(rec, do_extract)
-        for f in feats:
-            for m in mods:
-                rec = StepRecord("classify", f"{f}/{m}")
-                if skipped_without_features(rec, f):
-                    continue
-                key = classify_key(feature=f, params=fparams[f], model=m, tune=prof.tune, seed=seed, ds=ds)
-                attempt(rec, lambda f=f, m=m, rec=rec, key=key: _cached(rec, key, lambda: classify(
-                    feature=f, model=m, ds=ds, params=fparams[f], tune=prof.tune, seed=seed, device=device,
-                    progress=progress)[0].run_id))
-        for f in feats:
-            for m in meths:
-                rec = StepRecord("visualize", f"{f}/{m}")
-                if skipped_without_features(rec, f):
-                    continue
-                key = visualize_key(feature=f, params=fparams[f], method=m, n_samples=n_samples, seed=seed, ds=ds,
-                                    method_params=method_params(m, None, n_samples=n_samples))
-                attempt(rec, lambda f=f, m=m, rec=rec, key=key: _cached(rec, key, lambda: visualize(
-                    features=[f], methods=[m], n_samples=n_samples, seed=seed, feature_given=fparams[f],
-                    ds=ds, device=device, progress=progress)[0]["run_id"]))
-        if finetune:
-            for mode in FINETUNE_MODES:
-                rec = StepRecord("finetune", mode)
-                key = finetune_key(mode=mode, **ft_cfg, val_fraction=0.1, ds=ds)
-                attempt(rec, lambda mode=mode, rec=rec, key=key: _cached(rec, key, lambda: finetune_step(
-                    mode=mode, **ft_cfg, val_fraction=0.1, ds=ds, device=device, progress=progress)["run_id"]))
-        rec = StepRecord("report", "html", run_id=parent)
-
-        def do_report(rec=rec):
-            t = time.perf_counter()
-            report_step(output=report_output)
-            rec.status, rec.seconds = "ran", time.perf_counter() - t
-
-        attempt(rec, do_report)
-        _summarise(records, time.perf_counter() - t0)
+    try:
+        _start(executor)  # a cluster that cannot take the study fails here, before any run opens
+        with tracking.run(f"study-{prof.name}", step="study") as parent:
+            tracking.log_params(_study_params(sp, prof, cells, ds))
+            tracking.set_tags({"fmnist.data_digest": ds.digest, "fmnist.profile_doc": prof.doc,
+                               "fmnist.executor": sp.executor})
+            records = _execute(executor, cells, parent, ds)
+            records.append(_report(sp, parent))
+            _summarise(records, time.perf_counter() - t0)
+    finally:
+        executor.close()
     return records
 
 
-def _summarise(records: list[StepRecord], seconds: float) -> None:
+def _start(executor) -> None:
+    if executor.name == "serial":
+        return
+    tracking.check_store()
+    env = {k: os.environ[k] for k in _forwarded() if os.environ.get(k)}
+    env["MLFLOW_TRACKING_URI"] = tracking.tracking_uri()
+    executor.start(env)
+    if executor.multi_node and not tracking.tracking_uri().startswith(("http://", "https://")):
+        raise FmnistError(f"a Ray cluster of {len(executor.nodes)} nodes needs an HTTP tracking server with proxied "
+                          f"artifacts (the team server: make server), not {tracking.tracking_uri()}: other nodes "
+                          f"cannot reach a local store")
+
+
+def _execute(executor, cells: list[Cell], parent: str, ds: Dataset) -> list[Record]:
+    if executor.name == "serial":
+        return executor.run(cells, lambda c: run_cell(c, parent, ds), _skip)
+    try:
+        return executor.run(cells, _RayWork(parent, tracking.get_run_info(parent)["experiment_id"]), _skip)
+    finally:
+        killed = tracking.end_unfinished_children(parent, "KILLED", "its worker died or the study was stopped")
+        if killed:
+            log.warning("study: %d child run(s) left unfinished by lost workers marked KILLED", len(killed))
+
+
+def _forwarded() -> tuple[str, ...]:
+    from ..engine.ray_executor import FORWARDED_ENV
+
+    return FORWARDED_ENV
+
+
+class _RayWork:
+    """``run_cell`` bound to the parent run, picklable for Ray workers (no dataset: workers load their own)."""
+
+    def __init__(self, parent: str, experiment_id: str):
+        self.parent, self.experiment_id = parent, experiment_id
+
+    def __call__(self, cell: Cell) -> Record:
+        os.environ["MLFLOW_EXPERIMENT_ID"] = self.experiment_id  # child runs live in the parent's experiment
+        return run_cell(cell, self.parent)
+
+
+def _study_params(sp: StudyParams, prof, cells: list[Cell], ds: Dataset) -> dict[str, Any]:
+    feats = FEATURES.expand(sp.features)
+    n_samples = next((c.payload[2].n_samples for c in cells if c.payload[0] == "visualize"), 0)
+    epochs = next((c.payload[2].epochs for c in cells if c.payload[0] == "finetune"), 0)
+    return {"profile": prof.name, "features": ",".join(feats), "models": ",".join(CLASSIFIERS.expand(sp.models)),
+            "methods": ",".join(EMBEDDINGS.expand(sp.methods)), "finetune": sp.finetune,
+            "subset": prof.subset or "all", "dataset": ds.name, "seed": sp.seed, "weights": sp.weights,
+            "device": sp.device, "tune": prof.tune, "n_samples": n_samples, "epochs": epochs,
+            "executor": sp.executor, "ray_address": sp.ray_address}
+
+
+def _report(sp: StudyParams, parent: str) -> Record:
+    rec = Record("report", "html", run_id=parent, node=socket.gethostname())
+    t = time.perf_counter()
+    try:
+        get_or_run(REPORT, ReportParams(output=sp.report_output))
+        rec.status = "ran"
+    except Exception as e:
+        rec.status, rec.error = "failed", tracking.one_line(e)
+        log.error("study: report failed: %s", rec.error)
+    rec.seconds = time.perf_counter() - t
+    return rec
+
+
+def _summarise(records: list[Record], seconds: float) -> None:
     import pandas as pd
 
     table = pd.DataFrame([asdict(r) for r in records])
@@ -166,8 +230,10 @@ def _summarise(records: list[StepRecord], seconds: float) -> None:
     tracking.log_metrics({"study_seconds": seconds, **{f"steps_{k}": v for k, v in counts.items()}})
     failed = [f"{r.step} {r.cell}" for r in records if r.status in ("failed", "skipped")]
     tracking.set_tags({"fmnist.failed_steps": ", ".join(failed) or "none"})
-    log.info("study: %d steps in %.1fs: %s", len(records), seconds,
-             ", ".join(f"{v} {k}" for k, v in counts.items()))
+    log.info("study: %d steps in %.1fs: %s", len(records), seconds, ", ".join(f"{v} {k}" for k, v in counts.items()))
     if failed:
         raise StudyFailed(f"{len(failed)} step(s) failed or were skipped: {', '.join(failed)}; "
                           f"re-run the same command to retry only those")
+
+
+__all__ = ["STEPS", "StudyFailed", "StudyParams", "as_dict", "build_cells", "replace", "run_cell", "run_study"]

@@ -1,26 +1,63 @@
-"""2-D views as tracked runs: one ``visualize`` run per (feature, method), a grid on the parent of several."""
+"""2-D views as a step: one ``visualize`` run per (feature, method); a grid on the parent of several."""
 
 from __future__ import annotations
 
 import logging
+import tempfile
 import time
+from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from .. import cache, tracking
-from ..data import Dataset, load_dataset, stratified_indices
+from ..data import Dataset, stratified_indices
 from ..embeddings import EMBEDDINGS, embed, method_params
 from ..embeddings.figures import embedding_figure, grid_figure, metrics_line
 from ..errors import ParamError
-from ..features import FEATURES, RUNTIME_DEFAULTS
+from ..features import FEATURES
 from ..plots import close
 from ..separation import SETTINGS, separation_metrics
-from .extract import FeatureSet, get_features
+from .base import RunContext, Step, get_or_run, verify_artifacts
+from .extract import EXTRACT, ExtractParams
+from .params import COUNT, Common, FeatureOpts, as_dict, param
 
 log = logging.getLogger("fmnist")
 
 DEFAULT_N_SAMPLES = 5000
+
+
+def _method_defaults() -> dict[str, Any]:
+    specs: dict[str, Any] = {}
+    for entry in EMBEDDINGS:
+        for k, v in entry.params.items():
+            if specs.setdefault(k, v) != v:
+                raise RuntimeError(f"method param {k!r} has two defaults: {specs[k]!r} and {v!r}")
+    return specs
+
+
+METHOD_DEFAULTS = _method_defaults()  # the defaults live in the embedding registry
+
+
+@dataclass(frozen=True)
+class VisualizeParams(FeatureOpts, Common):
+    feature: str = param("all", f"all, or a comma list of: {', '.join(FEATURES.names())}.")
+    method: str = param("all", f"all, or a comma list of: {', '.join(EMBEDDINGS.names())}.")
+    n_samples: int | None = param(DEFAULT_N_SAMPLES, "Stratified sample of the test split to embed (seeded by "
+                                                     "--seed); 'all' for the whole split.", type=COUNT)
+    perplexity: float = param(METHOD_DEFAULTS["perplexity"], "t-SNE perplexity.")
+    n_neighbors: int = param(METHOD_DEFAULTS["n_neighbors"], "UMAP n_neighbors.")
+    min_dist: float = param(METHOD_DEFAULTS["min_dist"], "UMAP min_dist.")
+    lle_neighbors: int = param(METHOD_DEFAULTS["lle_neighbors"], "LLE n_neighbors.")
+    pca_dims: int = param(METHOD_DEFAULTS["pca_dims"], "PCA to this many dimensions before t-SNE/UMAP/LLE (0 = off).")
+
+    def extract_params(self) -> ExtractParams:
+        names = set(as_dict(ExtractParams()))
+        return ExtractParams(**{k: v for k, v in as_dict(self).items() if k in names and k != "force"})
+
+    def method_params(self, n: int) -> dict[str, Any]:
+        return method_params(self.method, {k: getattr(self, k) for k in METHOD_DEFAULTS}, n_samples=n)
 
 
 def sample_indices(y: np.ndarray, n_samples: int | None, n_classes: int, seed: int, where: str = "test split") -> np.ndarray:
@@ -36,13 +73,9 @@ def sample_indices(y: np.ndarray, n_samples: int | None, n_classes: int, seed: i
     return stratified_indices(y, n, seed)
 
 
-def visualize_key(*, feature: str, params: dict[str, Any], method: str, method_params: dict[str, Any],
-                  n_samples: int, seed: int, ds: Dataset) -> str:
-    """Cache key of one FINISHED view: its params, the data and the code that computes it."""
-    code = cache.step_code_version(__name__, "fmnist.embeddings", EMBEDDINGS.get(method).fn.__module__,
-                                   FEATURES.get(feature).fn.__module__)
-    return cache.cache_key("visualize", {"feature": feature, **params, "method": method, **method_params,
-                                         "n_samples": n_samples, "seed": seed}, ds.digest, code)
+def _sample(p: VisualizeParams, ds: Dataset) -> np.ndarray:
+    where = "test split" + (f" of subset={ds.subset}" if ds.subset else "")
+    return sample_indices(ds.y_test, p.n_samples, len(ds.classes), p.seed, where)
 
 
 def embed_and_measure(x: np.ndarray, y: np.ndarray, method: str, *, seed: int,
@@ -56,93 +89,124 @@ def embed_and_measure(x: np.ndarray, y: np.ndarray, method: str, *, seed: int,
     return coords, metrics
 
 
-def _cell(fs: FeatureSet, method: str, params: dict[str, Any], idx: np.ndarray, *, seed: int, ds: Dataset) -> dict:
-    """Embed one feature set's sample with one method and log it to the active run."""
-    import pandas as pd
+class Visualize(Step):
+    name = "visualize"
+    Params = VisualizeParams
 
-    x, y = fs.x_test[idx], fs.y_test[idx]
-    log.info("visualize %s/%s: %d points x %d-d ...", fs.feature, method, len(x), x.shape[1])
-    tracking.log_params({"feature": fs.feature, "method": method, "n_samples": len(idx), "seed": seed,
-                         "dataset": ds.name, "subset": ds.subset or "all", **fs.params,
-                         "pca_dims": "none", **params, **SETTINGS})
-    tracking.set_tags({"fmnist.feature_label": fs.label, "fmnist.extract_run_id": fs.run_id or "",
-                       "fmnist.method": method})
-    coords, metrics = embed_and_measure(x, y, method, seed=seed, params=params)
-    tracking.log_metrics(metrics)
-    classes = list(fs.classes)
-    table = pd.DataFrame({"x": coords[:, 0], "y": coords[:, 1], "label": y,
-                          "class": [classes[k] for k in y], "test_index": idx})
-    tracking.log_table(table, "embedding.csv")
-    fig = embedding_figure(coords, y, classes, feature_label=fs.label, method=method, metrics=metrics)
-    tracking.log_figure(fig, "embedding.png")
-    close(fig)
-    log.info("visualize %s/%s: embedded in %.1fs; %s", fs.feature, method, metrics["embed_seconds"],
-             metrics_line(metrics))
-    return {"feature": fs.feature, "feature_label": fs.label, "method": method, "coords": coords, "labels": y,
-            "metrics": metrics, "run_id": tracking.active_run_id()}
+    def key(self, p: VisualizeParams, ds: Dataset) -> str:
+        idx = _sample(p, ds)
+        code = cache.step_code_version(__name__, "fmnist.steps.base", "fmnist.embeddings", "fmnist.separation",
+                                       EMBEDDINGS.get(p.method).fn.__module__, FEATURES.get(p.feature).fn.__module__)
+        return cache.cache_key("visualize", {"feature": p.feature, **p.extract_params().resolved(),
+                                             "method": p.method, **p.method_params(len(idx)),
+                                             "n_samples": len(idx), "seed": p.seed}, ds.digest, code)
+
+    def run_name(self, p: VisualizeParams) -> str:
+        return f"visualize-{p.feature}-{p.method}"
+
+    def run_params(self, p: VisualizeParams, ds: Dataset) -> dict[str, Any]:
+        n = len(_sample(p, ds))
+        return {"feature": p.feature, "method": p.method, "n_samples": n, "seed": p.seed, "dataset": ds.name,
+                "subset": ds.subset or "all", **p.extract_params().resolved(), "pca_dims": "none",
+                **p.method_params(n), **SETTINGS}
+
+    def inputs(self, p: VisualizeParams, ds: Dataset, run_id: str) -> dict[str, Any]:
+        out = get_or_run(EXTRACT, p.extract_params(), ds)
+        fs, fs.run_id, fs.cached = out.result, out.run_id, out.cached
+        return {"features": fs}
+
+    def run(self, p: VisualizeParams, ds: Dataset, inputs: dict, ctx: RunContext) -> dict:
+        fs, idx = inputs["features"], _sample(p, ds)
+        x, y = fs.x_test[idx], fs.y_test[idx]
+        log.info("visualize %s/%s: %d points x %d-d ...", fs.feature, p.method, len(x), x.shape[1])
+        coords, metrics = embed_and_measure(x, y, p.method, seed=p.seed, params=p.method_params(len(idx)))
+        log.info("visualize %s/%s: embedded in %.1fs; %s", fs.feature, p.method, metrics["embed_seconds"],
+                 metrics_line(metrics))
+        return {"feature": fs.feature, "feature_label": fs.label, "method": p.method, "coords": coords,
+                "labels": y, "test_index": idx, "metrics": metrics, "run_id": ctx.run_id,
+                "extract_run_id": fs.run_id, "classes": list(fs.classes)}
+
+    def log(self, p: VisualizeParams, ds: Dataset, c: dict) -> dict[str, str]:
+        import pandas as pd
+
+        tracking.set_tags({"fmnist.feature_label": c["feature_label"], "fmnist.extract_run_id": c["extract_run_id"] or "",
+                           "fmnist.method": p.method})
+        tracking.log_metrics(c["metrics"])
+        classes, y = c["classes"], c["labels"]
+        table = pd.DataFrame({"x": c["coords"][:, 0], "y": c["coords"][:, 1], "label": y,
+                              "class": [classes[k] for k in y], "test_index": c["test_index"]})
+        with tempfile.TemporaryDirectory() as d:
+            path = Path(d) / "embedding.csv"
+            table.to_csv(path, index=False)
+            sha = cache.file_sha256(path)
+            tracking.log_artifact(path)
+        fig = embedding_figure(c["coords"], y, classes, feature_label=c["feature_label"], method=p.method,
+                               metrics=c["metrics"])
+        tracking.log_figure(fig, "embedding.png")
+        close(fig)
+        return {"embedding.csv": sha}
+
+    def load(self, run_id: str, p: VisualizeParams, ds: Dataset) -> dict:
+        import pandas as pd
+
+        paths = verify_artifacts(run_id)
+        info = tracking.get_run_info(run_id)
+        df = pd.read_csv(paths["embedding.csv"])
+        return {"feature": p.feature, "feature_label": info["tags"].get("fmnist.feature_label", p.feature),
+                "method": p.method, "coords": df[["x", "y"]].to_numpy(np.float32), "labels": df["label"].to_numpy(),
+                "test_index": df["test_index"].to_numpy(), "metrics": info["metrics"], "run_id": run_id,
+                "extract_run_id": info["tags"].get("fmnist.extract_run_id"), "classes": list(ds.classes)}
 
 
-def visualize(
-    *,
-    features: list[str],
-    methods: list[str],
-    n_samples: int | None = DEFAULT_N_SAMPLES,
-    seed: int = 0,
-    method_given: dict[str, Any] | None = None,
-    dataset: str = "fashion-mnist",
-    data_dir: str | None = None,
-    subset: int | None = None,
-    feature_given: dict[str, Any] | None = None,
-    batch_size: int = RUNTIME_DEFAULTS["batch_size"],
-    device: str = RUNTIME_DEFAULTS["device"],
-    progress: bool = True,
-    ds: Dataset | None = None,
-) -> list[dict]:
+VISUALIZE = Visualize()
+
+
+def cells(p: VisualizeParams, ds: Dataset) -> list[VisualizeParams]:
+    """One params per (feature, method), checked (sample size, method params) before any run opens."""
+    out = [replace(p, feature=f, method=m) for f in FEATURES.expand(p.feature) for m in EMBEDDINGS.expand(p.method)]
+    n = len(_sample(p, ds))
+    for c in out:
+        c.method_params(n)
+        c.extract_params().resolved()
+    return out
+
+
+def visualize(*, features: list[str], methods: list[str], n_samples: int | None = DEFAULT_N_SAMPLES,
+              method_given: dict[str, Any] | None = None, feature_given: dict[str, Any] | None = None,
+              ds: Dataset | None = None, **kw: Any) -> list[dict]:
     """Embed a stratified test sample of each feature set with each method; one run per pair.
 
     Several pairs: a parent run (step ``visualize-group``) holds ``embedding_grid.png`` and
     ``separation.csv``; each pair is a child run (step ``visualize``).
     """
-    for f in features:
-        FEATURES.get(f)
-    for m in methods:
-        EMBEDDINGS.get(m)
-    ds = ds or load_dataset(dataset, data_dir=data_dir, subset=subset, seed=seed)
-    where = "test split" + (f" of subset={ds.subset}" if ds.subset else "")
-    idx = sample_indices(ds.y_test, n_samples, len(ds.classes), seed, where)
-    # Checked (and neighbourhoods capped to the sample) before any run opens.
-    params = {m: method_params(m, method_given, n_samples=len(idx)) for m in methods}
-    feat_kw = dict(dataset=ds.name, seed=seed, params=feature_given, batch_size=batch_size, device=device,
-                   progress=progress, ds=ds)
-
-    if len(features) == 1 and len(methods) == 1:
-        f, m = features[0], methods[0]
-        with tracking.run(f"visualize-{f}-{m}", step="visualize"):
-            fs = get_features(feature=f, **feat_kw)
-            return [_cell(fs, m, params[m], idx, seed=seed, ds=ds)]
-
+    p = VisualizeParams(feature=",".join(features), method=",".join(methods), n_samples=n_samples, **kw,
+                        **(method_given or {}), **(feature_given or {}))
+    ds = ds if ds is not None else p.load()
+    grid = cells(p, ds)
+    if len(grid) == 1:
+        return [get_or_run(VISUALIZE, grid[0], ds).result]
     t0 = time.perf_counter()
     with tracking.run("visualize-" + "+".join(features) + "-" + "+".join(methods), step="visualize-group"):
-        tracking.log_params({"feature": ",".join(features), "method": ",".join(methods), "n_samples": len(idx),
-                             "seed": seed, "dataset": ds.name, "subset": ds.subset or "all"})
-        cells = []
-        for f in features:
-            fs = get_features(feature=f, **feat_kw)
-            for m in methods:
-                with tracking.run(f"visualize-{f}-{m}", step="visualize"):
-                    cells.append(_cell(fs, m, params[m], idx, seed=seed, ds=ds))
-        import pandas as pd
+        n = len(_sample(p, ds))
+        tracking.log_params({"feature": ",".join(features), "method": ",".join(methods), "n_samples": n,
+                             "seed": p.seed, "dataset": ds.name, "subset": ds.subset or "all"})
+        out = [get_or_run(VISUALIZE, c, ds).result for c in grid]
+        log_grid(out, features, methods, ds, title=f"{ds.name}: test sample n={n}, seed={p.seed} "
+                                                     f"(bold: best k-NN accuracy of the row)")
+        log.info("visualize: %d views in %.1fs; best k-NN accuracy per feature: %s", len(out),
+                 time.perf_counter() - t0, "; ".join(_best(out, f) for f in features))
+    return out
 
-        summary = pd.DataFrame([{"feature": c["feature"], "feature_label": c["feature_label"], "method": c["method"],
-                                 **c["metrics"], "run_id": c["run_id"]} for c in cells])
-        tracking.log_table(summary, "separation.csv")
-        fig = grid_figure(cells, features, methods, list(ds.classes),
-                          title=f"{ds.name}: test sample n={len(idx)}, seed={seed} (bold: best k-NN accuracy of the row)")
-        tracking.log_figure(fig, "embedding_grid.png")
-        close(fig)
-        log.info("visualize: %d views in %.1fs; best k-NN accuracy per feature: %s", len(cells),
-                 time.perf_counter() - t0, "; ".join(_best(cells, f) for f in features))
-    return cells
+
+def log_grid(out: list[dict], features: list[str], methods: list[str], ds: Dataset, title: str) -> None:
+    import pandas as pd
+
+    summary = pd.DataFrame([{"feature": c["feature"], "feature_label": c["feature_label"], "method": c["method"],
+                             **c["metrics"], "run_id": c["run_id"]} for c in out])
+    tracking.log_table(summary, "separation.csv")
+    fig = grid_figure(out, features, methods, list(ds.classes), title=title)
+    tracking.log_figure(fig, "embedding_grid.png")
+    close(fig)
 
 
 def _best(cells: list[dict], feature: str) -> str:

@@ -1,0 +1,68 @@
+"""The task graph's parts: cells, their records, and the live progress line."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Cell:
+    id: str  # unique in the graph, e.g. "classify scatnet/svm"
+    payload: Any  # what ``work`` needs (opaque to the executor)
+    after: tuple[str, ...] = ()  # ids of cells that must have succeeded first
+    num_cpus: float = 1  # cores it keeps busy (math.inf: a whole node)
+    wants_gpu: bool = False  # uses a GPU when the cluster has one
+
+
+@dataclass
+class Record:
+    step: str
+    cell: str
+    status: str = "pending"  # ran | cached | failed | skipped
+    run_id: str = ""
+    seconds: float = 0.0
+    error: str = ""
+    node: str = ""  # where it ran (hostname, or the Ray node id)
+    attempts: int = 1
+
+    @property
+    def ok(self) -> bool:
+        return self.status in ("ran", "cached")
+
+
+def skipped_because(cell: Cell, records: dict[str, Record]) -> str | None:
+    """Why ``cell`` cannot run (a cell it waits for failed or was skipped), or None."""
+    bad = [a for a in cell.after if a in records and not records[a].ok]
+    return f"{bad[0]} {records[bad[0]].status}" if bad else None
+
+
+class Progress:
+    """One live line for the whole graph: done / running / failed, elapsed (tqdm; silent when off)."""
+
+    def __init__(self, total: int, enabled: bool = True, desc: str = "study"):
+        from tqdm.auto import tqdm
+
+        self.t0 = time.perf_counter()
+        self.running = self.failed = 0
+        self.bar = tqdm(total=total, desc=desc, unit="cell", disable=not enabled, dynamic_ncols=True,
+                        mininterval=0.5, bar_format="{desc}: {n}/{total} cells {bar} {elapsed} {postfix}")
+
+    def started(self, n: int = 1) -> None:
+        self.running += n
+        self._show()
+
+    def finished(self, rec: Record) -> None:
+        self.running = max(self.running - 1, 0)
+        self.failed += not rec.ok
+        self.bar.update(1)
+        if not rec.ok:
+            self.bar.write(f"[fmnist] {rec.step} {rec.cell} {rec.status}: {rec.error}")
+        self._show()
+
+    def _show(self) -> None:
+        self.bar.set_postfix_str(f"running {self.running}, failed {self.failed}", refresh=True)
+
+    def close(self) -> None:
+        self.bar.close()

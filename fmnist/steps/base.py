@@ -1,0 +1,156 @@
+"""One shape for every step, and the one place that decides cached-or-run (``get_or_run``).
+
+A step is a ``Params`` class (frozen dataclass), ``key(p, ds)``, ``run(p, ds, inputs, ctx) -> result``
+(library work that returns values, never logs) and ``log(p, ds, result)`` (the result onto the open run,
+returning the checksums of the artifacts a later reuse must verify). The CLI, ``mlflow run`` entry points,
+the study and its executors all call ``get_or_run``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Callable, ClassVar, Iterator
+
+from .. import cache, tracking
+from ..errors import CacheError
+
+log = logging.getLogger("fmnist")
+
+ARTIFACTS_TAG = "fmnist.artifacts_sha256"  # JSON {artifact path: sha256} written by the step's log()
+REUSED_TAG = "fmnist.reused_run_id"
+
+
+@dataclass
+class Outcome:
+    run_id: str
+    cached: bool
+    result: Any = None
+    seconds: float = 0.0
+
+
+@dataclass
+class RunContext:
+    """What ``run`` may use of the open run without talking to MLflow: its id and a metrics callback."""
+
+    run_id: str
+    report: Callable[[dict[str, float], int | None], None]
+    state: dict[str, Any] = field(default_factory=dict)  # set by the step's own open() (e.g. a checkpoint)
+
+
+class Step:
+    name: ClassVar[str]
+    Params: ClassVar[type]
+    cacheable: ClassVar[bool] = True
+    needs_data: ClassVar[bool] = True
+
+    def key(self, p, ds) -> str:
+        raise NotImplementedError
+
+    def run_name(self, p) -> str:
+        return self.name
+
+    def run_params(self, p, ds) -> dict[str, Any]:
+        """Params logged on the run (what a reader filters on)."""
+        from .params import as_dict
+
+        out = {k: v for k, v in as_dict(p).items() if k not in ("progress", "force")}
+        return {**out, "dataset": ds.name, "subset": ds.subset or "all", "data_digest": ds.digest}
+
+    def inputs(self, p, ds, run_id: str) -> dict[str, Any]:
+        """Results of other steps this one reads (through ``get_or_run``; a miss runs as a child of ``run_id``)."""
+        return {}
+
+    def run(self, p, ds, inputs: dict[str, Any], ctx: RunContext) -> Any:
+        raise NotImplementedError
+
+    def log(self, p, ds, result: Any) -> dict[str, str]:
+        return {}
+
+    def load(self, run_id: str, p, ds) -> Any:
+        """What a cache hit returns: by default the run's metrics, once its artifacts verify."""
+        verify_artifacts(run_id)
+        return tracking.get_run_info(run_id)["metrics"]
+
+    def resources(self, p) -> dict[str, float]:
+        """CPUs (and GPUs) one run of this step keeps busy: an executor's resource hint."""
+        return {"num_cpus": 1}
+
+    @contextmanager
+    def open(self, p, ds, parent_run_id: str | None) -> Iterator[RunContext]:
+        with tracking.run(self.run_name(p), step=self.name, parent_run_id=parent_run_id) as run_id:
+            yield RunContext(run_id, report=lambda m, s=None: tracking.log_metrics(m, step=s))
+
+
+def verify_artifacts(run_id: str) -> dict[str, str]:
+    """Local paths of a run's recorded artifacts, each checked against its recorded sha256."""
+    recorded = json.loads(tracking.get_run_info(run_id)["tags"].get(ARTIFACTS_TAG) or "{}")
+    paths = {}
+    for name, sha in recorded.items():
+        path = tracking.artifact_local_path(run_id, name)
+        got = cache.file_sha256(path)
+        if got != sha:
+            raise CacheError(f"run {run_id}: artifact {name} fails its checksum (got {got[:12]}, recorded "
+                             f"{sha[:12]}); refusing a partial or altered artifact")
+        paths[name] = str(path)
+    return paths
+
+
+def find_reusable(step: Step, p, ds, key: str) -> tuple[str, Any] | None:
+    """The newest FINISHED run with this key whose artifacts verify, and what it holds."""
+    hit = tracking.find_cached_run(key)
+    if hit is None:
+        return None
+    try:
+        return hit, step.load(hit, p, ds)
+    except CacheError as e:
+        log.warning("%s: not reusing run %s: %s; recomputing", step.name, hit, e)
+        return None
+
+
+def get_or_run(step: Step, p, ds=None, *, parent_run_id: str | None = None) -> Outcome:
+    """Reuse the FINISHED run carrying this step's key (artifacts verified), else run and log it.
+
+    ``p.force`` skips the lookup. The key is tagged last: a run that dies before can never be reused.
+    """
+    t0 = time.perf_counter()
+    if tracking.active_run_id() is None:
+        tracking.check_store()  # a dead server fails in one line before the data is even read
+    if ds is None and step.needs_data:
+        ds = p.load()
+    key = step.key(p, ds) if step.cacheable else None
+    if key and not getattr(p, "force", False):
+        found = find_reusable(step, p, ds, key)
+        if found:
+            run_id, result = found
+            log.info("%s: cache hit, reusing FINISHED run %s (same params, data and code; --force recomputes)",
+                     step.run_name(p), run_id)
+            _note_reuse_on_launcher(step, run_id)
+            return Outcome(run_id, True, result, time.perf_counter() - t0)
+    with step.open(p, ds, parent_run_id) as ctx:
+        # Inside the run: under `mlflow run` the launcher's run is this step's, not an input's.
+        inputs = step.inputs(p, ds, ctx.run_id)
+        tracking.log_params(step.run_params(p, ds))
+        if ds is not None:
+            tracking.set_tags({"fmnist.data_digest": ds.digest, "fmnist.data_source": ds.source})
+        result = step.run(p, ds, inputs, ctx)
+        shas = step.log(p, ds, result)
+        tags = {ARTIFACTS_TAG: json.dumps(shas, sort_keys=True)} if shas else {}
+        if key:
+            tags[tracking.CACHE_KEY_TAG] = key
+        tracking.set_tags(tags)
+    return Outcome(ctx.run_id, False, result, time.perf_counter() - t0)
+
+
+def _note_reuse_on_launcher(step: Step, run_id: str) -> None:
+    """``mlflow run`` made a run for this call: end it FINISHED, pointing at the run it reused."""
+    launcher = os.environ.get("MLFLOW_RUN_ID")
+    if not launcher or launcher == run_id or tracking.active_run_id():
+        return
+    with tracking.run(f"{step.name} (reused)", step=f"{step.name}-reused"):
+        tracking.set_tags({REUSED_TAG: run_id, "fmnist.cache_hit": "true"})
+        tracking.log_metrics(tracking.get_run_info(run_id)["metrics"])

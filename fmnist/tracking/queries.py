@@ -1,0 +1,84 @@
+"""Reading runs back (for reports, resumes, the study's driver) and tagging runs that are not active."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlparse
+
+import mlflow
+
+from .store import DEFAULT_EXPERIMENT, PARENT_TAG, _client, prepare_store
+
+
+def search_runs(filter_string: str = "", experiment_names: list[str] | None = None):
+    """Runs as a pandas DataFrame (params.*, metrics.*, tags.* columns), newest first."""
+    prepare_store()
+    names = experiment_names or [os.environ.get("MLFLOW_EXPERIMENT_NAME") or DEFAULT_EXPERIMENT]
+    existing = [n for n in names if mlflow.get_experiment_by_name(n) is not None]
+    if not existing:
+        import pandas as pd
+
+        return pd.DataFrame()
+    return mlflow.search_runs(experiment_names=existing, filter_string=filter_string,
+                              order_by=["attributes.start_time DESC"])
+
+
+def _as_dict(r) -> dict[str, Any]:
+    return {
+        "run_id": r.info.run_id,
+        "status": r.info.status,
+        "experiment_id": r.info.experiment_id,
+        "params": dict(r.data.params),
+        "metrics": dict(r.data.metrics),
+        "tags": dict(r.data.tags),
+        "artifact_uri": r.info.artifact_uri,
+    }
+
+
+def get_run_info(run_id: str) -> dict[str, Any]:
+    return _as_dict(_client().get_run(run_id))
+
+
+def child_runs(parent_run_id: str, status: str | None = None) -> list[dict[str, Any]]:
+    """The children of a run (any experiment), oldest first, as ``get_run_info`` dicts; ``status``
+    (e.g. ``"RUNNING"``) keeps only those in it."""
+    prepare_store()
+    where = f"tags.`{PARENT_TAG}` = '{parent_run_id}'" + (f" and attributes.status = '{status}'" if status else "")
+    runs = mlflow.search_runs(search_all_experiments=True, filter_string=where, output_format="list",
+                              order_by=["attributes.start_time ASC"])
+    return [_as_dict(r) for r in runs]
+
+
+def artifact_local_path(run_id: str, artifact: str, dst: str | os.PathLike | None = None) -> Path:
+    """A local path to a run's artifact: read in place for a local store, else downloaded to ``dst``."""
+    uri = _client().get_run(run_id).info.artifact_uri
+    parsed = urlparse(uri)
+    if parsed.scheme in ("", "file"):
+        p = Path(unquote(parsed.path)) / artifact
+        if p.exists():
+            return p
+    dst = dst or tempfile.mkdtemp(prefix="fmnist-artifact-")
+    return Path(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=artifact, dst_path=str(dst)))
+
+
+def metric_history(run_id: str, key: str) -> list[tuple[int, float]]:
+    """(step, value) pairs of a metric, in step order."""
+    return sorted((m.step, m.value) for m in _client().get_metric_history(run_id, key))
+
+
+def set_run_tags(run_id: str, tags: dict[str, Any]) -> None:
+    """Tags on a run that is not the active one (e.g. the run ``mlflow run`` created for a resume)."""
+    c = _client()
+    for k, v in tags.items():
+        c.set_tag(run_id, k, str(v))
+
+
+def run_exists(run_id: str) -> bool:
+    try:
+        _client().get_run(run_id)
+    except Exception:  # MlflowException (not found) or a malformed id
+        return False
+    return True

@@ -1,0 +1,132 @@
+"""What a run records: params, metrics, tags, artifacts, datasets and models (all to the active run)."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import mlflow
+
+from .store import _client, retry_on_conflict
+
+# MLflow truncates nothing for us: values past this are rejected by the store.
+_MAX_PARAM = 6000
+
+
+def log_params(params: dict[str, Any]) -> None:
+    """Log params to the active run. A key already logged with the same value (``mlflow run`` logs every
+    ``-P``) is skipped; with another value (``features=all`` resolved to the list it ran, ``epochs=0``
+    to the profile's) the resolved value goes in ``<key>_used``: MLflow forbids changing a param."""
+    clean = {k: ("" if v is None else str(v))[:_MAX_PARAM] for k, v in params.items()}
+    run = mlflow.active_run()
+    done = _client().get_run(run.info.run_id).data.params if run else {}
+    out = {}
+    for k, v in clean.items():
+        if k not in done:
+            out[k] = v
+        elif not _same_param(done[k], v):
+            out[f"{k}_used"] = v
+    if out:
+        mlflow.log_params(out)
+
+
+def _same_param(a: str, b: str) -> bool:
+    """'1' == '1.0', 'true' == 'True': the CLI's parsed value against the string given to ``mlflow run``."""
+    if a == b or a.lower() == b.lower():
+        return True
+    try:
+        return float(a) == float(b)
+    except ValueError:
+        return False
+
+
+def log_metrics(metrics: dict[str, float], step: int | None = None) -> None:
+    mlflow.log_metrics({k: float(v) for k, v in metrics.items()}, step=step)
+
+
+def set_tags(tags: dict[str, Any]) -> None:
+    mlflow.set_tags({k: str(v) for k, v in tags.items()})
+
+
+def log_artifact(path: str | os.PathLike, artifact_path: str | None = None) -> None:
+    mlflow.log_artifact(str(path), artifact_path=artifact_path)
+
+
+def log_figure(fig, artifact_file: str) -> None:
+    """Log a matplotlib figure as a PNG (or whatever the file's suffix says)."""
+    mlflow.log_figure(fig, artifact_file)
+
+
+def log_text(text: str, artifact_file: str) -> None:
+    mlflow.log_text(text, artifact_file)
+
+
+def log_dict(data: dict, artifact_file: str) -> None:
+    mlflow.log_dict(data, artifact_file)
+
+
+def log_table(df, artifact_file: str) -> None:
+    """A pandas DataFrame as CSV (readable in the UI's artifact view) or JSON by suffix."""
+    with tempfile.TemporaryDirectory() as d:
+        p = Path(d) / Path(artifact_file).name
+        if p.suffix == ".json":
+            p.write_text(df.to_json(orient="records", indent=1))
+        else:
+            df.to_csv(p, index=False)
+        parent = str(Path(artifact_file).parent)
+        mlflow.log_artifact(str(p), artifact_path=None if parent == "." else parent)
+
+
+def log_numpy_input(features, targets, *, name: str, digest: str, source: str, context: str) -> None:
+    """Record a dataset the run used (``mlflow.log_input``) under our own stable digest."""
+    from mlflow.data.dataset_source_registry import get_registered_sources
+    from mlflow.data.numpy_dataset import from_numpy
+
+    # Pick the local source class ourselves: resolving a path string warns that two classes match.
+    local = next(s for s in get_registered_sources() if s.__name__ == "LocalArtifactDatasetSource")
+    src = local(str(Path(source).resolve())) if source and Path(source).exists() else local("synthetic")
+    ds = from_numpy(features=features, targets=targets, source=src, name=name, digest=digest[:36])
+    # Two processes logging the same dataset at once race on its row: retry, the second then links to it.
+    retry_on_conflict(lambda: mlflow.log_input(ds, context=context))
+
+
+def pinned_requirements(*packages: str) -> list[str]:
+    """``pkg==installed version`` for the model's environment. Passing these to ``log_model`` skips
+    MLflow's inference of them: a subprocess that re-imports the model's libraries, ~10 s a model."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = []
+    for p in ("mlflow", "numpy", "cloudpickle", *packages):
+        try:
+            out.append(f"{p}=={version(p)}")
+        except PackageNotFoundError:
+            continue
+    return out
+
+
+def log_sklearn_model(model, *, name: str, input_example, trusted_types: list[str] | None = None) -> None:
+    """A fitted scikit-learn model with signature. ``trusted_types``: types skops (MLflow's format) refuses
+    by default, e.g. tree nodes; they go into the MLmodel file, so ``mlflow.sklearn.load_model`` just works."""
+    import mlflow.sklearn
+    from mlflow.models import infer_signature
+
+    signature = infer_signature(input_example, model.predict(input_example))
+    mlflow.sklearn.log_model(model, name=name, signature=signature, input_example=input_example,
+                             pip_requirements=pinned_requirements("scikit-learn", "scipy", "skops"),
+                             skops_trusted_types=list(trusted_types or []) or None)
+
+
+def log_pytorch_model(model, *, name: str, input_example) -> None:
+    """``input_example``: a numpy array the model accepts (the signature is inferred from it)."""
+    import mlflow.pytorch
+    import torch
+    from mlflow.models import infer_signature
+
+    model = model.cpu().eval()
+    with torch.inference_mode():
+        out = model(torch.as_tensor(input_example)).numpy()
+    signature = infer_signature(input_example, out)
+    mlflow.pytorch.log_model(model, name=name, signature=signature, input_example=input_example,
+                             pip_requirements=pinned_requirements("torch", "torchvision"))
