@@ -36,7 +36,7 @@ class Count(click.ParamType):
             except ValueError:
                 self.fail(f"{value!r} is neither 'all' nor a whole number", param, ctx)
         if n is not None and n <= 0:
-            self.fail(f"{value!r} must be 'all' or a positive number", param, ctx)
+            self.fail(f"{value!r} must be 'all' or a positive number of images", param, ctx)
         return n
 
 

@@ -1,0 +1,68 @@
+"""The whole study's wall time with each executor, in one run: quick and full profiles, serial and Ray.
+
+    python bench/study.py [--profiles quick,full] [--executors serial,ray] [--data-dir ...]
+
+Each (profile, executor) runs `fmnist study` in a fresh sqlite store (nothing cached), then the last one
+is run again in its store (everything cached). Prints wall seconds and each executor's time relative to
+serial. Take it with the machine otherwise idle: cells share the cores.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import click
+
+from _data import bench_data_dir, data_dir_option  # bench/ is sys.path[0] when run as python bench/x.py
+
+FMNIST = str(Path(sys.executable).parent / "fmnist")
+
+
+def study(profile: str, executor: str, store: Path, data_dir: Path, extra: list[str]) -> float:
+    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{store / 'mlflow.db'}", "FMNIST_DATA_DIR": str(data_dir),
+           "MLFLOW_EXPERIMENT_NAME": "fmnist"}
+    env.pop("MLFLOW_RUN_ID", None)
+    t0 = time.perf_counter()
+    p = subprocess.run([FMNIST, "study", "--profile", profile, "--executor", executor, "--no-progress",
+                        "--report-output", str(store / "report.html"), *extra], env=env, cwd=store,
+                       capture_output=True, text=True)
+    seconds = time.perf_counter() - t0
+    if p.returncode != 0:
+        raise SystemExit(f"{profile}/{executor} failed:\n{p.stderr[-3000:]}")
+    return seconds
+
+
+@click.command()
+@data_dir_option
+@click.option("--profiles", default="quick,full", show_default=True)
+@click.option("--executors", default="serial,ray", show_default=True)
+@click.option("--weights", default="none", show_default=True, help="ResNet-18 weights (none: offline here).")
+def main(data_dir, profiles, executors, weights):
+    data = bench_data_dir(data_dir)
+    root = Path(tempfile.mkdtemp(prefix="fmnist-bench-study-"))
+    print(f"data {data}; stores under {root}; {os.cpu_count()} cores")
+    print(f"{'profile':8} {'executor':8} {'wall s':>9} {'vs serial':>10}")
+    last = None
+    for profile in profiles.split(","):
+        base = None
+        for executor in executors.split(","):
+            store = root / f"{profile}-{executor}"
+            store.mkdir()
+            s = study(profile, executor, store, data, ["--weights", weights])
+            base = base or (s if executor == "serial" else None)
+            rel = f"{s / base:9.2f}x" if base else ""
+            print(f"{profile:8} {executor:8} {s:9.1f} {rel:>10}", flush=True)
+            last = (profile, executor, store)
+    if last:
+        profile, executor, store = last
+        s = study(profile, executor, store, data, ["--weights", weights])
+        print(f"{profile:8} {executor:8} {s:9.1f}  (second identical run: every cell cached)")
+
+
+if __name__ == "__main__":
+    main()

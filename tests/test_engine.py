@@ -1,0 +1,294 @@
+"""The study on an executor: serial and Ray (a local instance and a real two-node cluster), faults included.
+
+Ray tests run the real ``fmnist`` CLI in a subprocess against real stores (sqlite, the PostgreSQL team server)
+on the committed Fashion-MNIST slice. A test stops exactly the Ray processes it started.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from fmnist.engine import Cell, Record, SerialExecutor
+from stores import BIN, acquire_team_server, fmnist, fmnist_env, release_team_server
+
+pytestmark = [pytest.mark.filterwarnings("ignore::UserWarning"), pytest.mark.timeout(900)]
+
+STUDY = ["study", "--features", "raw", "--models", "lda,logreg", "--methods", "pca", "--finetune", "false",
+         "--subset", "300", "--weights", "none", "--device", "cpu", "--no-progress"]
+DETERMINISTIC = {("classify", "raw/lda"), ("classify", "raw/logreg"), ("visualize", "raw/pca")}
+
+
+# ----------------------------------------------------------------------------------- serial, unit
+
+
+def test_serial_executor_skips_only_the_dependants_of_a_failed_cell():
+    cells = [Cell("a", "a"), Cell("b", "b", after=("a",)), Cell("c", "c"), Cell("d", "d", after=("c",))]
+
+    def work(cell):
+        return Record("s", cell.payload, status="failed" if cell.id == "a" else "ran", error="boom")
+
+    recs = SerialExecutor(progress=False).run(cells, work, lambda c, why: Record("s", c.payload, "skipped", error=why))
+    assert [(r.cell, r.status) for r in recs] == [("a", "failed"), ("b", "skipped"), ("c", "ran"), ("d", "ran")]
+    assert recs[1].error == "a failed"
+
+
+# ------------------------------------------------------------------------------------- helpers
+
+
+def _store_runs(uri: str, experiment: str = "fmnist"):
+    from mlflow import MlflowClient
+
+    client = MlflowClient(uri)
+    exp = client.get_experiment_by_name(experiment)
+    return client.search_runs([exp.experiment_id], max_results=1000) if exp else []
+
+
+def _cells(uri: str, experiment: str = "fmnist") -> dict:
+    """(step, cell) -> (status, test_accuracy or knn_accuracy) from the newest study's steps.csv."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient(uri)
+    (parent, *_) = [r for r in _store_runs(uri, experiment) if r.data.tags.get("fmnist.step") == "study"]
+    path = client.download_artifacts(parent.info.run_id, "steps.csv")
+    out = {}
+    for row in pd.read_csv(path).itertuples():
+        if row.step == "report":
+            continue
+        m = client.get_run(row.run_id).data.metrics
+        out[(row.step, row.cell)] = (row.status, m.get("test_accuracy", m.get("knn_accuracy")), row.run_id)
+    return out
+
+
+def _env(uri: str, data_dir: Path, **extra) -> dict:
+    env = fmnist_env(uri, "fmnist", data_dir)
+    env.update({"FMNIST_OFFLINE": "1", "OMP_NUM_THREADS": "1", "RAY_AUTH_MODE": "token", **extra})
+    env.pop("RAY_ADDRESS", None)
+    return env
+
+
+def _wait_for_running(uri: str, step: str, timeout: float = 240):
+    t0 = time.time()
+    while time.time() - t0 < timeout:
+        for r in _store_runs(uri):
+            if r.data.tags.get("fmnist.step") == step and r.info.status == "RUNNING" and "fmnist.pid" in r.data.tags:
+                return r
+        time.sleep(0.3)
+    raise AssertionError(f"no {step} run became RUNNING within {timeout}s")
+
+
+# ----------------------------------------------------------------------------------- bad input
+
+
+def test_bad_executor_address_or_missing_ray_is_one_line_before_any_run(tmp_path, real_data_dir):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    env = _env(uri, real_data_dir)
+    p = fmnist([*STUDY, "--executor", "dask"], env, tmp_path)
+    assert p.returncode == 2 and "'dask' is not one of 'serial', 'ray'" in p.stderr
+    p = fmnist([*STUDY, "--executor", "ray", "--ray-address", "127.0.0.1:9"], env, tmp_path)
+    assert p.returncode == 1 and "Ray cluster at 127.0.0.1:9 does not answer" in p.stderr
+    assert len([ln for ln in p.stderr.splitlines() if ln.startswith("fmnist: error:")]) == 1
+    fake = tmp_path / "no-ray"
+    (fake / "ray").mkdir(parents=True)
+    (fake / "ray" / "__init__.py").write_text("raise ImportError('No module named ray')\n")  # as if not installed
+    p = fmnist([*STUDY, "--executor", "ray"], {**env, "PYTHONPATH": str(fake)}, tmp_path)
+    assert p.returncode == 1 and "pip install -e '.[ray]'" in p.stderr
+    assert _store_runs(uri) == []  # nothing opened
+
+
+# ------------------------------------------------------------------------------- local Ray instance
+
+
+@pytest.mark.slow
+def test_ray_study_equals_serial_and_a_cached_rerun_takes_seconds(tmp_path, real_data_dir):
+    serial_uri, ray_uri = (f"sqlite:///{tmp_path / n}" for n in ("serial.db", "ray.db"))
+    s = fmnist([*STUDY, "--report-output", str(tmp_path / "s.html")], _env(serial_uri, real_data_dir), tmp_path)
+    assert s.returncode == 0, s.stderr[-3000:]
+    r = fmnist([*STUDY, "--executor", "ray", "--report-output", str(tmp_path / "r.html")],
+               _env(ray_uri, real_data_dir), tmp_path)
+    assert r.returncode == 0, r.stderr[-3000:]
+    serial, ray_cells = _cells(serial_uri), _cells(ray_uri)
+    assert serial.keys() == ray_cells.keys()
+    for k in DETERMINISTIC:
+        assert ray_cells[k][1] == pytest.approx(serial[k][1]), k
+    runs = {x.info.run_id: x for x in _store_runs(ray_uri)}
+    for k, (status, _, run_id) in ray_cells.items():
+        assert status == "ran" and runs[run_id].data.tags.get("fmnist.executor") == "ray", k
+        assert runs[run_id].data.tags.get("fmnist.node_id"), k
+    assert "Test accuracy" in (tmp_path / "r.html").read_text()
+    t0 = time.perf_counter()
+    again = fmnist([*STUDY, "--executor", "ray", "--report-output", str(tmp_path / "r.html")],
+                   _env(ray_uri, real_data_dir), tmp_path)
+    assert again.returncode == 0 and {v[0] for v in _cells(ray_uri).values()} == {"cached"}
+    assert time.perf_counter() - t0 < 120  # Ray's start-up and the report, nothing recomputed
+
+
+def _descendants(pid: int) -> list:
+    import psutil
+
+    try:
+        return psutil.Process(pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        return []
+
+
+def _gone(procs, timeout: float = 30) -> list:
+    import psutil
+
+    _, alive = psutil.wait_procs(procs, timeout=timeout)
+    return [p for p in alive if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+
+
+@pytest.mark.slow
+def test_a_sigkilled_ray_worker_is_retried_and_its_run_never_reused(tmp_path, real_data_dir):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    args = ["study", "--features", "raw", "--models", "lda", "--methods", "pca", "--finetune", "true",
+            "--epochs", "3", "--weights", "none", "--device", "cpu", "--no-progress", "--executor", "ray",
+            "--subset", "600", "--report-output", str(tmp_path / "r.html")]
+    proc = subprocess.Popen([str(BIN / "fmnist"), *args], env=_env(uri, real_data_dir), cwd=tmp_path,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        victim = _wait_for_running(uri, "finetune")
+        os.kill(int(victim.data.tags["fmnist.pid"]), signal.SIGKILL)  # the Ray worker training it
+        out, err = proc.communicate(timeout=600)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err[-3000:]
+    from mlflow import MlflowClient
+
+    killed = MlflowClient(uri).get_run(victim.info.run_id)
+    assert killed.info.status in ("KILLED", "FAILED")
+    cells = _cells(uri)
+    mode = victim.data.tags["mlflow.runName"].removeprefix("finetune-")
+    status, acc, run_id = cells[("finetune", mode)]
+    assert status == "ran" and run_id != victim.info.run_id and acc > 0
+    assert "fmnist.cache_key" not in killed.data.tags
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("executor", ["serial", "ray"])
+def test_sigterm_of_the_driver_kills_every_run_and_leaves_no_process(tmp_path, real_data_dir, executor):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    args = ["study", "--features", "raw", "--models", "lda", "--methods", "pca", "--finetune", "true",
+            "--epochs", "5", "--weights", "none", "--device", "cpu", "--no-progress", "--executor", executor,
+            "--report-output", str(tmp_path / "r.html")]
+    proc = subprocess.Popen([str(BIN / "fmnist"), *args], env=_env(uri, real_data_dir), cwd=tmp_path,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        _wait_for_running(uri, "finetune")
+        procs = _descendants(proc.pid)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 143, err[-3000:]
+    assert "terminated (SIGTERM)" in err
+    runs = _store_runs(uri)
+    assert runs and not [r.info.run_id for r in runs if r.info.status == "RUNNING"]
+    (parent,) = [r for r in runs if r.data.tags["fmnist.step"] == "study"]
+    assert parent.info.status == "KILLED"
+    assert [r for r in runs if r.data.tags["fmnist.step"] == "finetune" and r.info.status == "KILLED"]
+    assert _gone(procs) == []  # the local Ray instance and its workers went with the driver
+
+
+# ------------------------------------------------------------------------------- a two-node cluster
+
+
+@pytest.fixture(scope="session")
+def team_server(tmp_path_factory):
+    srv = acquire_team_server(tmp_path_factory.mktemp("server"))
+    yield srv
+    release_team_server()
+
+
+@pytest.fixture
+def two_node_cluster(tmp_path):
+    """A real Ray cluster on this machine: a head and a second node, one CPU each, on loopback."""
+    import psutil
+
+    from fmnist.server import free_port
+
+    temp = Path(f"/tmp/fmnist-ray-{os.getpid()}-{time.time_ns() % 10**6}")  # short: Ray's socket paths
+    port = free_port()
+    env = {**os.environ, "RAY_AUTH_MODE": "token", "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
+    env.pop("RAY_ADDRESS", None)
+    ray = str(BIN / "ray")
+    head = [ray, "start", "--head", "--node-ip-address", "127.0.0.1", "--port", str(port), "--num-cpus", "1",
+            "--temp-dir", str(temp), "--include-dashboard", "false", "--disable-usage-stats"]
+    node = [ray, "start", "--address", f"127.0.0.1:{port}", "--node-ip-address", "127.0.0.1", "--num-cpus", "1",
+            "--disable-usage-stats"]
+
+    def ours():
+        return [p for p in psutil.process_iter(["cmdline"]) if str(temp) in " ".join(p.info["cmdline"] or [])]
+
+    try:
+        for cmd in (head, node):
+            p = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=180)
+            assert p.returncode == 0, p.stderr[-2000:]
+        yield f"127.0.0.1:{port}", env
+    finally:  # exactly the processes of this cluster (their command lines name its temp dir), never others
+        procs = ours()
+        for p in procs:
+            try:
+                p.terminate()
+            except psutil.NoSuchProcess:
+                pass
+        _, alive = psutil.wait_procs(procs, timeout=20)
+        for p in alive:
+            p.kill()
+
+
+def _cluster_nodes(address: str, env: dict) -> set[str]:
+    code = ("import ray; ray.init(address=%r, log_to_driver=False); "
+            "print(','.join(n['NodeID'] for n in ray.nodes() if n['Alive']))" % address)
+    p = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr[-2000:]
+    return set(p.stdout.strip().splitlines()[-1].split(","))
+
+
+@pytest.mark.slow
+def test_study_on_a_two_node_cluster_with_the_team_server(tmp_path, real_data_dir, two_node_cluster, team_server):
+    address, ray_env = two_node_cluster
+    nodes = _cluster_nodes(address, ray_env)
+    assert len(nodes) == 2
+    local = f"sqlite:///{tmp_path / 'local.db'}"
+    refused = fmnist([*STUDY, "--executor", "ray", "--ray-address", address], _env(local, real_data_dir), tmp_path)
+    assert refused.returncode == 1 and "needs an HTTP tracking server" in refused.stderr
+    assert _store_runs(local) == []
+    exp = f"cluster-{time.time_ns()}"
+    env = {**_env(team_server.uri, real_data_dir), "MLFLOW_EXPERIMENT_NAME": exp}
+    p = fmnist([*STUDY, "--executor", "ray", "--ray-address", address, "--report-output",
+                str(tmp_path / "r.html")], env, tmp_path, timeout=600)
+    assert p.returncode == 0, p.stderr[-3000:]
+    cells = _cells(team_server.uri, exp)
+    runs = {r.info.run_id: r for r in _store_runs(team_server.uri, exp)}
+    used = {runs[run_id].data.tags["fmnist.node_id"] for _, _, run_id in cells.values()}
+    assert used <= nodes  # every cell ran on the cluster's nodes
+    serial_uri = f"sqlite:///{tmp_path / 'serial.db'}"
+    s = fmnist([*STUDY, "--report-output", str(tmp_path / "s.html")], _env(serial_uri, real_data_dir), tmp_path)
+    assert s.returncode == 0, s.stderr[-3000:]
+    serial = _cells(serial_uri)
+    for k in DETERMINISTIC:
+        assert cells[k][1] == pytest.approx(serial[k][1]), k
+    assert "Test accuracy" in (tmp_path / "r.html").read_text()
+
+
+def test_schedule_simulator_on_a_known_graph():
+    from fmnist.engine.schedule import critical_path, list_schedule
+
+    seconds = {"e": 10.0, "a": 5.0, "b": 5.0, "c": 20.0, "f": 30.0}
+    after = {"a": ("e",), "b": ("e",), "c": ("e",)}
+    assert list_schedule(seconds, after, 1) == pytest.approx(70.0)  # one worker: the sum
+    assert list_schedule(seconds, after, 2) == pytest.approx(35.0)  # e+c on one, f+a on the other, b after
+    assert list_schedule(seconds, after, 8) == pytest.approx(30.0)  # bounded by the longest chain
+    length, path = critical_path(seconds, after)
+    assert length == pytest.approx(30.0) and path in (["e", "c"], ["f"])
