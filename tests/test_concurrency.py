@@ -107,5 +107,8 @@ def test_two_identical_extracts_at_once(store_uri, real_data_dir, tmp_path, requ
     later = fmnist(args, env, tmp_path)
     assert later.returncode == 0, later.stderr[-3000:]
     hits = [ln for ln in later.stderr.splitlines() if "cache hit, reusing FINISHED run" in ln]
-    assert len(hits) == 1 and hits[0].split()[-1] in {r.info.run_id for r in computed}
+    import re
+
+    assert len(hits) == 1
+    assert re.search(r"reusing FINISHED run ([0-9a-f]{32})", hits[0]).group(1) in {r.info.run_id for r in computed}
     assert "ignoring cached extract run" not in later.stderr  # the artifact it read verified

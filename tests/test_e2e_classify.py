@@ -36,6 +36,6 @@ def test_unknown_model_fails_the_run(real_data_dir, store, tmp_path):
                    tmp_path)
     assert p.returncode != 0
     lines = [ln for ln in p.stderr.splitlines() if ln.startswith("fmnist: error:")]
-    assert lines == ["fmnist: error: unknown model 'knn'; choose one of: lda, logreg, rf, svm"]
+    assert lines == ["fmnist: error: unknown model 'knn'; choose one of: logreg, lda, svm, rf"]
     (r,) = mlflow.search_runs(experiment_names=["fmnist"], output_format="list")
     assert r.info.status == "FAILED" and "unknown model 'knn'" in r.data.tags["fmnist.error"]

@@ -39,7 +39,11 @@ class Terminated(KeyboardInterrupt):
     still RUNNING ends KILLED on the way out."""
 
 
+_signalled: list[int] = []  # libraries may re-raise our exception as a plain KeyboardInterrupt (Ray does)
+
+
 def _on_sigterm(signum, frame) -> None:
+    _signalled.append(signum)
     raise Terminated("terminated (SIGTERM)")
 
 
@@ -66,7 +70,7 @@ def run_cli(command: click.Command, args: list[str] | None = None, prog_name: st
     except click.exceptions.Exit as e:
         sys.exit(e.exit_code)
     except (Terminated, click.Abort) as e:  # click turns KeyboardInterrupt into Abort
-        if isinstance(e, Terminated) or isinstance(e.__cause__, Terminated):
+        if _signalled or isinstance(e, Terminated) or isinstance(e.__cause__, Terminated):
             _fail("terminated (SIGTERM); its runs were ended KILLED", 143, "KILLED")
         _fail("interrupted; its runs were ended KILLED", 130, "KILLED")
     except click.ClickException as e:
@@ -74,6 +78,8 @@ def run_cli(command: click.Command, args: list[str] | None = None, prog_name: st
     except FmnistError as e:
         _fail(str(e), 1)
     except KeyboardInterrupt:
+        if _signalled:
+            _fail("terminated (SIGTERM); its runs were ended KILLED", 143, "KILLED")
         _fail("interrupted", 130, "KILLED")
     except Exception as e:  # anything unexpected (disk full, store errors): still one line
         if os.environ.get("FMNIST_DEBUG"):

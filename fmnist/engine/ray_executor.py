@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import os
+import signal
 import socket
 from pathlib import Path
 from typing import Callable
@@ -65,11 +66,14 @@ class RayExecutor:
         runtime_env = {"py_modules": [str(Path(fmnist.__file__).parent)], "env_vars": env,
                        "excludes": ["__pycache__", "*.pyc"]}
         kw = dict(runtime_env=runtime_env, log_to_driver=False, include_dashboard=False)
+        ours = signal.getsignal(signal.SIGTERM)
         if self.address:
             ray.init(address=self.address, **kw)
         else:
             self.started_here = True
             ray.init(num_cpus=os.cpu_count(), **kw)
+        if callable(ours):  # ray.init installs a SIGTERM handler that aborts; the CLI's ends runs KILLED first
+            signal.signal(signal.SIGTERM, ours)
         self.nodes = [n for n in ray.nodes() if n.get("Alive")]
 
     @property
