@@ -46,12 +46,15 @@ def prepare_store() -> str:
     store built under a per-database file lock: processes starting at once on a new ``mlflow.db`` would all
     create its schema and fail ("table ... already exists").
     """
-    uri = mlflow.get_tracking_uri()
-    if not uri.startswith("sqlite:"):
-        return uri
+    given = mlflow.get_tracking_uri()
+    if not given.startswith("sqlite:"):
+        return given
+    # Absolute: MLflow caches a store per URI string, so a relative one would keep the first cwd's file.
+    uri = tracking_uri()
     if "timeout=" not in uri:
         # pysqlite's `timeout` connect argument (default 5 s), passed on by SQLAlchemy from the URL query.
         uri = f"{uri}{'&' if '?' in uri else '?'}timeout={SQLITE_BUSY_TIMEOUT}"
+    if uri != given:
         mlflow.set_tracking_uri(uri)  # also exported as MLFLOW_TRACKING_URI to child processes
     if uri not in _prepared:
         with open(_sqlite_lock_path(uri), "a") as f:
