@@ -120,17 +120,17 @@ class Common:
         return load_dataset(self.dataset, data_dir=self.data_dir or None, subset=self.subset, seed=self.seed)
 
 
-def _feature_defaults() -> dict[str, Any]:
-    """Every feature param's registry default (two features sharing a param share its default)."""
+def registry_defaults(registry) -> dict[str, Any]:
+    """Every entry's param defaults (two entries sharing a param share its default)."""
     specs: dict[str, Any] = {}
-    for entry in FEATURES:
+    for entry in registry:
         for k, v in entry.params.items():
             if specs.setdefault(k, v) != v:
-                raise RuntimeError(f"feature param {k!r} has two defaults: {specs[k]!r} and {v!r}")
+                raise RuntimeError(f"{registry.kind} param {k!r} has two defaults: {specs[k]!r} and {v!r}")
     return specs
 
 
-FEATURE_DEFAULTS = _feature_defaults()  # the defaults live in the feature registry
+FEATURE_DEFAULTS = registry_defaults(FEATURES)  # the defaults live in the feature registry
 
 
 def _owners(k: str) -> str:

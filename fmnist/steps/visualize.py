@@ -21,23 +21,14 @@ from ..plots import close
 from ..separation import SETTINGS, separation_metrics
 from .base import RunContext, Step, get_or_run, verify_artifacts
 from .extract import EXTRACT, ExtractParams
-from .params import COUNT, Common, FeatureOpts, as_dict, param
+from .params import COUNT, Common, FeatureOpts, as_dict, param, registry_defaults
 
 log = logging.getLogger("fmnist")
 
 DEFAULT_N_SAMPLES = 5000
 
 
-def _method_defaults() -> dict[str, Any]:
-    specs: dict[str, Any] = {}
-    for entry in EMBEDDINGS:
-        for k, v in entry.params.items():
-            if specs.setdefault(k, v) != v:
-                raise RuntimeError(f"method param {k!r} has two defaults: {specs[k]!r} and {v!r}")
-    return specs
-
-
-METHOD_DEFAULTS = _method_defaults()  # the defaults live in the embedding registry
+METHOD_DEFAULTS = registry_defaults(EMBEDDINGS)  # the defaults live in the embedding registry
 
 
 @dataclass(frozen=True)
