@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 from .cache import file_sha256
@@ -52,6 +53,33 @@ def _download_imagenet() -> Path:
     return target
 
 
+_failed_download: dict[str, WeightsError] = {}  # target path -> this process's failed download of it
+
+
+def _download_once() -> Path:
+    """One download attempt per target per process: steps resolve their weights several times per run
+    (key, params, training), and offline every attempt would wait for the network and print again."""
+    target = str(imagenet_cache_path())
+    if target in _failed_download:
+        raise _failed_download[target]
+    try:
+        return _download_imagenet()
+    except WeightsError as e:
+        _failed_download[target] = e
+        raise
+
+
+@lru_cache(maxsize=16)
+def _sha256_of(path: str, size: int, mtime_ns: int) -> str:
+    return file_sha256(path)
+
+
+def _file_sha256(path: Path) -> str:
+    """A weights file's sha256, hashed once per version of the file (size and mtime in the cache key)."""
+    st = path.stat()
+    return _sha256_of(str(path), st.st_size, st.st_mtime_ns)
+
+
 def resolve_weights(weights: str, allow_download: bool = True) -> Weights:
     """``imagenet`` | ``none`` | ``auto`` (imagenet if obtainable, else none) | a state-dict path."""
     w = (weights or "").strip()
@@ -66,15 +94,15 @@ def resolve_weights(weights: str, allow_download: bool = True) -> Weights:
                     return Weights("none")
                 raise WeightsError(f"ImageNet weights not found at {path}; download them there or use weights=none")
             try:
-                path = _download_imagenet()
+                path = _download_once()
             except WeightsError:
                 if w.lower() == "auto":
                     return Weights("none")
                 raise
-        return Weights("imagenet", str(path), file_sha256(path))
+        return Weights("imagenet", str(path), _file_sha256(path))
     p = Path(os.path.expanduser(w))
     if p.is_file():
-        return Weights("file", str(p.resolve()), file_sha256(p))
+        return Weights("file", str(p.resolve()), _file_sha256(p))
     raise ParamError(f"weights={weights!r} is neither one of {', '.join(WEIGHTS_CHOICES[:3])} nor an existing file")
 
 

@@ -52,3 +52,13 @@ def store(tmp_path, monkeypatch):
 def tiny():
     """200 train / 100 test synthetic images, 10 learnable classes."""
     return synthetic_dataset(n_train=200, n_test=100)
+
+
+@pytest.fixture(scope="session")
+def team_server(tmp_path_factory):
+    """PostgreSQL + ``mlflow server`` on loopback, started once for every module that asks (see stores.py)."""
+    from stores import start_team_server, stop_team_server
+
+    srv = start_team_server(tmp_path_factory.mktemp("server"))
+    yield srv
+    stop_team_server(srv)

@@ -1,7 +1,7 @@
 """Helpers for tests that run the ``fmnist`` CLI against real tracking stores: sqlite and the team server.
 
-The team server (PostgreSQL + ``mlflow server``) is started once per session and shared by every module
-that asks for it (reference-counted), so test_server.py and test_concurrency.py pay its start-up once.
+The team server (PostgreSQL + ``mlflow server``) is started once per session by the ``team_server`` fixture
+in conftest.py, so every module that asks for it pays its start-up once.
 """
 
 from __future__ import annotations
@@ -90,40 +90,31 @@ class TeamServer:
     start_output: str
 
 
-_shared: dict = {"server": None, "users": 0}
-
-
-def acquire_team_server(tmp_root: Path) -> TeamServer:
-    """Start (once) PostgreSQL + mlflow server through scripts/team_server.sh on free loopback ports."""
+def start_team_server(tmp_root: Path) -> TeamServer:
+    """Start PostgreSQL + mlflow server through scripts/team_server.sh on free loopback ports."""
     why = postgres_missing()
     if why:
         pytest.skip(f"team server tests need PostgreSQL: {why}")
-    if _shared["server"] is None:
-        from fmnist.server import free_port
+    from fmnist.server import free_port
 
-        state = tmp_root / "team-server"
-        # As root the cluster belongs to the postgres user: it needs a folder it can reach, and pytest's
-        # tmp folders are private (0700), so the cluster goes in its own /tmp folder.
-        pg_dir = Path(tempfile.mkdtemp(prefix="fmnist-test-pg-"))
-        port, pg_port = free_port(), free_port()
-        t0 = time.perf_counter()
-        p = subprocess.run([str(SCRIPT), "start", "--dir", str(state), "--port", str(port), "--pg-port",
-                            str(pg_port), "--pg-dir", str(pg_dir), "--workers", "2"],
-                           capture_output=True, text=True, timeout=240)
-        seconds = time.perf_counter() - t0
-        if p.returncode != 0:
-            subprocess.run([str(SCRIPT), "stop", "--dir", str(state), "--purge"], capture_output=True, timeout=120)
-            raise RuntimeError(f"team server did not start: {p.stderr[-2000:]}")
-        uri = p.stdout.strip().removeprefix("export MLFLOW_TRACKING_URI=")
-        _shared["server"] = TeamServer(uri, state, state / "artifacts", seconds, p.stdout + p.stderr)
-    _shared["users"] += 1
-    return _shared["server"]
+    state = tmp_root / "team-server"
+    # As root the cluster belongs to the postgres user: it needs a folder it can reach, and pytest's
+    # tmp folders are private (0700), so the cluster goes in its own /tmp folder.
+    pg_dir = Path(tempfile.mkdtemp(prefix="fmnist-test-pg-"))
+    port, pg_port = free_port(), free_port()
+    t0 = time.perf_counter()
+    p = subprocess.run([str(SCRIPT), "start", "--dir", str(state), "--port", str(port), "--pg-port",
+                        str(pg_port), "--pg-dir", str(pg_dir), "--workers", "2"],
+                       capture_output=True, text=True, timeout=240)
+    seconds = time.perf_counter() - t0
+    if p.returncode != 0:
+        subprocess.run([str(SCRIPT), "stop", "--dir", str(state), "--purge"], capture_output=True, timeout=120)
+        raise RuntimeError(f"team server did not start: {p.stderr[-2000:]}")
+    uri = p.stdout.strip().removeprefix("export MLFLOW_TRACKING_URI=")
+    return TeamServer(uri, state, state / "artifacts", seconds, p.stdout + p.stderr)
 
 
-def release_team_server() -> None:
-    _shared["users"] -= 1
-    if _shared["users"] == 0 and _shared["server"] is not None:
-        srv, _shared["server"] = _shared["server"], None
-        p = subprocess.run([str(SCRIPT), "stop", "--dir", str(srv.state_dir), "--purge"],
-                           capture_output=True, text=True, timeout=120)
-        assert p.returncode == 0, p.stderr
+def stop_team_server(srv: TeamServer) -> None:
+    p = subprocess.run([str(SCRIPT), "stop", "--dir", str(srv.state_dir), "--purge"],
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr

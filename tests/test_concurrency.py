@@ -12,18 +12,11 @@ import numpy as np
 import pytest
 
 from fmnist import cache
-from stores import acquire_team_server, fmnist, fmnist_at_once, fmnist_env, release_team_server, run_ids_in
+from stores import fmnist, fmnist_at_once, fmnist_env, run_ids_in
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
 MODELS = ["lda", "logreg", "rf", "svm"]
-
-
-@pytest.fixture(scope="session")  # shared with test_server.py (started once; see stores.py)
-def team_server(tmp_path_factory):
-    srv = acquire_team_server(tmp_path_factory.mktemp("server"))
-    yield srv
-    release_team_server()
 
 
 @pytest.fixture(params=["sqlite", "server"])

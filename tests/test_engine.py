@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 
 from fmnist.engine import Cell, Record, SerialExecutor
-from stores import BIN, acquire_team_server, fmnist, fmnist_env, release_team_server
+from stores import BIN, fmnist, fmnist_env
 
 pytestmark = [pytest.mark.filterwarnings("ignore::UserWarning"), pytest.mark.timeout(900)]
 
@@ -201,13 +201,6 @@ def test_sigterm_of_the_driver_kills_every_run_and_leaves_no_process(tmp_path, r
 
 
 # ------------------------------------------------------------------------------- a two-node cluster
-
-
-@pytest.fixture(scope="session")
-def team_server(tmp_path_factory):
-    srv = acquire_team_server(tmp_path_factory.mktemp("server"))
-    yield srv
-    release_team_server()
 
 
 @pytest.fixture

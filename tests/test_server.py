@@ -12,18 +12,11 @@ from pathlib import Path
 import pytest
 
 from fmnist import cache
-from stores import SCRIPT, acquire_team_server, fmnist, fmnist_env, release_team_server, run_ids_in
+from stores import SCRIPT, fmnist, fmnist_env, run_ids_in
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
 EXPERIMENT = "server-study"
-
-
-@pytest.fixture(scope="session")
-def team_server(tmp_path_factory):
-    srv = acquire_team_server(tmp_path_factory.mktemp("server"))
-    yield srv
-    release_team_server()
 
 
 @pytest.fixture

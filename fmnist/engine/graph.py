@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 
@@ -25,7 +25,6 @@ class Record:
     seconds: float = 0.0
     error: str = ""
     node: str = ""  # where it ran (hostname, or the Ray node id)
-    attempts: int = 1
 
     @property
     def ok(self) -> bool:
@@ -49,8 +48,8 @@ class Progress:
         self.bar = tqdm(total=total, desc=desc, unit="cell", disable=not enabled, dynamic_ncols=True,
                         mininterval=0.5, bar_format="{desc}: {n}/{total} cells {bar} {elapsed} {postfix}")
 
-    def started(self, n: int = 1) -> None:
-        self.running += n
+    def started(self) -> None:
+        self.running += 1
         self._show()
 
     def finished(self, rec: Record) -> None:

@@ -128,7 +128,7 @@ class RayExecutor:
             return self.ray.get(ref)
         except Exception as e:  # the worker died more often than MAX_RETRIES, or the task could not run
             rec = skip(cell, f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}")
-            rec.status, rec.attempts = "failed", MAX_RETRIES + 1
+            rec.status = "failed"
             return rec
 
     def close(self) -> None:

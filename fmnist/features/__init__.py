@@ -4,7 +4,8 @@ Each maps uint8 images (N, 28, 28) to float32 features (N, D). Registry ``params
 defaults that change the output (they enter cache keys); ``batch_size``/``device``/``progress``
 only change how fast it runs. What else a feature needs is declared beside its function, in its own
 module: ``fn.validate(**params)``, ``fn.label(params)`` (how reports name it), ``fn.run_params(params)``
-(extra params its runs record) and ``fn.input_transform`` (steps put ahead of every classifier).
+(extra params its runs record), ``fn.input_transform`` (steps put ahead of every classifier) and
+``fn.resources`` (what an extraction keeps busy, for executors).
 """
 
 from __future__ import annotations

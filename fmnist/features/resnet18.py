@@ -61,3 +61,4 @@ def weights_label(params: dict) -> str:
 
 resnet18.label = lambda params: "resnet18 (random init)" if params.get("weights") == "none" else "resnet18"
 resnet18.run_params = lambda params: {"weights_used": weights_label(params)}
+resnet18.resources = {"num_cpus": 2, "gpu": 1}  # torch: every core it is given, and the GPU when present

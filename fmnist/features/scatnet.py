@@ -69,3 +69,5 @@ def _log_standardised_steps() -> list:
 
 scatnet.input_transform = InputTransform(f"log(x+{LOG_EPS:g}) then standardise", _log_standardised_steps,
                                          [f"{__name__}.log_scattering"])
+# torch features use every core they are given, and the GPU when present (an executor's resource hint)
+scatnet.resources = {"num_cpus": 2, "gpu": 1}

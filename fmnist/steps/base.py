@@ -33,12 +33,16 @@ class Outcome:
     seconds: float = 0.0
 
 
+def _log_metrics(metrics: dict[str, float], step: int | None = None) -> None:
+    tracking.log_metrics(metrics, step=step)
+
+
 @dataclass
 class RunContext:
     """What ``run`` may use of the open run without talking to MLflow: its id and a metrics callback."""
 
     run_id: str
-    report: Callable[[dict[str, float], int | None], None]
+    report: Callable[[dict[str, float], int | None], None] = _log_metrics  # onto the open run
     state: dict[str, Any] = field(default_factory=dict)  # set by the step's own open() (e.g. a checkpoint)
 
 
@@ -56,10 +60,7 @@ class Step:
 
     def run_params(self, p, ds) -> dict[str, Any]:
         """Params logged on the run (what a reader filters on)."""
-        from .params import as_dict
-
-        out = {k: v for k, v in as_dict(p).items() if k not in ("progress", "force")}
-        return {**out, "dataset": ds.name, "subset": ds.subset or "all", "data_digest": ds.digest}
+        return {}
 
     def inputs(self, p, ds, run_id: str) -> dict[str, Any]:
         """Results of other steps this one reads (through ``get_or_run``; a miss runs as a child of ``run_id``)."""
@@ -83,7 +84,7 @@ class Step:
     @contextmanager
     def open(self, p, ds, parent_run_id: str | None) -> Iterator[RunContext]:
         with tracking.run(self.run_name(p), step=self.name, parent_run_id=parent_run_id) as run_id:
-            yield RunContext(run_id, report=lambda m, s=None: tracking.log_metrics(m, step=s))
+            yield RunContext(run_id)
 
 
 def verify_artifacts(run_id: str) -> dict[str, str]:

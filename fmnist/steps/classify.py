@@ -18,8 +18,8 @@ from ..errors import CacheError, ParamError
 from ..evaluation import classification_report, slug
 from ..features import FEATURES
 from .base import RunContext, Step, get_or_run
-from .extract import EXTRACT, ExtractParams, FeatureSet, load_feature_run
-from .params import Common, FeatureOpts, as_dict, param
+from .extract import EXTRACT, ExtractParams, extract_params_of, FeatureSet, load_feature_run
+from .params import Common, FeatureOpts, param
 
 log = logging.getLogger("fmnist")
 
@@ -41,8 +41,7 @@ class ClassifyParams(FeatureOpts, Common):
                                  "the cache lookup.")
 
     def extract_params(self) -> ExtractParams:
-        names = {f for f in as_dict(ExtractParams())}
-        return ExtractParams(**{k: v for k, v in as_dict(self).items() if k in names and k != "force"})
+        return extract_params_of(self)
 
 
 @dataclass

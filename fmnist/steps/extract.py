@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import tempfile
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,12 @@ class ExtractParams(FeatureOpts, Common):
     def resolved(self) -> dict[str, Any]:
         """This feature's own params, validated ('auto' weights resolved)."""
         return feature_params(self.feature, self.given_feature_params())
+
+
+def extract_params_of(p: Any) -> ExtractParams:
+    """The extract cell a classify or visualize cell reads (``force`` stays with the step that asked)."""
+    names = {f.name for f in fields(ExtractParams)}
+    return ExtractParams(**{k: getattr(p, k) for k in names if k != "force" and hasattr(p, k)})
 
 
 @dataclass
@@ -79,8 +85,7 @@ class Extract(Step):
                 "fmnist_version": __version__, **res, **feature_run_params(p.feature, res)}
 
     def resources(self, p: ExtractParams) -> dict[str, float]:
-        # torch features use every core they are given (and the GPU when present); raw is a reshape.
-        return {"num_cpus": 1} if p.feature == "raw" else {"num_cpus": 2, "gpu": 1}
+        return FEATURES.get(p.feature).hook("resources", {"num_cpus": 1})  # declared beside the feature
 
     def run(self, p: ExtractParams, ds: Dataset, inputs: dict, ctx: RunContext) -> FeatureSet:
         res = p.resolved()
@@ -174,5 +179,5 @@ def get_features(*, feature: str, ds: Dataset | None = None, params: dict[str, A
     return fs
 
 
-__all__ = ["ARTIFACT", "ARTIFACTS_TAG", "EXTRACT", "ExtractParams", "FeatureSet", "extract_key", "get_features",
-           "load_feature_run"]
+__all__ = ["ARTIFACT", "ARTIFACTS_TAG", "EXTRACT", "ExtractParams", "FeatureSet", "extract_key", "extract_params_of",
+           "get_features", "load_feature_run"]

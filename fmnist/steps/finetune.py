@@ -23,7 +23,7 @@ from ..evaluation import classification_report, slug
 from ..finetune import MODES, OPTIMIZERS, SCHEDULES, FitConfig
 from ..weights import build_resnet18, resolve_weights
 from .base import RunContext, Step, get_or_run
-from .params import Common, as_dict, key_fields, param
+from .params import Common, key_fields, param
 
 log = logging.getLogger("fmnist")
 
@@ -126,11 +126,11 @@ def _find_resumable(key: str) -> tuple[str, Path] | None:
     return None
 
 
-def _resume_target(p: FinetuneParams, ds: Dataset) -> tuple[str, Path] | None:
+def _resume_target(p: FinetuneParams, key: str) -> tuple[str, Path] | None:
     if p.resume.lower() == "never":
         return None
     if p.resume.lower() == "auto":
-        return _find_resumable(resume_key(p, ds))
+        return _find_resumable(key)
     from ..finetune.checkpoint import checkpoint_dir
 
     return p.resume, Path(tracking.get_run_info(p.resume)["tags"].get(CHECKPOINT_TAG) or checkpoint_dir(p.resume))
@@ -158,7 +158,8 @@ class Finetune(Step):
     def open(self, p: FinetuneParams, ds: Dataset, parent_run_id: str | None) -> Iterator[RunContext]:
         from ..finetune.checkpoint import checkpoint_dir, load_checkpoint
 
-        target = _resume_target(p, ds)
+        key = resume_key(p, ds)  # once per run: the lookup, the run's tag and the checkpoint all hold it
+        target = _resume_target(p, key)
         lock = _Lock(target[1]) if target else None
         if lock is not None and not lock.try_acquire():  # refuse before touching the run
             raise FmnistError(f"run {target[0]} is being trained by another process (lock {target[1] / 'lock'})")
@@ -171,9 +172,8 @@ class Finetune(Step):
                 lock.try_acquire()
             try:
                 ckpt = load_checkpoint(folder) if target else None
-                _log_start(p, ds, run_id, folder, ckpt)
-                yield RunContext(run_id, report=lambda m, s=None: tracking.log_metrics(m, step=s),
-                                 state={"ckpt": ckpt, "folder": folder})
+                _log_start(p, ds, run_id, folder, ckpt, key)
+                yield RunContext(run_id, state={"ckpt": ckpt, "folder": folder, "resume_key": key})
             finally:
                 lock.release()
         shutil.rmtree(folder, ignore_errors=True)  # FINISHED: the logged model replaces the checkpoint
@@ -184,7 +184,7 @@ class Finetune(Step):
         cfg, dev, w = p.fit_config(), resolve_device(p.device), resolve_weights(p.weights)
         tr, va = train_val_split(ds.y_train, p.val_fraction, cfg.seed)
         split = SplitData(ds.x_train[tr], ds.y_train[tr], ds.x_train[va], ds.y_train[va], ds.x_test, ds.y_test)
-        extra = {"key": resume_key(p, ds), "run_id": ctx.run_id, "run_params": key_fields(p),
+        extra = {"key": ctx.state["resume_key"], "run_id": ctx.run_id, "run_params": key_fields(p),
                  "data_digest": ds.digest, "weights_sha256": w.sha256}
         t0 = time.perf_counter()
         res = fit(build_resnet18(w, num_classes=ds.n_classes), split, cfg, device=dev, num_workers=p.num_workers,
@@ -223,7 +223,7 @@ def _reopen(run_id: str) -> Iterator[str]:
         yield rid
 
 
-def _log_start(p: FinetuneParams, ds: Dataset, run_id: str, folder: Path, ckpt: dict | None) -> None:
+def _log_start(p: FinetuneParams, ds: Dataset, run_id: str, folder: Path, ckpt: dict | None, key: str) -> None:
     if ckpt is not None:
         tracking.set_tags({"fmnist.resumed_at_epoch": ckpt["epoch"],
                            "fmnist.resume_device": resolve_device(p.device).type})
@@ -234,7 +234,7 @@ def _log_start(p: FinetuneParams, ds: Dataset, run_id: str, folder: Path, ckpt: 
                 tracking.log_metrics(record, step=epoch)
         return
     tr, va = train_val_split(ds.y_train, p.val_fraction, p.seed)
-    tracking.set_tags({RESUME_KEY_TAG: resume_key(p, ds), CHECKPOINT_TAG: str(folder),
+    tracking.set_tags({RESUME_KEY_TAG: key, CHECKPOINT_TAG: str(folder),
                        "fmnist.weights_used": resolve_weights(p.weights).label})
     tracking.log_metrics({"n_train": len(tr), "n_val": len(va), "n_test": len(ds.x_test)})
     for split, x, y in (("train", ds.x_train, ds.y_train), ("test", ds.x_test, ds.y_test)):

@@ -56,25 +56,24 @@ def cli_default(f: dataclasses.Field) -> Any:
     return f.default
 
 
-def key_fields(p: Any, skip: tuple[str, ...] = ()) -> dict[str, Any]:
+def key_fields(p: Any) -> dict[str, Any]:
     """The fields of ``p`` that change the result (cache-key part)."""
-    return {f.name: getattr(p, f.name) for f in fields(p) if f.metadata.get("key", True) and f.name not in skip}
+    return {f.name: getattr(p, f.name) for f in fields(p) if f.metadata.get("key", True)}
 
 
 def as_dict(p: Any) -> dict[str, Any]:
     return {f.name: getattr(p, f.name) for f in fields(p)}
 
 
-def options(cls: type, help: dict[str, str] | None = None) -> Callable:
-    """Decorate a click command with one option per field of ``cls`` (in field order)."""
-    help = help or {}
+def options(cls: type) -> Callable:
+    """Decorate a click command with one option per field of ``cls`` (the class's own fields first)."""
     opts = []
     own = set(cls.__dict__.get("__annotations__", {}))
-    for f in sorted(fields(cls), key=lambda f: f.name not in own):  # the step's own options first
+    for f in sorted(fields(cls), key=lambda f: f.name not in own):
         if not f.metadata.get("cli", True):
             continue
         flag = f"--{f.name.replace('_', '-')}"
-        text = f.metadata.get("help") or help.get(f.name, "")
+        text = f.metadata.get("help", "")
         if f.metadata.get("flag"):
             opts.append(click.option(f"{flag}/--no-{f.name.replace('_', '-')}", f.name, default=f.default,
                                      show_default=True, help=text))

@@ -31,18 +31,15 @@ class Report(Step):
     cacheable = False  # it reads the store, which changes under it
     needs_data = False
 
-    def run_params(self, p: ReportParams, ds) -> dict[str, Any]:
-        return {}
-
     @contextmanager
     def open(self, p: ReportParams, ds, parent_run_id: str | None) -> Iterator[RunContext]:
         active = tracking.active_run_id()
         if active:  # the study's parent: the report belongs to it
-            yield RunContext(active, report=lambda m, s=None: tracking.log_metrics(m, step=s))
+            yield RunContext(active)
             return
         with tracking.run("report", step="report") as run_id:
             tracking.log_params({"output": p.output, "experiment": p.experiment})
-            yield RunContext(run_id, report=lambda m, s=None: tracking.log_metrics(m, step=s))
+            yield RunContext(run_id)
 
     def run(self, p: ReportParams, ds, inputs: dict, ctx: RunContext) -> dict[str, Any]:
         exp = p.experiment or tracking.active_experiment_name()

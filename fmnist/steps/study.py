@@ -11,7 +11,7 @@ import logging
 import os
 import socket
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import click
@@ -29,7 +29,7 @@ from .base import get_or_run
 from .classify import CLASSIFY, ClassifyParams
 from .extract import EXTRACT, ExtractParams
 from .finetune import FINETUNE, FinetuneParams
-from .params import COUNT, as_dict, param
+from .params import COUNT, param
 from .report import DEFAULT_OUTPUT, REPORT, ReportParams
 from .visualize import VISUALIZE, VisualizeParams
 
@@ -37,7 +37,6 @@ log = logging.getLogger("fmnist")
 
 FINETUNE_MODES = ("last_layer", "full")
 STEPS = {s.name: s for s in (EXTRACT, CLASSIFY, VISUALIZE, FINETUNE, REPORT)}
-StepRecord = Record  # the name steps.csv rows had before the engine
 
 
 class ProfileCount(click.ParamType):
@@ -103,9 +102,9 @@ def build_cells(sp: StudyParams, ds: Dataset, prof) -> list[Cell]:
         ft = prof.finetune_for(resolve_device(sp.device).type)
         for mode in FINETUNE_MODES:
             add("finetune", mode, FinetuneParams(mode=mode, weights=sp.weights, **common, **ft).check())
-    for c in cells:  # bad input fails here, before any run opens
-        if c.payload[0] in ("classify", "visualize"):
-            c.payload[2].extract_params().resolved()
+    for c in cells:  # bad feature params fail here, before any run opens (classify/visualize read these)
+        if c.payload[0] == "extract":
+            c.payload[2].resolved()
     return cells
 
 
@@ -236,4 +235,4 @@ def _summarise(records: list[Record], seconds: float) -> None:
                           f"re-run the same command to retry only those")
 
 
-__all__ = ["STEPS", "StudyFailed", "StudyParams", "as_dict", "build_cells", "replace", "run_cell", "run_study"]
+__all__ = ["STEPS", "StudyFailed", "StudyParams", "build_cells", "run_cell", "run_study"]

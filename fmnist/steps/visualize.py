@@ -20,8 +20,8 @@ from ..features import FEATURES
 from ..plots import close
 from ..separation import SETTINGS, separation_metrics
 from .base import RunContext, Step, get_or_run, verify_artifacts
-from .extract import EXTRACT, ExtractParams
-from .params import COUNT, Common, FeatureOpts, as_dict, param, registry_defaults
+from .extract import EXTRACT, ExtractParams, extract_params_of
+from .params import COUNT, Common, FeatureOpts, param, registry_defaults
 
 log = logging.getLogger("fmnist")
 
@@ -44,8 +44,7 @@ class VisualizeParams(FeatureOpts, Common):
     pca_dims: int = param(METHOD_DEFAULTS["pca_dims"], "PCA to this many dimensions before t-SNE/UMAP/LLE (0 = off).")
 
     def extract_params(self) -> ExtractParams:
-        names = set(as_dict(ExtractParams()))
-        return ExtractParams(**{k: v for k, v in as_dict(self).items() if k in names and k != "force"})
+        return extract_params_of(self)
 
     def method_params(self, n: int) -> dict[str, Any]:
         return method_params(self.method, {k: getattr(self, k) for k in METHOD_DEFAULTS}, n_samples=n)
