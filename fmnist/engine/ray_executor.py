@@ -50,6 +50,7 @@ def check_address(address: str, timeout: float = 5.0) -> None:
 
 class RayExecutor:
     name = "ray"
+    in_process = False  # cells run in worker processes, perhaps on other machines
 
     def __init__(self, address: str = "", progress: bool = True):
         self.address = address or os.environ.get("RAY_ADDRESS", "")
@@ -59,10 +60,12 @@ class RayExecutor:
         self.started_here = False
 
     def start(self, env: dict[str, str]) -> None:
-        """Join the cluster (or start a local instance) with the package and ``env`` for every worker."""
+        """Join the cluster (or start a local instance); every worker gets the package, the driver's
+        ``FORWARDED_ENV`` and ``env``."""
         ray = self.ray
         import fmnist
 
+        env = {**{k: os.environ[k] for k in FORWARDED_ENV if os.environ.get(k)}, **env}
         runtime_env = {"py_modules": [str(Path(fmnist.__file__).parent)], "env_vars": env,
                        "excludes": ["__pycache__", "*.pyc"]}
         kw = dict(runtime_env=runtime_env, log_to_driver=False, include_dashboard=False)

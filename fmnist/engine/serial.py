@@ -9,9 +9,14 @@ from .graph import Cell, Progress, Record, skipped_because
 
 class SerialExecutor:
     name = "serial"
+    in_process = True  # cells run here: they may share this process's objects
+    multi_node = False
 
     def __init__(self, progress: bool = True):
         self.progress = progress
+
+    def start(self, env: dict[str, str]) -> None:
+        """Nothing to start: cells see this process's environment."""
 
     def run(self, cells: list[Cell], work: Callable[[Cell], Record], skip: Callable[[Cell, str], Record]
             ) -> list[Record]:

@@ -156,12 +156,8 @@ def run_study(**kw: Any) -> list[Record]:
 
 
 def _start(executor) -> None:
-    if executor.name == "serial":
-        return
     tracking.check_store()
-    env = {k: os.environ[k] for k in _forwarded() if os.environ.get(k)}
-    env["MLFLOW_TRACKING_URI"] = tracking.tracking_uri()
-    executor.start(env)
+    executor.start({"MLFLOW_TRACKING_URI": tracking.tracking_uri()})  # absolute: workers have other cwds
     if executor.multi_node and not tracking.tracking_uri().startswith(("http://", "https://")):
         raise FmnistError(f"a Ray cluster of {len(executor.nodes)} nodes needs an HTTP tracking server with proxied "
                           f"artifacts (the team server: make server), not {tracking.tracking_uri()}: other nodes "
@@ -169,24 +165,20 @@ def _start(executor) -> None:
 
 
 def _execute(executor, cells: list[Cell], parent: str, ds: Dataset) -> list[Record]:
-    if executor.name == "serial":
-        return executor.run(cells, lambda c: run_cell(c, parent, ds), _skip)
+    if executor.in_process:  # cells share this process's dataset and the open parent run
+        work = lambda c: run_cell(c, parent, ds)  # noqa: E731
+    else:
+        work = _RayWork(parent, tracking.get_run_info(parent)["experiment_id"])
     try:
-        return executor.run(cells, _RayWork(parent, tracking.get_run_info(parent)["experiment_id"]), _skip)
+        return executor.run(cells, work, _skip)
     finally:
         killed = tracking.end_unfinished_children(parent, "KILLED", "its worker died or the study was stopped")
         if killed:
             log.warning("study: %d child run(s) left unfinished by lost workers marked KILLED", len(killed))
 
 
-def _forwarded() -> tuple[str, ...]:
-    from ..engine.ray_executor import FORWARDED_ENV
-
-    return FORWARDED_ENV
-
-
 class _RayWork:
-    """``run_cell`` bound to the parent run, picklable for Ray workers (no dataset: workers load their own)."""
+    """``run_cell`` bound to the parent run, picklable for other processes (no dataset: they load their own)."""
 
     def __init__(self, parent: str, experiment_id: str):
         self.parent, self.experiment_id = parent, experiment_id
