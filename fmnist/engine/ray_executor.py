@@ -57,7 +57,6 @@ class RayExecutor:
         self.progress = progress
         self.ray = _import_ray()
         check_address(self.address)
-        self.started_here = False
 
     def start(self, env: dict[str, str]) -> None:
         """Join the cluster (or start a local instance); every worker gets the package, the driver's
@@ -73,7 +72,6 @@ class RayExecutor:
         if self.address:
             ray.init(address=self.address, **kw)
         else:
-            self.started_here = True
             ray.init(num_cpus=os.cpu_count(), **kw)
         if callable(ours):  # ray.init installs a SIGTERM handler that aborts; the CLI's ends runs KILLED first
             signal.signal(signal.SIGTERM, ours)
@@ -104,13 +102,13 @@ class RayExecutor:
                 for cell in [c for c in pending if all(a in done for a in c.after)]:
                     pending.remove(cell)
                     why = skipped_because(cell, done)
+                    bar.started()
                     if why:
                         done[cell.id] = skip(cell, why)
                         bar.finished(done[cell.id])
                         continue
                     opts = self._options(cell)
                     inflight[remote.options(**opts).remote(work, cell, opts["num_cpus"])] = cell
-                    bar.started()
                 if not inflight:
                     continue
                 ready, _ = ray.wait(list(inflight), num_returns=1, timeout=1.0)
