@@ -39,7 +39,7 @@ class Terminated(KeyboardInterrupt):
     still RUNNING ends KILLED on the way out."""
 
 
-_signalled: list[int] = []  # libraries may re-raise our exception as a plain KeyboardInterrupt (Ray does)
+_signalled: list[int] = []  # how SIGTERM is told from Ctrl-C: click and Ray re-raise it as other exceptions
 
 
 def _on_sigterm(signum, frame) -> None:
@@ -69,18 +69,14 @@ def run_cli(command: click.Command, args: list[str] | None = None, prog_name: st
         rv = command.main(args=args, prog_name=prog_name, standalone_mode=False)
     except click.exceptions.Exit as e:
         sys.exit(e.exit_code)
-    except (Terminated, click.Abort) as e:  # click turns KeyboardInterrupt into Abort
-        if _signalled or isinstance(e, Terminated) or isinstance(e.__cause__, Terminated):
-            _fail("terminated (SIGTERM); its runs were ended KILLED", 143, "KILLED")
-        _fail("interrupted; its runs were ended KILLED", 130, "KILLED")
+    except (click.Abort, KeyboardInterrupt):  # click turns KeyboardInterrupt (and our Terminated) into Abort
+        if _signalled:
+            _fail("terminated (SIGTERM); any run it had open ended KILLED", 143, "KILLED")
+        _fail("interrupted; any run it had open ended KILLED", 130, "KILLED")
     except click.ClickException as e:
         _fail(e.format_message(), e.exit_code or 2)
     except FmnistError as e:
         _fail(str(e), 1)
-    except KeyboardInterrupt:
-        if _signalled:
-            _fail("terminated (SIGTERM); its runs were ended KILLED", 143, "KILLED")
-        _fail("interrupted", 130, "KILLED")
     except Exception as e:  # anything unexpected (disk full, store errors): still one line
         if os.environ.get("FMNIST_DEBUG"):
             raise
