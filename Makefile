@@ -30,7 +30,7 @@ ui: setup
 clean:
 	rm -rf $(VENV) mlruns mlartifacts mlflow.db .pytest_cache
 
-# Team tracking server (docs/team-server.md): PostgreSQL + mlflow server on loopback.
+# Team tracking server (docs/team-server.md): PostgreSQL + mlflow server, with accounts (SERVER_ARGS=--no-auth: none).
 SERVER_ARGS ?=
 .PHONY: server server-status server-stop
 server: setup  ## start it; prints `export MLFLOW_TRACKING_URI=http://127.0.0.1:5050`

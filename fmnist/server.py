@@ -1,12 +1,15 @@
-"""A team tracking server: a private PostgreSQL cluster on loopback plus ``mlflow server`` with proxied artifacts.
+"""A team tracking server: a private PostgreSQL cluster on loopback plus ``mlflow server`` with proxied artifacts,
+with MLflow's ``basic-auth`` app (accounts, per-experiment permissions) unless ``--no-auth``.
 
     python -m fmnist.server start     # prints `export MLFLOW_TRACKING_URI=http://127.0.0.1:5050`
+    python -m fmnist.server user add NAME | user remove NAME | grant NAME EXPERIMENT READ|EDIT|MANAGE
     python -m fmnist.server status
     python -m fmnist.server stop [--purge]
 
-State (ports, pids, the generated database password) lives in ``--dir`` (default ``.fmnist/server``);
+State (ports, pids, the generated database and admin passwords) lives in ``--dir`` (default ``.fmnist/server``);
 the cluster in ``<dir>/pg`` and artifacts in ``<dir>/artifacts`` unless told otherwise. MLflow runs as
-the ``mlflow`` CLI in a subprocess (only ``fmnist.tracking`` imports mlflow).
+the ``mlflow`` CLI in a subprocess; accounts go through ``fmnist.tracking.accounts`` (only ``fmnist.tracking``
+imports mlflow).
 """
 
 from __future__ import annotations
@@ -34,7 +37,13 @@ DEFAULT_PORT = 5050
 DEFAULT_PG_PORT = 55432
 DB_USER = "fmnist"
 DB_NAME = "mlflow"
+AUTH_DB_NAME = "mlflow_auth"  # basic-auth's users and permissions, in the same PostgreSQL cluster
+ADMIN_USER = "admin"
 STATE_FILE = "server.json"
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+# What a user gets on an experiment nobody granted them anything on: nothing, so access is per experiment.
+DEFAULT_PERMISSION = "NO_PERMISSIONS"
+PERMISSIONS = ("NO_PERMISSIONS", "READ", "USE", "EDIT", "MANAGE")  # MLflow's levels, weakest first
 
 
 class ServerError(FmnistError):
@@ -51,6 +60,8 @@ class ServerState:
     artifacts: str
     mlflow_pid: int
     started: float
+    auth: bool = False  # state files written before accounts existed had none
+    admin_user: str = ""
 
     @property
     def tracking_uri(self) -> str:
@@ -142,19 +153,32 @@ def _pg_env(password: str) -> dict:
 # --------------------------------------------------------------------------------------- postgres
 
 
-def _password(state_dir: Path) -> str:
-    """The database password, generated once and kept owner-readable in the state folder."""
-    f = state_dir / "pg.password"
+def _secret(state_dir: Path, name: str) -> str:
+    """A secret generated once and kept owner-only in the state folder (created 0600, never widened)."""
+    f = state_dir / name
     if not f.exists():
         f.touch(mode=0o600)
         f.write_text(secrets.token_urlsafe(24))
     return f.read_text().strip()
 
 
-def backend_uri(pg_port: int) -> str:
+def _password(state_dir: Path) -> str:
+    """The database password."""
+    return _secret(state_dir, "pg.password")
+
+
+def admin_password(state_dir: str | os.PathLike = DEFAULT_DIR) -> str:
+    """The basic-auth admin's password (``<dir>/admin.password``), generated on the first start with accounts."""
+    f = Path(state_dir).resolve() / "admin.password"
+    if not f.exists():
+        raise ServerError(f"no admin password in {f.parent} (the server was never started with accounts there)")
+    return f.read_text().strip()
+
+
+def backend_uri(pg_port: int, db: str = DB_NAME) -> str:
     """The store URI, without the password: libpq reads it from ``PGPASSFILE`` (a URI shows in ``ps``)."""
     # SQLAlchemy 2.1 defaults postgresql:// to psycopg 3: name the driver we install (psycopg2-binary).
-    return f"postgresql+psycopg2://{DB_USER}@127.0.0.1:{pg_port}/{DB_NAME}"
+    return f"postgresql+psycopg2://{DB_USER}@127.0.0.1:{pg_port}/{db}"
 
 
 def _pgpass(state_dir: Path, pg_port: int) -> Path:
@@ -162,7 +186,8 @@ def _pgpass(state_dir: Path, pg_port: int) -> Path:
     f = state_dir / "pgpass"
     f.unlink(missing_ok=True)
     f.touch(mode=0o600)
-    f.write_text(f"127.0.0.1:{pg_port}:{DB_NAME}:{DB_USER}:{_password(state_dir)}\n")
+    f.write_text("".join(f"127.0.0.1:{pg_port}:{db}:{DB_USER}:{_password(state_dir)}\n"
+                         for db in (DB_NAME, AUTH_DB_NAME)))
     return f
 
 
@@ -202,8 +227,9 @@ def start_postgres(state_dir: Path, pg_dir: Path, pg_port: int) -> None:
     psql = [str(bindir / "psql") if (bindir / "psql").exists() else "psql",
             "-h", "127.0.0.1", "-p", str(pg_port), "-U", DB_USER, "-d", "postgres", "-tA", "-v", "ON_ERROR_STOP=1"]
     env = _pg_env(password)
-    if _run([*psql, "-c", f"select 1 from pg_database where datname = '{DB_NAME}'"], env=env).strip() != "1":
-        _run([*psql, "-c", f"create database {DB_NAME}"], env=env)
+    for db in (DB_NAME, AUTH_DB_NAME):
+        if _run([*psql, "-c", f"select 1 from pg_database where datname = '{db}'"], env=env).strip() != "1":
+            _run([*psql, "-c", f"create database {db}"], env=env)
 
 
 def stop_postgres(pg_dir: Path) -> None:
@@ -221,10 +247,44 @@ def _healthy(uri: str, timeout: float = 2.0) -> bool:
     return health_problem(uri, timeout) is None
 
 
+def is_loopback(host: str) -> bool:
+    return host in LOOPBACK or host.startswith("127.")
+
+
+def _auth_config(d: Path, pg_port: int, default_permission: str) -> Path:
+    """basic-auth's ini, written on every start (owner-only): its users live in PostgreSQL, not the cwd."""
+    f = d / "basic_auth.ini"
+    f.unlink(missing_ok=True)
+    f.touch(mode=0o600)
+    # The admin's password is not in here: it reaches the server in its environment (MLFLOW_AUTH_ADMIN_PASSWORD),
+    # from the one file that holds it. MLflow reads it only to create the admin on an empty user store.
+    f.write_text("[mlflow]\n"
+                 f"default_permission = {default_permission}\n"
+                 f"database_uri = {backend_uri(pg_port, AUTH_DB_NAME)}\n"
+                 f"admin_username = {ADMIN_USER}\n"
+                 "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n")
+    return f
+
+
+def _auth_env(d: Path, pg_port: int, default_permission: str) -> dict[str, str]:
+    return {"MLFLOW_AUTH_CONFIG_PATH": str(_auth_config(d, pg_port, default_permission)),
+            "MLFLOW_AUTH_ADMIN_PASSWORD": _secret(d, "admin.password"),
+            # Flask's CSRF key: one value for every worker process, kept across restarts.
+            "MLFLOW_FLASK_SERVER_SECRET_KEY": _secret(d, "flask.secret")}
+
+
 def start(*, state_dir: str | os.PathLike = DEFAULT_DIR, host: str = "127.0.0.1", port: int = DEFAULT_PORT,
           pg_port: int = DEFAULT_PG_PORT, pg_dir: str | os.PathLike | None = None,
-          artifacts: str | os.PathLike | None = None, workers: int = 2, timeout: float = 180) -> ServerState:
-    """Start PostgreSQL and ``mlflow server`` (proxied artifacts), wait for ``/health``; return the state."""
+          artifacts: str | os.PathLike | None = None, workers: int = 2, auth: bool = True,
+          default_permission: str = DEFAULT_PERMISSION, allowed_hosts: str = "",
+          timeout: float = 180) -> ServerState:
+    """Start PostgreSQL and ``mlflow server`` (proxied artifacts; basic-auth unless ``auth=False``), wait for
+    ``/health``; return the state."""
+    if not auth and not is_loopback(host):
+        raise ServerError(f"--no-auth serves whoever reaches the port, so it listens on loopback only, not "
+                          f"--host {host}; drop --no-auth to open the server with accounts")
+    if default_permission not in PERMISSIONS:
+        raise ServerError(f"unknown default permission {default_permission!r}; choose one of {', '.join(PERMISSIONS)}")
     d = Path(state_dir).resolve()
     d.mkdir(parents=True, exist_ok=True)
     if (d / STATE_FILE).exists():
@@ -245,7 +305,14 @@ def start(*, state_dir: str | os.PathLike = DEFAULT_DIR, host: str = "127.0.0.1"
     cmd = [_mlflow_exe(), "server", "--backend-store-uri", backend_uri(pg_port),
            "--artifacts-destination", str(art), "--serve-artifacts", "--host", host, "--port", str(port),
            "--workers", str(workers)]
-    env = {**os.environ, "PGPASSFILE": str(_pgpass(d, pg_port))}
+    if auth:
+        cmd += ["--app-name", "basic-auth"]
+    if allowed_hosts:  # MLflow's own default: localhost and private IP addresses; loopback stays allowed
+        cmd += ["--allowed-hosts", ",".join([allowed_hosts, "localhost", "localhost:*", "127.0.0.1", "127.0.0.1:*"])]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_AUTH_")}
+    env["PGPASSFILE"] = str(_pgpass(d, pg_port))
+    if auth:
+        env.update(_auth_env(d, pg_port, default_permission))
     # The job runner (8 worker processes) serves GenAI features this study does not use.
     env.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
     log = open(d / "mlflow.log", "ab")
@@ -258,7 +325,8 @@ def start(*, state_dir: str | os.PathLike = DEFAULT_DIR, host: str = "127.0.0.1"
         raise
     finally:
         log.close()
-    state = ServerState(str(d), host, port, pg_port, str(pg), str(art), proc.pid, time.time())
+    state = ServerState(str(d), host, port, pg_port, str(pg), str(art), proc.pid, time.time(), auth,
+                        ADMIN_USER if auth else "")
     (d / STATE_FILE).write_text(json.dumps(asdict(state), indent=1))
     deadline = time.monotonic() + timeout
     while not _healthy(state.tracking_uri):
@@ -307,8 +375,8 @@ def stop(*, state_dir: str | os.PathLike = DEFAULT_DIR, purge: bool = False, tim
     if purge:
         shutil.rmtree(st.pg_dir, ignore_errors=True)
         shutil.rmtree(st.artifacts, ignore_errors=True)
-        (d / "pg.password").unlink(missing_ok=True)
-        (d / "pgpass").unlink(missing_ok=True)
+        for name in ("pg.password", "pgpass", "admin.password", "flask.secret", "basic_auth.ini"):
+            (d / name).unlink(missing_ok=True)
     return True
 
 
@@ -323,7 +391,9 @@ def status(state_dir: str | os.PathLike = DEFAULT_DIR) -> dict:
     st = load_state(state_dir)
     return {"tracking_uri": st.tracking_uri, "mlflow_pid": st.mlflow_pid, "mlflow_alive": pid_alive(st.mlflow_pid),
             "healthy": _healthy(st.tracking_uri), "pg_port": st.pg_port,
-            "postgres_running": (st.pgdata / "postmaster.pid").exists(), "artifacts": st.artifacts}
+            "postgres_running": (st.pgdata / "postmaster.pid").exists(), "artifacts": st.artifacts,
+            "accounts": f"basic-auth (admin {st.admin_user}, password in {Path(st.dir) / 'admin.password'})"
+            if st.auth else "none (--no-auth: loopback only)"}
 
 
 # -------------------------------------------------------------------------------------------- CLI
@@ -334,7 +404,7 @@ _dir_option = click.option("--dir", "state_dir", default=lambda: os.environ.get(
 
 @click.group()
 def cli() -> None:
-    """The team tracking server (PostgreSQL + mlflow server on loopback)."""
+    """The team tracking server (PostgreSQL + mlflow server, with accounts unless --no-auth)."""
 
 
 @cli.command("start")
@@ -347,14 +417,90 @@ def cli() -> None:
 @click.option("--pg-dir", default="", help="PostgreSQL cluster folder [default: <dir>/pg].")
 @click.option("--artifacts", default="", help="Artifact store folder the server proxies [default: <dir>/artifacts].")
 @click.option("--workers", type=click.IntRange(min=1), default=2, show_default=True, help="mlflow server workers.")
-def _start(state_dir, host, port, pg_port, pg_dir, artifacts, workers) -> None:
+@click.option("--no-auth", is_flag=True, help="No accounts: anyone who reaches the port reads and writes "
+              "everything, so only with a loopback --host.")
+@click.option("--default-permission", type=click.Choice(PERMISSIONS), default=DEFAULT_PERMISSION, show_default=True,
+              help="What a user may do on an experiment nobody granted them anything on.")
+@click.option("--allowed-hosts", default="", help="Host headers the server answers, comma-separated (MLflow's "
+              "default: localhost and private IPs); add the name colleagues use, e.g. lab-box,lab-box:5050.")
+def _start(state_dir, host, port, pg_port, pg_dir, artifacts, workers, no_auth, default_permission,
+           allowed_hosts) -> None:
     """Start PostgreSQL and mlflow server; print the MLFLOW_TRACKING_URI export line."""
     t0 = time.perf_counter()
     st = start(state_dir=state_dir, host=host, port=port, pg_port=pg_port, pg_dir=pg_dir or None,
-               artifacts=artifacts or None, workers=workers)
+               artifacts=artifacts or None, workers=workers, auth=not no_auth,
+               default_permission=default_permission, allowed_hosts=allowed_hosts)
     click.echo(f"[fmnist] tracking server healthy at {st.tracking_uri} (PostgreSQL on 127.0.0.1:{st.pg_port}, "
                f"artifacts in {st.artifacts}) in {time.perf_counter() - t0:.1f}s", err=True)
+    if st.auth:
+        click.echo(f"[fmnist] accounts on (basic-auth): admin user '{st.admin_user}', its password in "
+                   f"{Path(st.dir) / 'admin.password'} (owner-only); add users with "
+                   f"`scripts/team_server.sh user add NAME`", err=True)
+    if not is_loopback(host):
+        click.echo(f"[fmnist] note: the server speaks plain HTTP on {host}:{port}: passwords and results cross "
+                   "the network readable by anyone on the path; put TLS in front (a reverse proxy such as Caddy, "
+                   "or an SSH tunnel: docs/team-server.md, \"TLS in front\")", err=True)
     click.echo(f"export MLFLOW_TRACKING_URI={st.tracking_uri}")
+
+
+def _admin(state_dir) -> tuple[str, object]:
+    """The running server's URI and its admin's credentials, from the state folder."""
+    from .tracking.accounts import Credentials
+
+    st = load_state(state_dir)
+    if not st.auth:
+        raise ServerError(f"the server at {st.tracking_uri} runs without accounts (--no-auth); restart it "
+                          "without --no-auth to manage users")
+    return st.tracking_uri, Credentials(st.admin_user, admin_password(st.dir))
+
+
+@cli.group("user")
+def _user() -> None:
+    """Accounts on the server (as its admin, through MLflow's auth REST API)."""
+
+
+@_user.command("add")
+@_dir_option
+@click.argument("name")
+def _user_add(state_dir, name) -> None:
+    """Create user NAME with a generated password, shown once (as export lines for that user's shell)."""
+    from .tracking import accounts
+
+    uri, admin = _admin(state_dir)
+    password = secrets.token_urlsafe(18)
+    accounts.add_user(uri, admin, name, password)
+    click.echo(f"[fmnist] user '{name}' created; this is the only time its password is shown: pass it on "
+               f"privately. It can read and write nothing until granted: "
+               f"scripts/team_server.sh grant {name} EXPERIMENT READ|EDIT|MANAGE", err=True)
+    click.echo(f"export MLFLOW_TRACKING_URI={uri}\nexport MLFLOW_TRACKING_USERNAME={name}\n"
+               f"export MLFLOW_TRACKING_PASSWORD={password}")
+
+
+@_user.command("remove")
+@_dir_option
+@click.argument("name")
+def _user_remove(state_dir, name) -> None:
+    """Delete user NAME (its runs stay; it can no longer log in)."""
+    from .tracking import accounts
+
+    uri, admin = _admin(state_dir)
+    accounts.remove_user(uri, admin, name)
+    click.echo(f"[fmnist] user '{name}' removed", err=True)
+
+
+@cli.command("grant")
+@_dir_option
+@click.argument("name")
+@click.argument("experiment")
+@click.argument("level", type=click.Choice(PERMISSIONS, case_sensitive=False))
+def _grant(state_dir, name, experiment, level) -> None:
+    """Give user NAME LEVEL on EXPERIMENT (created, empty, if it does not exist yet)."""
+    from .tracking import accounts
+
+    uri, admin = _admin(state_dir)
+    exp_id, created = accounts.grant(uri, admin, name, experiment, level.upper())
+    click.echo(f"[fmnist] {name} has {level.upper()} on experiment {experiment} (id {exp_id}"
+               f"{', created now' if created else ''})", err=True)
 
 
 @cli.command("stop")

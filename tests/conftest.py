@@ -56,9 +56,18 @@ def tiny():
 
 @pytest.fixture(scope="session")
 def team_server(tmp_path_factory):
-    """PostgreSQL + ``mlflow server`` on loopback, started once for every module that asks (see stores.py)."""
-    from stores import start_team_server, stop_team_server
+    """PostgreSQL + ``mlflow server`` with accounts on loopback, started once for every module that asks
+    (see stores.py). While it runs, this process and the ``fmnist`` processes tests start act as its admin
+    (MLflow's credential variables); tests/test_accounts.py sets other users' credentials explicitly."""
+    from stores import CREDENTIAL_VARS, start_team_server, stop_team_server
 
     srv = start_team_server(tmp_path_factory.mktemp("server"))
+    saved = {k: os.environ.get(k) for k in CREDENTIAL_VARS}
+    os.environ.update(dict(zip(CREDENTIAL_VARS, srv.admin)))
     yield srv
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
     stop_team_server(srv)

@@ -38,11 +38,13 @@ def fmnist(args: list[str], env: dict, cwd: Path, timeout: float = 300) -> subpr
                           timeout=timeout)
 
 
-def fmnist_at_once(commands: list[list[str]], env: dict, cwd: Path, timeout: float = 300) -> list[dict]:
-    """Start every command before waiting for any; return rc/stdout/stderr/seconds for each."""
+def fmnist_at_once(commands: list[list[str]], env: dict | list[dict], cwd: Path, timeout: float = 300) -> list[dict]:
+    """Start every command (each with its own ``env`` when given a list) before waiting for any; return
+    rc/stdout/stderr/seconds for each."""
     t0 = time.perf_counter()
-    procs = [subprocess.Popen([str(BIN / "fmnist"), *args], env=env, cwd=cwd, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True) for args in commands]
+    envs = env if isinstance(env, list) else [env] * len(commands)
+    procs = [subprocess.Popen([str(BIN / "fmnist"), *args], env=e, cwd=cwd, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for args, e in zip(commands, envs)]
     out = []
     try:
         for p in procs:
@@ -81,6 +83,9 @@ def postgres_missing() -> str | None:
     return None
 
 
+CREDENTIAL_VARS = ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD")
+
+
 @dataclass
 class TeamServer:
     uri: str
@@ -88,6 +93,24 @@ class TeamServer:
     artifacts: Path
     start_seconds: float
     start_output: str
+    admin: tuple[str, str]  # (username, password) of basic-auth's admin, from the state folder
+
+    def as_user(self, env: dict, username: str, password: str) -> dict:
+        """``env`` with this user's credentials instead of whatever it had."""
+        return {**env, "MLFLOW_TRACKING_USERNAME": username, "MLFLOW_TRACKING_PASSWORD": password}
+
+    def add_user(self, name: str, *grants: tuple[str, str]) -> str:
+        """Create ``name`` through the script, grant it (experiment, level) pairs; return its password."""
+        p = subprocess.run([str(SCRIPT), "user", "add", name, "--dir", str(self.state_dir)], capture_output=True,
+                           text=True, timeout=120)
+        assert p.returncode == 0, p.stderr
+        exports = dict(line.removeprefix("export ").split("=", 1) for line in p.stdout.splitlines())
+        assert exports["MLFLOW_TRACKING_USERNAME"] == name and exports["MLFLOW_TRACKING_URI"] == self.uri
+        for experiment, level in grants:
+            g = subprocess.run([str(SCRIPT), "grant", name, experiment, level, "--dir", str(self.state_dir)],
+                               capture_output=True, text=True, timeout=120)
+            assert g.returncode == 0, g.stderr
+        return exports["MLFLOW_TRACKING_PASSWORD"]
 
 
 def start_team_server(tmp_root: Path) -> TeamServer:
@@ -111,7 +134,8 @@ def start_team_server(tmp_root: Path) -> TeamServer:
         subprocess.run([str(SCRIPT), "stop", "--dir", str(state), "--purge"], capture_output=True, timeout=120)
         raise RuntimeError(f"team server did not start: {p.stderr[-2000:]}")
     uri = p.stdout.strip().removeprefix("export MLFLOW_TRACKING_URI=")
-    return TeamServer(uri, state, state / "artifacts", seconds, p.stdout + p.stderr)
+    admin = ("admin", (state / "admin.password").read_text().strip())
+    return TeamServer(uri, state, state / "artifacts", seconds, p.stdout + p.stderr, admin)
 
 
 def stop_team_server(srv: TeamServer) -> None:

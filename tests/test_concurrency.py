@@ -40,8 +40,12 @@ def _runs(uri: str, experiment: str):
 def test_four_classify_processes_at_once(store_uri, real_data_dir, tmp_path, request):
     experiment = f"concurrent-classify-{request.node.callspec.id}"
     env = fmnist_env(store_uri, experiment, real_data_dir)
+    envs = [env] * len(MODELS)
+    if request.node.callspec.id == "server":  # 4 writers, 4 accounts, each with EDIT on the experiment
+        srv = request.getfixturevalue("team_server")
+        envs = [srv.as_user(env, f"writer-{m}", srv.add_user(f"writer-{m}", (experiment, "EDIT"))) for m in MODELS]
     results = fmnist_at_once([["classify", "--feature", "raw", "--model", m, "--subset", "300", "--tune", "false",
-                               "--n-jobs", "1", "--no-progress"] for m in MODELS], env, tmp_path)
+                               "--n-jobs", "1", "--no-progress"] for m in MODELS], envs, tmp_path)
     for m, r in zip(MODELS, results):
         assert r["rc"] == 0, f"{m}: {r['stderr'][-3000:]}"
     print("seconds until each process finished:", [round(r["seconds"], 1) for r in results])
@@ -51,6 +55,8 @@ def test_four_classify_processes_at_once(store_uri, real_data_dir, tmp_path, req
     classify = [r for r in runs if r.data.tags.get("fmnist.step") == "classify"]
     # No lost and no duplicated runs: exactly one per process, and each is the run that process reported.
     assert sorted(r.data.params["model"] for r in classify) == sorted(MODELS)
+    if request.node.callspec.id == "server":  # each run was written by its own account
+        assert {r.data.params["model"]: r.info.user_id for r in classify} == {m: f"writer-{m}" for m in MODELS}
     reported = {m: run_ids_in(r["stderr"])[-1] for m, r in zip(MODELS, results)}
     assert {r.data.params["model"]: r.info.run_id for r in classify} == reported
     logged = client.search_logged_models([classify[0].info.experiment_id])

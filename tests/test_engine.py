@@ -279,7 +279,11 @@ def test_study_on_a_two_node_cluster_with_the_team_server(tmp_path, real_data_di
     assert refused.returncode == 1 and "needs an HTTP tracking server" in refused.stderr
     assert _store_runs(local) == []
     exp = f"cluster-{time.time_ns()}"
-    env = {**_env(team_server.uri, real_data_dir), "MLFLOW_EXPERIMENT_NAME": exp}
+    # As an account with EDIT on the experiment only: the workers write as that user, with the credentials the
+    # driver's environment gave them through Ray's runtime environment.
+    password = team_server.add_user("cluster-user", (exp, "EDIT"))
+    env = team_server.as_user({**_env(team_server.uri, real_data_dir), "MLFLOW_EXPERIMENT_NAME": exp},
+                              "cluster-user", password)
     # A seed no other test uses: the server is shared by the session and the cache spans experiments, so
     # this study's cells must be computed here, not found in another test's runs.
     study = [*STUDY, "--seed", "11"]
@@ -291,8 +295,13 @@ def test_study_on_a_two_node_cluster_with_the_team_server(tmp_path, real_data_di
     from mlflow import MlflowClient
 
     client = MlflowClient(team_server.uri)
-    used = {client.get_run(run_id).data.tags["fmnist.node_id"] for _, _, run_id in cells.values()}
+    children = [client.get_run(run_id) for _, _, run_id in cells.values()]
+    used = {r.data.tags["fmnist.node_id"] for r in children}
     assert used <= nodes  # every cell ran on the cluster's nodes
+    assert {r.info.user_id for r in children} == {"cluster-user"}
+    everything = client.search_runs([client.get_experiment_by_name(exp).experiment_id], max_results=1000)
+    for r in everything:  # the password is in no param or tag
+        assert not any(password in v for v in [*r.data.params.values(), *r.data.tags.values()]), r.info.run_id
     serial_uri = f"sqlite:///{tmp_path / 'serial.db'}"
     s = fmnist([*study, "--report-output", str(tmp_path / "s.html")], _env(serial_uri, real_data_dir), tmp_path)
     assert s.returncode == 0, s.stderr[-3000:]

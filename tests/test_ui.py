@@ -202,3 +202,39 @@ def test_artifact_view_shows_embedding_png(study, ui, page):
     page.wait_for_timeout(300)
     page.screenshot(path=str(SHOTS / "embedding-artifact.png"))
     assert page.get_by_text("visualize-raw-pca").first.is_visible()
+
+
+def test_team_server_ui_behind_basic_auth(team_server, real_data_dir, tmp_path):
+    """A colleague with READ logs in through the browser's basic-auth prompt and sees the runs; no login, no page."""
+    why = _missing()
+    if why:
+        pytest.skip(why)
+    from mlflow import MlflowClient
+    from playwright.sync_api import sync_playwright
+
+    exp = "ui-accounts"
+    editor = team_server.add_user("ui-editor", (exp, "EDIT"))
+    viewer = team_server.add_user("ui-viewer", (exp, "READ"))
+    env = team_server.as_user(fmnist_env(team_server.uri, exp, real_data_dir), "ui-editor", editor)
+    ex = fmnist(["extract", "--feature", "raw", "--subset", "150", "--seed", "9", "--no-progress"], env, tmp_path)
+    assert ex.returncode == 0, ex.stderr[-3000:]
+    exp_id = MlflowClient(team_server.uri).get_experiment_by_name(exp).experiment_id
+    url = f"{team_server.uri}/#/experiments/{exp_id}/runs"
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
+        try:
+            anonymous = browser.new_page()
+            assert anonymous.goto(url, wait_until="domcontentloaded").status == 401
+            # http_credentials answers the browser's basic-auth prompt, as a person typing them in would.
+            ctx = browser.new_context(http_credentials={"username": "ui-viewer", "password": viewer},
+                                      viewport={"width": 1600, "height": 800})
+            page = ctx.new_page()
+            page.set_default_timeout(60_000)
+            assert page.goto(url, wait_until="domcontentloaded").status == 200
+            page.get_by_text("extract-raw").first.wait_for()
+            _close_assistant(page)
+            page.screenshot(path=str(SHOTS / "team-server-logged-in.png"))
+            assert any("extract-raw" in r for r in _rows(page))
+        finally:
+            browser.close()

@@ -80,6 +80,11 @@ def run_cli(command: click.Command, args: list[str] | None = None, prog_name: st
     except Exception as e:  # anything unexpected (disk full, store errors): still one line
         if os.environ.get("FMNIST_DEBUG"):
             raise
+        from .. import tracking
+
+        refused = tracking.refusal(e)
+        if refused:
+            _fail(refused, 1)
         msg = str(e).strip().splitlines()
         _fail(f"{type(e).__name__}: {msg[0] if msg else ''} (set FMNIST_DEBUG=1 for the traceback)", 1)
     sys.exit(rv if isinstance(rv, int) else 0)

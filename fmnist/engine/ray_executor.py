@@ -21,7 +21,8 @@ from .graph import Cell, Progress, Record, skipped_because
 MAX_RETRIES = 2  # a cell whose worker process dies (SIGKILL, OOM, lost node) is tried again this often
 # What a worker needs of the driver's environment: the store, its credentials, the data, offline mode.
 FORWARDED_ENV = ("MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_ID", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD",
-                 "MLFLOW_TRACKING_TOKEN", "MLFLOW_TRACKING_INSECURE_TLS", "FMNIST_DATA_DIR", "FMNIST_OFFLINE",
+                 "MLFLOW_TRACKING_TOKEN", "MLFLOW_TRACKING_INSECURE_TLS", "MLFLOW_TRACKING_SERVER_CERT_PATH",
+                 "MLFLOW_TRACKING_CLIENT_CERT_PATH", "FMNIST_DATA_DIR", "FMNIST_OFFLINE",
                  "FMNIST_CHECKPOINT_DIR", "TORCH_HOME")
 
 

@@ -157,7 +157,9 @@ def run_study(**kw: Any) -> list[Record]:
 
 def _start(executor) -> None:
     tracking.check_store()
-    executor.start({"MLFLOW_TRACKING_URI": tracking.tracking_uri()})  # absolute: workers have other cwds
+    # The URI absolute (workers have other cwds); credentials as variables (other nodes lack ~/.mlflow/credentials):
+    # in the runtime environment, never on a command line or in a logged param.
+    executor.start({"MLFLOW_TRACKING_URI": tracking.tracking_uri(), **tracking.credentials_env()})
     if executor.multi_node and not tracking.tracking_uri().startswith(("http://", "https://")):
         raise FmnistError(f"a Ray cluster of {len(executor.nodes)} nodes needs an HTTP tracking server with proxied "
                           f"artifacts (the team server: make server), not {tracking.tracking_uri()}: other nodes "

@@ -2,11 +2,12 @@
 
 ``store``: the URI and a sqlite store made safe for concurrent processes (``prepare_store``);
 ``lifecycle``: opening and ending runs; ``records``: what a run logs; ``lookup``: the cache lookup;
-``queries``: reading runs back.
+``queries``: reading runs back; ``accounts``: users and permissions on a server with MLflow's basic-auth.
 """
 
 from .lifecycle import (active_experiment_name, active_run_id, check_store, end_if_running, end_unfinished_children, fail_run,
-                        one_line, reap_dead_runs, reopen_run, run)
+                        one_line, reap_dead_runs, refusal, reopen_run, run)
+from .accounts import as_env as credentials_env
 from .lookup import _tagged_runs, find_cached_run, find_unfinished_runs
 from .queries import (artifact_local_path, child_runs, get_run_info, metric_history, run_exists, search_runs,
                       set_run_tags)
@@ -19,9 +20,9 @@ from .store import (ARTIFACT_SHA_TAG, CACHE_KEY_TAG, DEFAULT_EXPERIMENT, ERROR_T
 __all__ = [
     "ARTIFACT_SHA_TAG", "CACHE_KEY_TAG", "DEFAULT_EXPERIMENT", "ERROR_TAG", "PARENT_TAG", "SQLITE_BUSY_TIMEOUT",
     "STEP_TAG", "TAG_PREFIX", "active_experiment_name", "active_run_id", "artifact_local_path", "check_store",
-    "child_runs", "create_experiment_once", "end_if_running", "end_unfinished_children", "fail_run", "find_cached_run",
+    "child_runs", "create_experiment_once", "credentials_env", "end_if_running", "end_unfinished_children", "fail_run", "find_cached_run",
     "find_unfinished_runs", "get_run_info", "log_artifact", "log_dict", "log_figure", "log_metrics",
     "log_numpy_input", "log_params", "log_pytorch_model", "log_sklearn_model", "log_table", "log_text",
-    "metric_history", "one_line", "pinned_requirements", "prepare_store", "reap_dead_runs", "reopen_run",
+    "metric_history", "one_line", "pinned_requirements", "prepare_store", "reap_dead_runs", "refusal", "reopen_run",
     "retry_on_conflict", "run", "run_exists", "search_runs", "set_run_tags", "set_tags", "tracking_uri",
 ]

@@ -18,7 +18,8 @@ import mlflow
 
 from .. import __version__
 from ..errors import FmnistError, ParamError
-from ..liveness import health_problem, pid_alive
+from ..liveness import health_problem, http_status, pid_alive
+from . import accounts
 from .queries import child_runs
 from .store import DEFAULT_EXPERIMENT, ERROR_TAG, STEP_TAG, _client, create_experiment_once, prepare_store
 
@@ -47,6 +48,28 @@ def check_store() -> None:
             f"tracking server {uri} is not reachable ({why}); start it (make server) or unset "
             f"MLFLOW_TRACKING_URI to use the local sqlite:///mlflow.db; nothing was computed"
         )
+    # /health needs no account: ask something that does, so missing or wrong credentials fail here, not mid-step.
+    who = accounts.current()
+    if http_status(uri.rstrip("/") + "/api/2.0/mlflow/experiments/search?max_results=1", who, timeout=10) == 401:
+        if who is None:
+            raise FmnistError(f"tracking server {uri} asks for an account: {accounts.SET_CREDENTIALS}; "
+                              "nothing was computed")
+        raise FmnistError(f"tracking server {uri} refused user '{who.username}' (wrong password, or no such "
+                          f"user): check {accounts.USER_VAR} and {accounts.PASSWORD_VAR} (or ~/.mlflow/credentials); "
+                          "nothing was computed")
+
+
+def refusal(err: BaseException) -> str | None:
+    """One line when ``err`` is the tracking server refusing this user (no account, or too little permission)."""
+    exp = active_experiment_name_or_none() or os.environ.get("MLFLOW_EXPERIMENT_NAME") or DEFAULT_EXPERIMENT
+    return accounts.denied(err, exp)
+
+
+def active_experiment_name_or_none() -> str | None:
+    try:
+        return active_experiment_name()
+    except Exception:  # the server refusing us is why we are asking: no second error over the name
+        return None
 
 
 def reap_dead_runs() -> list[str]:
@@ -103,11 +126,17 @@ def _start(name: str, parent_run_id: str | None):
         return _start_child(name, parent_run_id, nested=active is not None)
     if active is None and os.environ.get("MLFLOW_RUN_ID"):
         r = mlflow.start_run()
-        mlflow.set_tag("mlflow.runName", name)
+        mlflow.set_tags({"mlflow.runName": name, **_user_tag()})  # `mlflow run` recorded the OS user
         return r
     if active is None:
         _ensure_experiment()
-    return mlflow.start_run(run_name=name, nested=active is not None)
+    return mlflow.start_run(run_name=name, nested=active is not None, tags=_user_tag())
+
+
+def _user_tag() -> dict[str, str]:
+    # MLflow records the OS user; on a server with accounts, the account that wrote the run is the one to show.
+    who = accounts.current() if mlflow.get_tracking_uri().startswith(("http://", "https://")) else None
+    return {"mlflow.user": who.username} if who else {}
 
 
 def _start_child(name: str, parent_run_id: str, nested: bool):
@@ -122,7 +151,7 @@ def _start_child(name: str, parent_run_id: str, nested: bool):
     saved = os.environ.pop("MLFLOW_RUN_ID", None)
     try:
         return mlflow.start_run(run_name=name, parent_run_id=parent_run_id, nested=nested,
-                                experiment_id=parent.info.experiment_id)
+                                experiment_id=parent.info.experiment_id, tags=_user_tag())
     finally:
         if saved is not None:
             os.environ["MLFLOW_RUN_ID"] = saved
