@@ -3,6 +3,7 @@
     >>> from fmnist import report
     >>> report.comparison_table()          # models x features, test accuracy in %, with averages
     >>> report.sota_table()                # published results with this study's best rows ranked in
+    >>> report.significance_table()        # McNemar on shared test images, Holm-corrected
 
 Every function takes ``experiment`` (default: ``$MLFLOW_EXPERIMENT_NAME`` or ``fmnist``) and uses the
 latest FINISHED run per cell. Missing cells are NaN, never an error.
@@ -10,6 +11,7 @@ latest FINISHED run per cell. Missing cells are NaN, never an error.
 
 from __future__ import annotations
 
+import logging
 from importlib import resources
 from pathlib import Path
 
@@ -17,10 +19,11 @@ import numpy as np
 import pandas as pd
 
 from . import tracking
-
 from .classifiers import CLASSIFIERS
 from .embeddings import EMBEDDINGS
 from .features import FEATURES
+
+log = logging.getLogger("fmnist")
 
 # Tables follow the registries' order: a new feature, model or method needs no line here.
 MODEL_ORDER, FEATURE_ORDER, METHOD_ORDER = CLASSIFIERS.names(), FEATURES.names(), EMBEDDINGS.names()
@@ -178,6 +181,131 @@ def learning_curves(experiment: str | None = None,
     return pd.DataFrame(rows, columns=["mode", "weights_used", "metric", "epoch", "value"])
 
 
+def predictions(run_id: str) -> dict[str, np.ndarray]:
+    """A classify or finetune run's ``predictions.npz`` (test index, label, predicted, scores), checksum verified."""
+    from .steps.base import PREDICTIONS, verify_artifacts
+
+    path = verify_artifacts(run_id).get(PREDICTIONS)
+    if path is None:
+        raise FileNotFoundError(f"run {run_id} recorded no {PREDICTIONS} (logged before runs kept their "
+                                f"predictions); re-run it with --force")
+    with np.load(path) as z:
+        return {k: z[k] for k in z.files}
+
+
+def scored_cells(experiment: str | None = None, dataset: str | None = "fashion-mnist") -> pd.DataFrame:
+    """Every classify cell and fine-tune mode (latest FINISHED run each) that kept its test predictions."""
+    rows = []
+    for _, r in latest_cells("classify", ["model", "feature"], experiment, dataset).iterrows():
+        rows.append({"cell": f"{MODEL_NAMES.get(r['model'], r['model'])} on {r['feature']}", "step": "classify",
+                     "model": r["model"], "feature": r["feature"], "run": r})
+    for _, r in latest_cells("finetune", ["mode", "weights_used"], experiment, dataset).iterrows():
+        rows.append({"cell": f"ResNet-18 fine-tune {r['mode']}, {r['weights_used']}", "step": "finetune",
+                     "model": f"finetune:{r['mode']}", "feature": r["weights_used"], "run": r})
+    out = []
+    for row in rows:
+        r = row.pop("run")
+        try:
+            pred = predictions(r["run_id"])
+        except Exception as e:  # a run without (intact) predictions is left out of the tests, not fatal
+            log.warning("significance: leaving out run %s (%s): %s", r["run_id"], row["cell"], e)
+            continue
+        out.append({**row, "accuracy": float(r["metrics.test_accuracy"]), "run_id": r["run_id"],
+                    "data_digest": r.get("tags.fmnist.data_digest"), "label": pred["label"],
+                    "correct": pred["label"] == pred["predicted"]})
+    return pd.DataFrame(out, columns=["cell", "step", "model", "feature", "accuracy", "run_id", "data_digest",
+                                      "label", "correct"])
+
+
+SIGNIFICANCE_COLUMNS = ["family", "a", "b", "accuracy_a", "accuracy_b", "n_test", "only_a", "only_b", "p_value",
+                        "p_holm", "significant"]
+
+
+def significance_table(experiment: str | None = None, dataset: str | None = "fashion-mnist",
+                       alpha: float = 0.05) -> pd.DataFrame:
+    """Paired tests on the shared test images, one row per pair (McNemar's exact test, two-sided).
+
+    Family ``vs best``: the most accurate cell (classify or fine-tune) against every other; family
+    ``features per model``: for each classifier, every pair of feature sets. ``p_holm`` is Holm-corrected
+    within its family; ``significant`` is ``p_holm < alpha``. Only runs scored on the same test images are
+    paired: those on the data (digest) with the largest test set, e.g. the full profile's runs when a quick
+    one shares the experiment. Accuracies in %.
+    """
+    from .significance import holm, mcnemar_exact
+
+    cells = scored_cells(experiment, dataset)
+    if cells.empty:
+        return pd.DataFrame(columns=SIGNIFICANCE_COLUMNS)
+    cells["data_digest"] = cells["data_digest"].fillna("")
+    cells["n_test"] = [len(lab) for lab in cells["label"]]
+    cells["runs_on_data"] = cells["data_digest"].map(cells["data_digest"].value_counts())
+    chosen = cells.sort_values(["n_test", "runs_on_data"], ascending=False).iloc[0]["data_digest"]
+    cells = cells[cells["data_digest"] == chosen]
+    cells = cells.sort_values(["accuracy", "cell"], ascending=[False, True]).reset_index(drop=True)  # ties: by name
+
+    def pair(family: str, a: pd.Series, b: pd.Series) -> dict | None:
+        if a["data_digest"] != b["data_digest"] or not np.array_equal(a["label"], b["label"]):
+            return None
+        t = mcnemar_exact(a["correct"], b["correct"])
+        return {"family": family, "a": a["cell"], "b": b["cell"], "accuracy_a": 100 * a["accuracy"],
+                "accuracy_b": 100 * b["accuracy"], "n_test": len(a["label"]), "only_a": t.only_a, "only_b": t.only_b,
+                "p_value": t.p_value}
+
+    best = cells.iloc[0]
+    families = [[pair("vs best", best, c) for _, c in cells.iloc[1:].iterrows()]]
+    per_model = []
+    for model in _order(cells.loc[cells["step"] == "classify", "model"], MODEL_ORDER):
+        group = cells[(cells["step"] == "classify") & (cells["model"] == model)]
+        group = group.set_index("feature").loc[_order(group["feature"], FEATURE_ORDER)].reset_index()
+        per_model += [pair("features per model", group.iloc[i], group.iloc[j])
+                      for i in range(len(group)) for j in range(i + 1, len(group))]
+    families.append(per_model)
+    rows = []
+    for fam in families:
+        fam = [r for r in fam if r is not None]
+        for r, adj in zip(fam, holm([r["p_value"] for r in fam])):
+            rows.append({**r, "p_holm": float(adj), "significant": bool(adj < alpha)})
+    return pd.DataFrame(rows, columns=SIGNIFICANCE_COLUMNS)
+
+
+def tied_with_best(experiment: str | None = None, dataset: str | None = "fashion-mnist") -> list[str]:
+    """The best cell and the cells not significantly worse than it (Holm-corrected McNemar, p >= 0.05)."""
+    sig = significance_table(experiment, dataset)
+    vs = sig[sig["family"] == "vs best"]
+    if sig.empty:
+        return []
+    best = vs["a"].iloc[0] if len(vs) else None
+    return ([best] if best else []) + vs.loc[~vs["significant"], "b"].tolist()
+
+
+def _significance_findings(experiment: str | None, dataset: str | None) -> list[str]:
+    sig = significance_table(experiment, dataset)
+    if sig.empty:
+        return []
+    out = []
+    vs = sig[sig["family"] == "vs best"]
+    if len(vs):
+        best, ties = vs["a"].iloc[0], vs.loc[~vs["significant"], "b"].tolist()
+        if ties:
+            out.append(f"{best} is the most accurate cell, but not significantly more accurate than "
+                       + ", ".join(ties) + " (McNemar's exact test on the shared test images, Holm-corrected, "
+                       "p >= 0.05): treat those as ties.")
+        else:
+            out.append(f"{best} is significantly more accurate than every other cell (McNemar's exact test, "
+                       f"Holm-corrected over {len(vs)} comparisons, p < 0.05).")
+    fm = sig[sig["family"] == "features per model"]
+    for model in dict.fromkeys(c.split(" on ")[0] for c in fm["a"]):
+        rows = fm[fm["a"].str.startswith(f"{model} on ")]
+        won = [f"{(r['a'] if r['accuracy_a'] >= r['accuracy_b'] else r['b']).split(' on ')[1]} over "
+               f"{(r['b'] if r['accuracy_a'] >= r['accuracy_b'] else r['a']).split(' on ')[1]}"
+               for _, r in rows.iterrows() if r["significant"]]
+        same = [f"{r['a'].split(' on ')[1]} ~ {r['b'].split(' on ')[1]}" for _, r in rows.iterrows()
+                if not r["significant"]]
+        text = f"{model}: " + ("; ".join(won) if won else "no feature set significantly better than another")
+        out.append(text + (f" (no significant difference: {', '.join(same)})." if same and won else "."))
+    return out
+
+
 def findings(experiment: str | None = None) -> list[str]:
     """Short written findings computed from the numbers (nothing hard-coded)."""
     out = []
@@ -195,7 +323,9 @@ def findings(experiment: str | None = None) -> list[str]:
         stacked = body.stack().dropna()
         if len(stacked):
             (m, f), v = stacked.idxmax(), stacked.max()
-            out.append(f"Best single cell: {MODEL_NAMES.get(m, m)} on {f} with {v:.2f}% test accuracy.")
+            ci = _interval(experiment, m, f)
+            out.append(f"Best single cell: {MODEL_NAMES.get(m, m)} on {f} with {v:.2f}% test accuracy{ci}.")
+    out += _significance_findings(experiment, "fashion-mnist")
     sep = separation_table(experiment)
     if not sep.empty and sep["knn_accuracy"].notna().any():
         best = sep.loc[sep["knn_accuracy"].idxmax()]
@@ -211,3 +341,13 @@ def findings(experiment: str | None = None) -> list[str]:
     if not out:
         out.append("No finished runs found yet: run the study (`make run`) first.")
     return out
+
+
+def _interval(experiment: str | None, model: str, feature: str) -> str:
+    """`` (95% CI a-b%)`` for a classify cell that logged one, else nothing."""
+    cells = latest_cells("classify", ["model", "feature"], experiment)
+    row = cells[(cells["model"] == model) & (cells["feature"] == feature)]
+    lo, hi = (_col(row, f"metrics.test_accuracy_ci_{k}") for k in ("low", "high"))
+    if row.empty or lo.isna().all() or hi.isna().all():
+        return ""
+    return f" (95% CI {100 * lo.iloc[0]:.2f}-{100 * hi.iloc[0]:.2f}%)"

@@ -16,7 +16,8 @@ SCHEDULES = Registry("schedule")
 from . import modes, optim  # noqa: E402,F401  (registration side effects)
 from .augment import augment_batch  # noqa: E402
 from .checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
-from .train import FitConfig, FitResult, SplitData, evaluate, export_model, fit, predict, train_one_epoch  # noqa: E402
+from .train import FitConfig, FitResult, SplitData, evaluate, export_model, fit, predict, predict_proba, train_one_epoch  # noqa: E402
 
 __all__ = ["MODES", "OPTIMIZERS", "SCHEDULES", "FitConfig", "FitResult", "SplitData", "augment_batch", "evaluate",
-           "export_model", "fit", "load_checkpoint", "predict", "save_checkpoint", "train_one_epoch"]
+           "export_model", "fit", "load_checkpoint", "predict", "predict_proba", "save_checkpoint",
+           "train_one_epoch"]

@@ -137,20 +137,31 @@ def _inputs(xb, image_size: int, cuda: bool, augment: bool, generator):
 
 def predict(model, images: np.ndarray, *, image_size: int, device, batch_size: int = 512) -> np.ndarray:
     """Class predictions (int64) for uint8 images, in eval mode, batch by batch."""
+    return _forward(model, images, image_size, device, batch_size, lambda z: z.argmax(1), np.int64, ())
+
+
+def predict_proba(model, images: np.ndarray, *, image_size: int, device, batch_size: int = 512) -> np.ndarray:
+    """Softmax class probabilities (float32, images x classes) for uint8 images, in eval mode."""
+    n_classes = model.fc.out_features
+    return _forward(model, images, image_size, device, batch_size, lambda z: z.float().softmax(1), np.float32,
+                    (n_classes,))
+
+
+def _forward(model, images: np.ndarray, image_size: int, device, batch_size: int, head, dtype, tail) -> np.ndarray:
     import torch
 
     dev = torch.device(device)
     cuda = dev.type == "cuda"
     was_training = model.training
     model.eval()
-    out = np.empty(len(images), dtype=np.int64)
+    out = np.empty((len(images), *tail), dtype=dtype)
     xt = torch.from_numpy(np.require(images, requirements=["C", "W"]))
     try:
         with torch.inference_mode(), torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda):
             for s in range(0, len(images), batch_size):
                 xb = xt[s:s + batch_size]
                 xb = (xb.pin_memory() if cuda else xb).to(dev, non_blocking=True)
-                out[s:s + len(xb)] = model(_inputs(xb, image_size, cuda, False, None)).argmax(1).cpu().numpy()
+                out[s:s + len(xb)] = head(model(_inputs(xb, image_size, cuda, False, None))).cpu().numpy()
     finally:
         model.train(was_training)
     return out

@@ -11,9 +11,11 @@ from __future__ import annotations
 import json
 import logging
 import os
+import tempfile
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable, ClassVar, Iterator
 
 from .. import cache, tracking
@@ -23,6 +25,7 @@ log = logging.getLogger("fmnist")
 
 ARTIFACTS_TAG = "fmnist.artifacts_sha256"  # JSON {artifact path: sha256} written by the step's log()
 REUSED_TAG = "fmnist.reused_run_id"
+PREDICTIONS = "predictions.npz"  # classify and finetune: every test image's label, prediction (and scores)
 
 
 @dataclass
@@ -85,6 +88,15 @@ class Step:
     def open(self, p, ds, parent_run_id: str | None) -> Iterator[RunContext]:
         with tracking.run(self.run_name(p), step=self.name, parent_run_id=parent_run_id) as run_id:
             yield RunContext(run_id)
+
+
+def log_predictions(arrays: dict) -> str:
+    """Write ``predictions.npz`` onto the active run; its sha256 (for the step's recorded checksums)."""
+    with tempfile.TemporaryDirectory() as d:
+        path = Path(d) / PREDICTIONS
+        sha = cache.save_arrays(path, **arrays)
+        tracking.log_artifact(path)
+    return sha
 
 
 def verify_artifacts(run_id: str) -> dict[str, str]:

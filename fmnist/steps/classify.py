@@ -15,9 +15,10 @@ from ..classifiers import CLASSIFIERS, build_classifier, fit_classifier, input_t
 from ..classifiers.tuning import announce, check_val_fraction
 from ..data import Dataset, stratified_indices
 from ..errors import CacheError, ParamError
-from ..evaluation import classification_report, slug
+from ..evaluation import (CI_METHOD, accuracy_metrics, class_probabilities, classification_report,
+                          predictions_arrays, slug)
 from ..features import FEATURES
-from .base import RunContext, Step, get_or_run
+from .base import PREDICTIONS, RunContext, Step, get_or_run, log_predictions
 from .extract import EXTRACT, ExtractParams, extract_params_of, FeatureSet, load_feature_run
 from .params import Common, FeatureOpts, param
 
@@ -113,10 +114,11 @@ def fit_cell(fs: FeatureSet, p: ClassifyParams, run_id: str) -> CellResult:
         t = time.perf_counter()
         y_pred = res.model.predict(fs.x_test)
         predict_seconds = time.perf_counter() - t
+    scores = class_probabilities(res.model, fs.x_test)
     sample = stratified_indices(fs.y_train, TRAIN_EVAL_N, p.seed)
     train_acc = float(np.mean(res.model.predict(fs.x_train[sample]) == fs.y_train[sample]))
     rep = classification_report(fs.y_test, y_pred, fs.classes)
-    metrics = {"test_accuracy": rep["accuracy"], "train_accuracy": train_acc, "macro_f1": rep["macro_f1"],
+    metrics = {**accuracy_metrics(fs.y_test, y_pred), "train_accuracy": train_acc, "macro_f1": rep["macro_f1"],
                "fit_seconds": res.fit_seconds, "predict_seconds": predict_seconds,
                "tune_seconds": res.tune_seconds, "n_train": len(fs.y_train), "n_test": len(fs.y_test),
                "dim": fs.dim}
@@ -127,7 +129,7 @@ def fit_cell(fs: FeatureSet, p: ClassifyParams, run_id: str) -> CellResult:
              rep["macro_f1"], res.fit_seconds, predict_seconds, run_id)
     return CellResult(fs.feature, fs.label, p.model, run_id, fs.run_id, res.chosen, metrics, extra={
         "fit": res, "report": rep, "x_example": fs.x_test[:5], "feature_cached": fs.cached,
-        "trusted_types": spec.trusted_types})
+        "trusted_types": spec.trusted_types, "predictions": predictions_arrays(fs.y_test, y_pred, scores)})
 
 
 def log_cell(r: CellResult, inputs_classes: tuple[str, ...], trusted: list[str]) -> dict[str, str]:
@@ -140,6 +142,7 @@ def log_cell(r: CellResult, inputs_classes: tuple[str, ...], trusted: list[str])
     tracking.set_tags({"fmnist.feature_label": r.label, "fmnist.extract_run_id": r.extract_run_id or "",
                        "fmnist.feature_cached": str(r.extra["feature_cached"]).lower(), "fmnist.model": r.model})
     tracking.log_metrics(r.metrics)
+    tracking.set_tags({"fmnist.ci_method": CI_METHOD})
     classes, cm = list(inputs_classes), rep["confusion"]
     tracking.log_table(pd.DataFrame({
         "class_index": range(len(classes)), "class": classes,
@@ -156,7 +159,7 @@ def log_cell(r: CellResult, inputs_classes: tuple[str, ...], trusted: list[str])
     with announce(f"log model {r.model} on {r.label}"):
         tracking.log_sklearn_model(res.model, name="model", input_example=r.extra["x_example"],
                                    trusted_types=trusted)
-    return {}
+    return {PREDICTIONS: log_predictions(r.extra["predictions"])}
 
 
 def check_features(fs: FeatureSet, ds: Dataset) -> None:

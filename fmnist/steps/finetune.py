@@ -19,10 +19,10 @@ from .. import cache, tracking
 from ..data import Dataset, train_val_split
 from ..device import resolve_device
 from ..errors import CacheError, FmnistError, ParamError
-from ..evaluation import classification_report, slug
+from ..evaluation import CI_METHOD, accuracy_metrics, classification_report, predictions_arrays, slug
 from ..finetune import MODES, OPTIMIZERS, SCHEDULES, FitConfig
 from ..weights import build_resnet18, resolve_weights
-from .base import RunContext, Step, get_or_run
+from .base import PREDICTIONS, RunContext, Step, get_or_run, log_predictions
 from .params import Common, key_fields, param
 
 log = logging.getLogger("fmnist")
@@ -179,7 +179,7 @@ class Finetune(Step):
         shutil.rmtree(folder, ignore_errors=True)  # FINISHED: the logged model replaces the checkpoint
 
     def run(self, p: FinetuneParams, ds: Dataset, inputs: dict, ctx: RunContext) -> dict[str, Any]:
-        from ..finetune import SplitData, fit, predict
+        from ..finetune import SplitData, fit, predict_proba
 
         cfg, dev, w = p.fit_config(), resolve_device(p.device), resolve_weights(p.weights)
         tr, va = train_val_split(ds.y_train, p.val_fraction, cfg.seed)
@@ -192,9 +192,11 @@ class Finetune(Step):
                   resume_from=ctx.state["ckpt"], on_epoch_end=lambda e, rec: ctx.report(rec, e))
         train_seconds = time.perf_counter() - t0
         t0 = time.perf_counter()
-        pred = predict(res.model, ds.x_test, image_size=cfg.image_size, device=dev, batch_size=max(cfg.batch_size, 256))
+        proba = predict_proba(res.model, ds.x_test, image_size=cfg.image_size, device=dev,
+                              batch_size=max(cfg.batch_size, 256))
+        pred = proba.argmax(1)
         rep = classification_report(ds.y_test, pred, ds.classes)
-        metrics = {"test_accuracy": rep["accuracy"], "macro_f1": rep["macro_f1"],
+        metrics = {**accuracy_metrics(ds.y_test, pred), "macro_f1": rep["macro_f1"],
                    "best_val_accuracy": res.best_val_accuracy, "best_epoch": res.best_epoch,
                    "predict_seconds": time.perf_counter() - t0, "fit_seconds": train_seconds}
         metrics.update({f"test_accuracy_{slug(c)}": a for c, a in rep["per_class_accuracy"].items()})
@@ -202,11 +204,11 @@ class Finetune(Step):
                  rep["accuracy"], rep["macro_f1"], res.best_val_accuracy, res.best_epoch, ctx.run_id)
         return {**{k: metrics[k] for k in ("test_accuracy", "macro_f1", "best_val_accuracy", "best_epoch")},
                 "metrics": metrics, "report": rep, "history": res.history, "start_epoch": res.start_epoch,
-                "model": res.model, "run_id": ctx.run_id}
+                "model": res.model, "run_id": ctx.run_id, "predictions": predictions_arrays(ds.y_test, pred, proba)}
 
     def log(self, p: FinetuneParams, ds: Dataset, r: dict[str, Any]) -> dict[str, str]:
         _log_final(r, p, ds)
-        return {}
+        return {PREDICTIONS: log_predictions(r["predictions"])}
 
 
 FINETUNE = Finetune()
@@ -250,6 +252,7 @@ def _log_final(r: dict[str, Any], p: FinetuneParams, ds: Dataset) -> None:
 
     rep = r["report"]
     tracking.log_metrics(r["metrics"])
+    tracking.set_tags({"fmnist.ci_method": CI_METHOD})
     tracking.log_table(pd.DataFrame({"class": list(ds.classes), "accuracy": list(rep["per_class_accuracy"].values())}),
                        "per_class_accuracy.csv")
     fig = learning_curve_figure(r["history"], r["best_epoch"], f"ResNet-18 {p.mode}")
