@@ -7,11 +7,11 @@ import pytest
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.pipeline import Pipeline
 
-from fmnist import tracking
+from fmnist import report, tracking
 from fmnist.classifiers import CLASSIFIERS, ClassifierSpec
 from fmnist.data import Dataset, data_digest, synthetic_dataset
 from fmnist.errors import CacheError, ChoiceError, ParamError
-from fmnist.evaluation import slug
+from fmnist.evaluation import slug, wilson_interval
 from fmnist.registry import Entry
 from fmnist.steps.classify import check_features, classify
 from fmnist.steps.extract import get_features
@@ -44,7 +44,18 @@ def test_one_cell_logs_the_contract(store, tiny):
     assert extract.info.status == "FINISHED" and extract.data.tags["fmnist.step"] == "extract"
     assert extract.data.tags["mlflow.parentRunId"] == cell.run_id  # computed inside: the store was empty
 
-    assert _artifacts(cell.run_id) == ["confusion_matrix.png", "per_class_accuracy.csv"]  # + the logged model
+    # The accuracy's 95% Wilson interval over the test images, and every test prediction with its class scores.
+    n = len(tiny.y_test)
+    assert (m["test_accuracy_ci_low"], m["test_accuracy_ci_high"]) == pytest.approx(
+        wilson_interval(round(m["test_accuracy"] * n), n))
+    assert m["test_accuracy_ci_low"] < m["test_accuracy"] <= m["test_accuracy_ci_high"] <= 1
+    assert t["fmnist.ci_method"] == "wilson"
+    assert _artifacts(cell.run_id) == ["confusion_matrix.png", "per_class_accuracy.csv", "predictions.npz"]
+    pred = report.predictions(cell.run_id)  # checked against the run's recorded sha256
+    assert pred["test_index"].tolist() == list(range(n)) and np.array_equal(pred["label"], tiny.y_test)
+    assert np.mean(pred["predicted"] == pred["label"]) == pytest.approx(m["test_accuracy"])
+    assert pred["scores"].shape == (n, 10) and np.allclose(pred["scores"].sum(1), 1, atol=1e-4)  # LDA: probabilities
+    assert np.array_equal(pred["scores"].argmax(1), pred["predicted"])
     table = pd.read_csv(tracking.artifact_local_path(cell.run_id, "per_class_accuracy.csv"))
     assert list(table["class"]) == list(tiny.classes) and table["support"].sum() == len(tiny.y_test)
     assert table["test_accuracy"].to_numpy() == pytest.approx(

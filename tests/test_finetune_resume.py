@@ -14,9 +14,10 @@ import mlflow
 import pytest
 import torch
 
-from fmnist import tracking
+from fmnist import report, tracking
 from fmnist.data import load_dataset, synthetic_dataset
 from fmnist.errors import ParamError, WeightsError
+from fmnist.evaluation import wilson_interval
 from fmnist.steps import finetune as step
 from test_e2e_extract import mlflow_run
 
@@ -60,7 +61,14 @@ def test_step_logs_what_the_contract_names(store, ckdir, small):
         assert [s for s, _ in history(out["run_id"], k)] == [1, 2], k
     client = mlflow.MlflowClient()
     names = {a.path for a in client.list_artifacts(out["run_id"])}
-    assert {"learning_curve.png", "confusion_matrix.png", "per_class_accuracy.csv"} <= names
+    assert {"learning_curve.png", "confusion_matrix.png", "per_class_accuracy.csv", "predictions.npz"} <= names
+    n = len(small.y_test)
+    assert (m["test_accuracy_ci_low"], m["test_accuracy_ci_high"]) == pytest.approx(
+        wilson_interval(round(m["test_accuracy"] * n), n))
+    pred = report.predictions(out["run_id"])
+    assert pred["label"].tolist() == small.y_test.tolist() and pred["scores"].shape == (n, 10)
+    assert (pred["scores"].argmax(1) == pred["predicted"]).all()
+    assert (pred["predicted"] == pred["label"]).mean() == pytest.approx(m["test_accuracy"])
     model_uri = f"runs:/{out['run_id']}/model"
     sig = mlflow.models.get_model_info(model_uri).signature
     assert sig.inputs.to_dict()[0]["tensor-spec"]["shape"] == (-1, 28, 28)
