@@ -34,6 +34,13 @@ class DatasetSpec:
     torchvision_class: str  # also the folder torchvision downloads into: <root>/<class>/raw
     classes: tuple[str, ...]
     md5: dict[str, str]  # MD5 of the official .gz files, as torchvision lists them
+    title: str = ""  # how a report names it
+
+
+def dataset_title(name: str) -> str:
+    """``fashion-mnist`` -> ``Fashion-MNIST``; a name outside the registry is shown as it is."""
+    spec = DATASETS.get(name)
+    return spec.title if spec and spec.title else name
 
 
 DATASETS: dict[str, DatasetSpec] = {
@@ -48,6 +55,7 @@ DATASETS: dict[str, DatasetSpec] = {
             "t10k-images-idx3-ubyte.gz": "bef4ecab320f06d8554ea6380940ec79",
             "t10k-labels-idx1-ubyte.gz": "bb300cfdad3c16e7a12a480ee83cd310",
         },
+        "Fashion-MNIST",
     ),
     "mnist": DatasetSpec(
         "mnist",
@@ -59,6 +67,7 @@ DATASETS: dict[str, DatasetSpec] = {
             "t10k-images-idx3-ubyte.gz": "9fb629c4189551a2d022fa330f9573f3",
             "t10k-labels-idx1-ubyte.gz": "ec29112dd5afa0611ce80d1b7f02629c",
         },
+        "MNIST",
     ),
     "kmnist": DatasetSpec(
         "kmnist",
@@ -70,6 +79,7 @@ DATASETS: dict[str, DatasetSpec] = {
             "t10k-images-idx3-ubyte.gz": "5c965bf0a639b31b8f53240b1b52f4d7",
             "t10k-labels-idx1-ubyte.gz": "7320c461ea6c1c855c0b718fb2a4b134",
         },
+        "Kuzushiji-MNIST",
     ),
 }
 

@@ -12,9 +12,10 @@ DEFAULT_NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / "repor
 
 
 def render_report(output: str | os.PathLike, *, tracking_uri: str, notebook: str | os.PathLike | None = None,
-                  experiment: str | None = None, timeout: int = 600) -> dict:
+                  experiment: str | None = None, dataset: str = "fashion-mnist", timeout: int = 600) -> dict:
     """Run ``notebook`` against the tracking store at ``tracking_uri`` (absolute: the kernel has its own
-    working directory); write HTML to ``output`` and the executed .ipynb beside it."""
+    working directory) for ``experiment`` and ``dataset``; write HTML for readers to ``output`` (no code, no
+    stderr) and the executed .ipynb, code and all, beside it for authors."""
     import nbformat
     from nbclient import NotebookClient
     from nbconvert import HTMLExporter
@@ -28,7 +29,8 @@ def render_report(output: str | os.PathLike, *, tracking_uri: str, notebook: str
     out.parent.mkdir(parents=True, exist_ok=True)
     nb = nbformat.read(nb_path, as_version=4)
     # The kernel inherits our environment: that is how it finds the store and the experiment.
-    env = {"MLFLOW_TRACKING_URI": tracking_uri, "FMNIST_REPORT_EXPERIMENT": experiment or ""}
+    env = {"MLFLOW_TRACKING_URI": tracking_uri, "FMNIST_REPORT_EXPERIMENT": experiment or "",
+           "FMNIST_REPORT_DATASET": dataset, "TQDM_DISABLE": "1"}
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     t0 = time.perf_counter()
@@ -41,10 +43,24 @@ def render_report(output: str | os.PathLike, *, tracking_uri: str, notebook: str
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
-    html, _ = HTMLExporter(template_name="lab").from_notebook_node(nb)
+    html, _ = HTMLExporter(template_name="lab", exclude_input=True, exclude_input_prompt=True,
+                           exclude_output_prompt=True).from_notebook_node(_for_readers(nb))
     tmp = out.with_suffix(".html.tmp")
     tmp.write_text(html, encoding="utf-8")
     tmp.replace(out)
     executed = out.with_suffix(".ipynb")
     nbformat.write(nb, executed)
     return {"html": out, "ipynb": executed, "seconds": time.perf_counter() - t0}
+
+
+def _for_readers(nb):
+    """A copy without what a reader need not see: stderr (warnings, log lines) and empty cells."""
+    import copy
+
+    nb = copy.deepcopy(nb)
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            cell.outputs = [o for o in cell.get("outputs", []) if not (o.get("output_type") == "stream"
+                                                                       and o.get("name") == "stderr")]
+    nb.cells = [c for c in nb.cells if c.cell_type != "code" or c.outputs]
+    return nb

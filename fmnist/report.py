@@ -66,13 +66,72 @@ def latest_cells(step: str, keys: list[str], experiment: str | None = None,
     return df.drop_duplicates(subset=keys, keep="first").reset_index(drop=True)  # runs are newest first
 
 
+def seed_runs(step: str, keys: list[str], experiment: str | None = None,
+              dataset: str | None = "fashion-mnist") -> pd.DataFrame:
+    """The newest FINISHED run per cell (``keys``) and seed, on the subset of the cell's newest run.
+
+    So a cell run with seeds 0,1,2 gives three rows, and a quick-profile run left in the experiment from before
+    a full one does not mix into the full one's numbers.
+    """
+    df = runs(step, experiment, dataset)
+    if df.empty:
+        return df
+    df = df.copy()
+    for k in keys:
+        df[k] = _feature_label(df) if k == "feature" else _col(df, f"params.{k}", "?")
+    df["seed"] = _col(df, "params.seed", "0").fillna("0")
+    df["subset"] = _col(df, "params.subset", "all").fillna("all")
+    newest = df.drop_duplicates(subset=keys, keep="first")[[*keys, "subset"]]  # runs are newest first
+    df = df.merge(newest, on=[*keys, "subset"], how="inner", sort=False)
+    return df.drop_duplicates(subset=[*keys, "seed"], keep="first").reset_index(drop=True)
+
+
+def seed_summary(metric: str = "test_accuracy", experiment: str | None = None,
+                 dataset: str | None = "fashion-mnist") -> pd.DataFrame:
+    """Per classify cell: mean, std (over seeds, ddof=1) and n of ``metric``; with one seed, its 95% interval."""
+    cols = ["model", "feature", "mean", "std", "n", "ci_low", "ci_high", "subset"]
+    df = seed_runs("classify", ["model", "feature"], experiment, dataset)
+    if df.empty or f"metrics.{metric}" not in df.columns:
+        return pd.DataFrame(columns=cols)
+    df["value"] = df[f"metrics.{metric}"]
+    for k in ("low", "high"):
+        df[f"ci_{k}"] = _col(df, f"metrics.{metric}_ci_{k}")
+    g = df.groupby(["model", "feature"], sort=False)
+    out = g.agg(mean=("value", "mean"), std=("value", "std"), n=("value", "count"), ci_low=("ci_low", "first"),
+                ci_high=("ci_high", "first"), subset=("subset", "first")).reset_index()
+    several = out["n"] > 1
+    out.loc[several, ["ci_low", "ci_high"]] = np.nan  # the spread over seeds speaks instead
+    out.loc[~several, "std"] = np.nan
+    return out[cols]
+
+
+def comparison_display(experiment: str | None = None, dataset: str | None = "fashion-mnist") -> pd.DataFrame:
+    """``comparison_table`` as text: ``mean +/- std (n=3)`` over seeds, or ``acc [low, high]`` for one seed (%)."""
+    summary = seed_summary(experiment=experiment, dataset=dataset)
+    table = comparison_table(experiment=experiment, dataset=dataset)
+    if table.empty:
+        return table
+    text = table.map(lambda v: "" if pd.isna(v) else f"{v:.2f}")
+    for _, r in summary.iterrows():
+        if r["model"] in text.index and r["feature"] in text.columns:
+            m = 100 * r["mean"]
+            text.loc[r["model"], r["feature"]] = (
+                f"{m:.2f} ± {100 * r['std']:.2f} (n={r['n']})" if r["n"] > 1
+                else f"{m:.2f} [{100 * r['ci_low']:.2f}, {100 * r['ci_high']:.2f}]" if pd.notna(r["ci_low"])
+                else f"{m:.2f}")
+    return text
+
+
 def comparison_table(metric: str = "test_accuracy", experiment: str | None = None, percent: bool = True,
                      averages: bool = True, dataset: str | None = "fashion-mnist") -> pd.DataFrame:
-    """Models as rows, features as columns (the report's form), with row and column averages."""
-    cells = latest_cells("classify", ["model", "feature"], experiment, dataset)
+    """Models as rows, features as columns (the report's form), with row and column averages.
+
+    A cell run with several seeds shows their mean (``seed_summary`` has the spread).
+    """
+    cells = seed_runs("classify", ["model", "feature"], experiment, dataset)
     if cells.empty or f"metrics.{metric}" not in cells.columns:
         return pd.DataFrame(index=pd.Index([], name="model"))
-    table = cells.pivot_table(index="model", columns="feature", values=f"metrics.{metric}", aggfunc="first")
+    table = cells.pivot_table(index="model", columns="feature", values=f"metrics.{metric}", aggfunc="mean")
     table = table.reindex(index=_order(table.index, MODEL_ORDER), columns=_order(table.columns, FEATURE_ORDER))
     if percent:
         table = table * 100.0
@@ -83,49 +142,84 @@ def comparison_table(metric: str = "test_accuracy", experiment: str | None = Non
     return table
 
 
-def fit_time_table(experiment: str | None = None) -> pd.DataFrame:
+def fit_time_table(experiment: str | None = None, dataset: str | None = "fashion-mnist") -> pd.DataFrame:
     """Fit seconds, same layout as ``comparison_table``."""
-    return comparison_table("fit_seconds", experiment, percent=False)
+    return comparison_table("fit_seconds", experiment, percent=False, dataset=dataset)
 
 
-def study_rows(experiment: str | None = None) -> pd.DataFrame:
-    """This study's results as (method, accuracy %) rows: every classify cell and every fine-tune mode."""
+STUDY_COLUMNS = ["method", "family", "accuracy", "source", "trained_on", "full_test_set", "group"]
+
+
+def _trained_on(r: pd.Series) -> str:
+    """What a run learned from: ``60,000 train images, 6 epochs, weights none (random init)``."""
+    n, epochs = r.get("metrics.n_train"), r.get("params.epochs")
+    what = [f"{int(n):,} train images" if pd.notna(n) else "train images: not recorded"]
+    if isinstance(epochs, str) and epochs:
+        what.append(f"{epochs} epochs")
+    if isinstance(r.get("weights_used"), str):
+        what.append(f"weights {r['weights_used']}")
+    return ", ".join(what)
+
+
+def _full_test_set(r: pd.Series) -> bool:
+    subset = r.get("params.subset")
+    return subset is None or (isinstance(subset, float) and np.isnan(subset)) or str(subset) == "all"
+
+
+def study_rows(experiment: str | None = None, dataset: str | None = "fashion-mnist") -> pd.DataFrame:
+    """This study's results as (method, accuracy %) rows: every classify cell and every fine-tune mode, each
+    saying what it was trained on and whether it was scored on the full test set."""
     def cell_rows(cells: pd.DataFrame, method, group) -> list[dict]:
         return [{"method": f"{method(r)} (this study)", "family": "this study",
-                 "accuracy": 100 * r["metrics.test_accuracy"], "source": f"run {r['run_id']}", "group": group(r)}
+                 "accuracy": 100 * r["metrics.test_accuracy"], "source": f"run {r['run_id']}",
+                 "trained_on": _trained_on(r), "full_test_set": _full_test_set(r),
+                 "group": group(r)}
                 for _, r in cells.iterrows() if pd.notna(r.get("metrics.test_accuracy"))]
 
-    rows = cell_rows(latest_cells("classify", ["model", "feature"], experiment),
+    rows = cell_rows(latest_cells("classify", ["model", "feature"], experiment, dataset),
                      lambda r: f"{MODEL_NAMES.get(r['model'], r['model'])} on {r['feature']}",
                      lambda r: f"classify:{r['model']}") + \
-        cell_rows(latest_cells("finetune", ["mode", "weights_used"], experiment),
+        cell_rows(latest_cells("finetune", ["mode", "weights_used"], experiment, dataset),
                   lambda r: f"ResNet-18 fine-tune {r['mode']}, {r['weights_used']}",
                   lambda r: f"finetune:{r['mode']}:{r['weights_used']}")
-    return pd.DataFrame(rows, columns=["method", "family", "accuracy", "source", "group"])
+    return pd.DataFrame(rows, columns=STUDY_COLUMNS)
 
 
-def reference_results() -> pd.DataFrame:
-    """Published Fashion-MNIST results kept with the package (``fmnist/resources/sota.csv``, with sources)."""
+def reference_results(dataset: str | None = "fashion-mnist") -> pd.DataFrame:
+    """Published results kept with the package (``fmnist/resources/sota.csv``, with sources), for ``dataset``
+    (None: every dataset's)."""
     with resources.files("fmnist").joinpath("resources/sota.csv").open() as f:
-        return pd.read_csv(f)
+        table = pd.read_csv(f)
+    if dataset:
+        table = table[table["dataset"] == dataset]
+    return table.drop(columns="dataset").reset_index(drop=True)
 
 
-def sota_table(experiment: str | None = None, best_only: bool = True) -> pd.DataFrame:
-    """Reference table with this study's best rows inserted in rank order (``best_only``: best classify
-    cell per model and each fine-tune mode)."""
-    ours = study_rows(experiment)
+def sota_table(experiment: str | None = None, best_only: bool = True,
+               dataset: str | None = "fashion-mnist") -> pd.DataFrame:
+    """Published results for ``dataset`` with this study's best rows ranked in: only runs scored on the full test
+    set (``best_only``: best classify cell per model and each fine-tune mode); subset runs: ``subset_rows``."""
+    ours = study_rows(experiment, dataset)
+    ours = ours[ours["full_test_set"]]
     if best_only:
         ours = ours.sort_values("accuracy", ascending=False).drop_duplicates("group")
-    ours = ours.drop(columns="group")
-    table = pd.concat([reference_results(), ours], ignore_index=True)
+    ours = ours.drop(columns=["group", "full_test_set"])
+    table = pd.concat([reference_results(dataset).assign(trained_on=""), ours], ignore_index=True)
     table = table.sort_values("accuracy", ascending=False, kind="stable").reset_index(drop=True)
     table.insert(0, "rank", np.arange(1, len(table) + 1))
     return table
 
 
-def separation_table(experiment: str | None = None) -> pd.DataFrame:
+def subset_rows(experiment: str | None = None, dataset: str | None = "fashion-mnist") -> pd.DataFrame:
+    """This study's runs scored on a subset of the test set: not comparable with published results, so apart."""
+    ours = study_rows(experiment, dataset)
+    ours = ours[~ours["full_test_set"]].sort_values("accuracy", ascending=False)
+    return ours.drop(columns=["group", "full_test_set", "family"]).reset_index(drop=True)
+
+
+def separation_table(experiment: str | None = None, dataset: str | None = "fashion-mnist") -> pd.DataFrame:
     """Per (feature, method): k-NN accuracy in 2-D, trustworthiness, silhouette, embed seconds, n."""
-    cells = latest_cells("visualize", ["feature", "method"], experiment)
+    cells = latest_cells("visualize", ["feature", "method"], experiment, dataset)
     cols = ["knn_accuracy", "trustworthiness", "silhouette", "embed_seconds"]
     if cells.empty:
         return pd.DataFrame(columns=["feature", "method", *cols, "n_samples", "run_id"])
@@ -140,10 +234,11 @@ def separation_table(experiment: str | None = None) -> pd.DataFrame:
     return out.loc[order].reset_index(drop=True)
 
 
-def embedding_images(experiment: str | None = None) -> dict[tuple[str, str], Path]:
+def embedding_images(experiment: str | None = None,
+                     dataset: str | None = "fashion-mnist") -> dict[tuple[str, str], Path]:
     """(feature, method) -> local path of the run's ``embedding.png``."""
     out = {}
-    for _, r in separation_table(experiment).iterrows():
+    for _, r in separation_table(experiment, dataset).iterrows():
         try:
             out[(r["feature"], r["method"])] = tracking.artifact_local_path(r["run_id"], "embedding.png")
         except Exception:  # a run without its picture is shown as missing, not fatal
@@ -151,9 +246,9 @@ def embedding_images(experiment: str | None = None) -> dict[tuple[str, str], Pat
     return out
 
 
-def finetune_table(experiment: str | None = None) -> pd.DataFrame:
+def finetune_table(experiment: str | None = None, dataset: str | None = "fashion-mnist") -> pd.DataFrame:
     """One row per (mode, weights): test accuracy %, macro-F1, best epoch, seconds per epoch, settings."""
-    cells = latest_cells("finetune", ["mode", "weights_used"], experiment)
+    cells = latest_cells("finetune", ["mode", "weights_used"], experiment, dataset)
     cols = ["mode", "weights_used", "test_accuracy", "macro_f1", "best_val_accuracy", "best_epoch",
             "epoch_seconds", "epochs", "image_size", "run_id"]
     if cells.empty:
@@ -170,10 +265,14 @@ def finetune_table(experiment: str | None = None) -> pd.DataFrame:
 
 
 def learning_curves(experiment: str | None = None,
-                    metrics: tuple[str, ...] = ("train_loss", "train_accuracy", "val_accuracy")) -> pd.DataFrame:
-    """Long table (mode, weights_used, metric, epoch, value) of the fine-tune runs' per-epoch metrics."""
+                    metrics: tuple[str, ...] = ("train_loss", "train_accuracy", "val_accuracy"),
+                    dataset: str | None = "fashion-mnist", min_epochs: int = 1) -> pd.DataFrame:
+    """Long table (mode, weights_used, metric, epoch, value) of the fine-tune runs' per-epoch metrics, for the
+    runs with at least ``min_epochs`` epochs (a curve of one epoch is a dot)."""
     rows = []
-    for _, r in finetune_table(experiment).iterrows():
+    for _, r in finetune_table(experiment, dataset).iterrows():
+        if len(tracking.metric_history(r["run_id"], "val_accuracy")) < min_epochs:
+            continue
         for m in metrics:
             for step, value in tracking.metric_history(r["run_id"], m):
                 rows.append({"mode": r["mode"], "weights_used": r["weights_used"], "metric": m, "epoch": step,
@@ -306,10 +405,11 @@ def _significance_findings(experiment: str | None, dataset: str | None) -> list[
     return out
 
 
-def findings(experiment: str | None = None) -> list[str]:
-    """Short written findings computed from the numbers (nothing hard-coded)."""
+def findings(experiment: str | None = None, dataset: str | None = "fashion-mnist") -> list[str]:
+    """Short written findings computed from the numbers (nothing hard-coded); a difference is called one only
+    when McNemar's test (Holm-corrected) says it is significant."""
     out = []
-    acc = comparison_table(experiment=experiment)
+    acc = comparison_table(experiment=experiment, dataset=dataset)
     if not acc.empty and acc.shape[0] > 1:
         body = acc.drop(index="Average", columns="Average")
         feats = acc.loc["Average"].drop("Average").dropna()
@@ -323,17 +423,17 @@ def findings(experiment: str | None = None) -> list[str]:
         stacked = body.stack().dropna()
         if len(stacked):
             (m, f), v = stacked.idxmax(), stacked.max()
-            ci = _interval(experiment, m, f)
+            ci = _interval(experiment, m, f, dataset)
             out.append(f"Best single cell: {MODEL_NAMES.get(m, m)} on {f} with {v:.2f}% test accuracy{ci}.")
-    out += _significance_findings(experiment, "fashion-mnist")
-    sep = separation_table(experiment)
+    out += _significance_findings(experiment, dataset)
+    sep = separation_table(experiment, dataset)
     if not sep.empty and sep["knn_accuracy"].notna().any():
         best = sep.loc[sep["knn_accuracy"].idxmax()]
         by_method = sep.groupby("method")["knn_accuracy"].mean().sort_values(ascending=False)
         out.append(f"2-D view that separates the classes best (k-NN accuracy in 2-D): {best['method']} on "
                    f"{best['feature']} ({100 * best['knn_accuracy']:.1f}%); averaged over features the methods rank "
                    + ", ".join(f"{k} {100 * v:.1f}%" for k, v in by_method.items()) + ".")
-    ft = finetune_table(experiment)
+    ft = finetune_table(experiment, dataset)
     if not ft.empty and ft["test_accuracy"].notna().any():
         best = ft.loc[ft["test_accuracy"].idxmax()]
         out.append(f"Best fine-tune: {best['mode']} with {best['weights_used']} weights, "
@@ -343,11 +443,124 @@ def findings(experiment: str | None = None) -> list[str]:
     return out
 
 
-def _interval(experiment: str | None, model: str, feature: str) -> str:
+def _interval(experiment: str | None, model: str, feature: str, dataset: str | None = "fashion-mnist") -> str:
     """`` (95% CI a-b%)`` for a classify cell that logged one, else nothing."""
-    cells = latest_cells("classify", ["model", "feature"], experiment)
+    cells = latest_cells("classify", ["model", "feature"], experiment, dataset)
     row = cells[(cells["model"] == model) & (cells["feature"] == feature)]
     lo, hi = (_col(row, f"metrics.test_accuracy_ci_{k}") for k in ("low", "high"))
     if row.empty or lo.isna().all() or hi.isna().all():
         return ""
     return f" (95% CI {100 * lo.iloc[0]:.2f}-{100 * hi.iloc[0]:.2f}%)"
+
+
+# ------------------------------------------------------------------------------------- for readers
+
+
+def weights_lines(experiment: str | None = None, dataset: str | None = "fashion-mnist") -> list[str]:
+    """Which weights every ResNet-18 number used (feature runs and fine-tunes)."""
+    out = []
+    cells = latest_cells("classify", ["model", "feature"], experiment, dataset)
+    labels = sorted({f for f in cells.get("feature", []) if str(f).startswith("resnet18")}) if not cells.empty else []
+    if labels:
+        out.append("ResNet-18 features: " + ", ".join(labels) + ".")
+    ft = finetune_table(experiment, dataset)
+    if not ft.empty:
+        out.append("ResNet-18 fine-tunes: " + ", ".join(f"{m} with {w}" for m, w in zip(ft["mode"], ft["weights_used"]))
+                   + ".")
+    return out
+
+
+def best_per_feature(experiment: str | None = None, dataset: str | None = "fashion-mnist") -> pd.DataFrame:
+    """Per feature set: its best classifier, accuracy (mean over seeds) and interval or spread, as text (%)."""
+    summary = seed_summary(experiment=experiment, dataset=dataset)
+    cols = ["feature", "model", "accuracy", "uncertainty", "n"]
+    if summary.empty:
+        return pd.DataFrame(columns=cols)
+    best = summary.sort_values("mean", ascending=False).drop_duplicates("feature")
+    best = best.set_index("feature").loc[_order(best["feature"], FEATURE_ORDER)].reset_index()
+    return pd.DataFrame({
+        "feature": best["feature"], "model": [MODEL_NAMES.get(m, m) for m in best["model"]],
+        "accuracy": 100 * best["mean"],
+        "uncertainty": [f"± {100 * r['std']:.2f} over {r['n']} seeds" if r["n"] > 1
+                        else f"95% CI {100 * r['ci_low']:.2f}-{100 * r['ci_high']:.2f}" if pd.notna(r["ci_low"])
+                        else "" for _, r in best.iterrows()],
+        "n": best["n"]})[cols]
+
+
+def summary(experiment: str | None = None, dataset: str | None = "fashion-mnist") -> list[str]:
+    """The report's opening: which weights the ResNet-18 numbers used, the best cell per feature, the findings."""
+    out = weights_lines(experiment, dataset)
+    for _, r in best_per_feature(experiment, dataset).iterrows():
+        out.append(f"Best on {r['feature']}: {r['model']}, {r['accuracy']:.2f}%"
+                   + (f" ({r['uncertainty']})" if r["uncertainty"] else "") + ".")
+    return out + findings(experiment, dataset)
+
+
+def per_class_table(experiment: str | None = None, dataset: str | None = "fashion-mnist") -> pd.DataFrame:
+    """Per-class test accuracy (%, recall): one row per classify cell (``model on feature``) and fine-tune,
+    one column per class."""
+    from .data import DATASETS
+    from .evaluation import slug
+
+    classes = list(DATASETS[dataset].classes) if dataset in DATASETS else None
+    frames = []
+    for step, keys, name in (("classify", ["model", "feature"],
+                              lambda r: f"{MODEL_NAMES.get(r['model'], r['model'])} on {r['feature']}"),
+                             ("finetune", ["mode", "weights_used"],
+                              lambda r: f"ResNet-18 fine-tune {r['mode']}, {r['weights_used']}")):
+        cells = latest_cells(step, keys, experiment, dataset)
+        for _, r in cells.iterrows():
+            cols = classes or sorted(k[len("metrics.test_accuracy_"):] for k in r.index
+                                     if k.startswith("metrics.test_accuracy_") and not k.endswith(("_low", "_high"))
+                                     and pd.notna(r[k]))
+            row = {c: 100 * r.get(f"metrics.test_accuracy_{slug(c)}", np.nan) for c in cols}
+            frames.append(pd.Series(row, name=name(r)))
+    return pd.DataFrame(frames) if frames else pd.DataFrame()
+
+
+def best_cell(experiment: str | None = None, dataset: str | None = "fashion-mnist") -> dict | None:
+    """The most accurate cell that kept its predictions: name, run id, confusion matrix (rows: true class)."""
+    from .evaluation import confusion
+
+    cells = scored_cells(experiment, dataset)
+    if cells.empty:
+        return None
+    best = cells.sort_values(["accuracy", "cell"], ascending=[False, True]).iloc[0]
+    pred = predictions(best["run_id"])
+    n_classes = int(max(pred["label"].max(), pred["predicted"].max()) + 1)
+    return {"cell": best["cell"], "run_id": best["run_id"], "accuracy": 100 * best["accuracy"],
+            "confusion": confusion(pred["label"], pred["predicted"], n_classes)}
+
+
+def most_confused(cm: np.ndarray, classes, k: int = 3) -> pd.DataFrame:
+    """The ``k`` class pairs mistaken for each other most often (both directions counted)."""
+    cm = np.asarray(cm)
+    pairs = [(classes[i], classes[j], int(cm[i, j]), int(cm[j, i]))
+             for i in range(len(cm)) for j in range(i + 1, len(cm))]
+    df = pd.DataFrame(pairs, columns=["class_a", "class_b", "a_as_b", "b_as_a"])
+    df["confusions"] = df["a_as_b"] + df["b_as_a"]
+    return df.sort_values("confusions", ascending=False, kind="stable").head(k).reset_index(drop=True)
+
+
+def cross_dataset_table(experiment: str | None = None) -> pd.DataFrame:
+    """Test accuracy (%) per model (rows) and (dataset, feature) (columns), every dataset in the experiment."""
+    all_runs = runs("classify", experiment, dataset=None)
+    if all_runs.empty or "params.dataset" not in all_runs.columns:
+        return pd.DataFrame()
+    parts = {}
+    for ds in dict.fromkeys(all_runs["params.dataset"].dropna()):
+        t = comparison_table(experiment=experiment, dataset=ds, averages=False)
+        if not t.empty:
+            parts[ds] = t
+    if not parts:
+        return pd.DataFrame()
+    table = pd.concat(parts, axis=1, names=["dataset", "feature"])
+    return table.reindex(index=_order(table.index, MODEL_ORDER))
+
+
+def class_names(dataset: str | None, n: int) -> list[str]:
+    """The dataset's class names, or ``0..n-1`` for data outside the registry."""
+    from .data import DATASETS
+
+    spec = DATASETS.get(dataset or "")
+    return list(spec.classes) if spec and len(spec.classes) == n else [str(i) for i in range(n)]

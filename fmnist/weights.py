@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
+import logging
 import os
 from dataclasses import dataclass
 from functools import lru_cache
@@ -15,6 +18,8 @@ IMAGENET_FILE = "resnet18-f37072fd.pth"  # torchvision's IMAGENET1K_V1 file name
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 RANDOM_INIT_SEED = 0  # weights=none is a fixed random network, so its features are reproducible
+
+log = logging.getLogger("fmnist")
 
 
 @dataclass(frozen=True)
@@ -37,13 +42,15 @@ def imagenet_cache_path() -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints" / IMAGENET_FILE
 
 
-def _download_imagenet() -> Path:
-    """torchvision's own download into its cache (hash-checked); a clear error when offline."""
+def _download_imagenet(quiet: bool = False) -> Path:
+    """torchvision's own download into its cache (hash-checked); a clear error when offline. ``quiet``: without
+    torch.hub's "Downloading: ..." line and progress bar (weights=auto says what happened itself)."""
     from torchvision.models import ResNet18_Weights
 
     target = imagenet_cache_path()
     try:
-        ResNet18_Weights.IMAGENET1K_V1.get_state_dict(progress=True, check_hash=True)
+        with contextlib.redirect_stderr(io.StringIO()) if quiet else contextlib.nullcontext():
+            ResNet18_Weights.IMAGENET1K_V1.get_state_dict(progress=not quiet, check_hash=True)
     except Exception as e:  # URLError, timeouts, hash mismatch: all mean "not available"
         raise WeightsError(
             f"ImageNet weights for resnet18 are not cached and could not be downloaded "
@@ -54,19 +61,30 @@ def _download_imagenet() -> Path:
 
 
 _failed_download: dict[str, WeightsError] = {}  # target path -> this process's failed download of it
+_fell_back: set[str] = set()  # targets this process already said weights=auto falls back for
 
 
-def _download_once() -> Path:
+def _download_once(quiet: bool = False) -> Path:
     """One download attempt per target per process: steps resolve their weights several times per run
     (key, params, training), and offline every attempt would wait for the network and print again."""
     target = str(imagenet_cache_path())
     if target in _failed_download:
         raise _failed_download[target]
     try:
-        return _download_imagenet()
+        return _download_imagenet(quiet)
     except WeightsError as e:
         _failed_download[target] = e
         raise
+
+
+def _fall_back(why: str) -> Weights:
+    """weights=auto without ImageNet weights: a random initialisation, said once per process in one line."""
+    target = str(imagenet_cache_path())
+    if target not in _fell_back:
+        _fell_back.add(target)
+        log.warning("weights=auto: ImageNet weights for resnet18 are not at %s and %s; using a random "
+                    "initialisation (runs record weights_used=none (random init))", target, why)
+    return Weights("none")
 
 
 @lru_cache(maxsize=16)
@@ -88,16 +106,17 @@ def resolve_weights(weights: str, allow_download: bool = True) -> Weights:
         return Weights("none")
     if w.lower() in ("imagenet", "auto"):
         path = imagenet_cache_path()
+        auto = w.lower() == "auto"
         if not path.is_file():
             if not allow_download:
-                if w.lower() == "auto":
-                    return Weights("none")
+                if auto:
+                    return _fall_back("downloads are off (FMNIST_OFFLINE)")
                 raise WeightsError(f"ImageNet weights not found at {path}; download them there or use weights=none")
             try:
-                path = _download_once()
+                path = _download_once(quiet=auto)
             except WeightsError:
-                if w.lower() == "auto":
-                    return Weights("none")
+                if auto:
+                    return _fall_back("could not be downloaded")
                 raise
         return Weights("imagenet", str(path), _file_sha256(path))
     p = Path(os.path.expanduser(w))

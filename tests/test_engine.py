@@ -286,7 +286,7 @@ def test_study_on_a_two_node_cluster_with_the_team_server(tmp_path, real_data_di
                               "cluster-user", password)
     # A seed no other test uses: the server is shared by the session and the cache spans experiments, so
     # this study's cells must be computed here, not found in another test's runs.
-    study = [*STUDY, "--seed", "11"]
+    study = [*STUDY, "--seeds", "11"]
     p = fmnist([*study, "--executor", "ray", "--ray-address", address, "--report-output",
                 str(tmp_path / "r.html")], env, tmp_path, timeout=600)
     assert p.returncode == 0, p.stderr[-3000:]

@@ -6,7 +6,7 @@ import mlflow
 import pandas as pd
 import pytest
 
-from fmnist.errors import ChoiceError
+from fmnist.errors import ChoiceError, ParamError
 from fmnist.study import get_profile
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
@@ -143,6 +143,45 @@ def test_changing_one_param_reruns_only_what_depends_on_it(tiny_study):
         elif r.step != "report":
             assert r.status == "cached" and r.run_id == first[(r.step, r.cell)].run_id, (r.step, r.cell)
     assert {mlflow.get_run(r.run_id).data.params["epochs"] for r in third if r.step == "finetune"} == {"2"}
+
+
+def test_two_seeds_give_mean_and_std_cells(store, monkeypatch, tmp_path):
+    """Each seed draws its own data and is its own cached cells; the report shows mean +/- std over seeds."""
+    import fmnist.steps.study as st
+    from fmnist import report
+    from fmnist.data import synthetic_dataset
+
+    drawn = []
+
+    def load(*a, seed=0, **k):
+        drawn.append(seed)
+        return synthetic_dataset(n_train=200, n_test=100, seed=seed)
+
+    monkeypatch.setattr(st, "load_dataset", load)
+    kw = dict(SMALL, features="raw", models="lda,logreg", finetune=False, report_output=str(tmp_path / "r.html"))
+    recs = st.run_study(**kw, seeds="3,4")
+    assert sorted(set(drawn)) == [3, 4]
+    cells = sorted(r.cell for r in recs if r.step == "classify")
+    assert cells == ["raw/lda@seed=3", "raw/lda@seed=4", "raw/logreg@seed=3", "raw/logreg@seed=4"]
+    assert len({r.run_id for r in recs if r.step == "extract"}) == 2  # other images per seed: two extracts
+    acc = {r.cell: mlflow.get_run(r.run_id).data.metrics["test_accuracy"] for r in recs if r.step == "classify"}
+    assert {mlflow.get_run(r.run_id).data.params["seed"] for r in recs if r.step == "classify"} == {"3", "4"}
+
+    summary = report.seed_summary(experiment="fmnist", dataset="synthetic").set_index(["model", "feature"])
+    lda = summary.loc[("lda", "raw")]
+    pair = [acc["raw/lda@seed=3"], acc["raw/lda@seed=4"]]
+    assert lda["n"] == 2 and lda["mean"] == pytest.approx(sum(pair) / 2)
+    assert lda["std"] == pytest.approx(abs(pair[0] - pair[1]) / 2 ** 0.5)  # ddof=1 over two values
+    text = report.comparison_display(experiment="fmnist", dataset="synthetic")
+    assert text.loc["lda", "raw"] == f"{100 * lda['mean']:.2f} ± {100 * lda['std']:.2f} (n=2)"
+    assert report.comparison_table(experiment="fmnist", dataset="synthetic").loc["lda", "raw"] == pytest.approx(
+        100 * lda["mean"])
+    again = st.run_study(**kw, seeds="3,4")  # each seed is its own cached cell
+    assert {r.status for r in again if r.step != "report"} == {"cached"}
+    one = st.run_study(**kw, seeds="3")  # one seed: the cells keep their plain names, and show an interval
+    assert sorted(r.cell for r in one if r.step == "classify") == ["raw/lda", "raw/logreg"]
+    with pytest.raises(ParamError, match="seeds='1,1'"):
+        st.run_study(**kw, seeds="1,1")
 
 
 @pytest.mark.slow

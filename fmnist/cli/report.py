@@ -13,4 +13,4 @@ from ..steps.report import ReportParams, report_step
 def report(**kw) -> None:
     """Rebuild the study's tables and figures from the tracking store as an HTML report."""
     p = from_cli(ReportParams, kw)
-    report_step(output=p.output, experiment=p.experiment or None)
+    report_step(output=p.output, experiment=p.experiment or None, dataset=p.dataset)

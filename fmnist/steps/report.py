@@ -8,7 +8,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
+import click
+
 from .. import tracking
+from ..data import dataset_names
 from ..notebook import render_report
 from .base import RunContext, Step, get_or_run
 from .params import param
@@ -22,6 +25,8 @@ DEFAULT_OUTPUT = "outputs/report.html"
 class ReportParams:
     output: str = param(DEFAULT_OUTPUT, "Where to write the HTML report.")
     experiment: str = param("", "Experiment to report on [default: $MLFLOW_EXPERIMENT_NAME or fmnist].")
+    dataset: str = param("fashion-mnist", "Dataset whose runs the report is about.",
+                         type=click.Choice(dataset_names()))
     notebook: str = param("", "Notebook to execute [default: the packaged notebooks/report.ipynb].", cli=False)
 
 
@@ -38,12 +43,12 @@ class Report(Step):
             yield RunContext(active)
             return
         with tracking.run("report", step="report") as run_id:
-            tracking.log_params({"output": p.output, "experiment": p.experiment})
+            tracking.log_params({"output": p.output, "experiment": p.experiment, "dataset": p.dataset})
             yield RunContext(run_id)
 
     def run(self, p: ReportParams, ds, inputs: dict, ctx: RunContext) -> dict[str, Any]:
         exp = p.experiment or tracking.active_experiment_name()
-        return render_report(p.output, notebook=p.notebook or None, experiment=exp,
+        return render_report(p.output, notebook=p.notebook or None, experiment=exp, dataset=p.dataset,
                              tracking_uri=tracking.tracking_uri())
 
     def log(self, p: ReportParams, ds, res: dict[str, Any]) -> dict[str, str]:
@@ -57,7 +62,8 @@ class Report(Step):
 REPORT = Report()
 
 
-def report_step(*, output: str = DEFAULT_OUTPUT, experiment: str | None = None, notebook: str | None = None) -> Path:
+def report_step(*, output: str = DEFAULT_OUTPUT, experiment: str | None = None, notebook: str | None = None,
+                dataset: str = "fashion-mnist") -> Path:
     """Render the report; log report.html (+ executed notebook) to the active run, else to a new run."""
-    out = get_or_run(REPORT, ReportParams(output, experiment or "", notebook or ""))
+    out = get_or_run(REPORT, ReportParams(output, experiment or "", dataset, notebook or ""))
     return out.result["html"]

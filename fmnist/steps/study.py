@@ -11,7 +11,7 @@ import logging
 import os
 import socket
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import click
@@ -22,7 +22,7 @@ from ..data import Dataset, dataset_names, load_dataset
 from ..device import resolve_device
 from ..embeddings import EMBEDDINGS
 from ..engine import EXECUTORS, Cell, Record, get_executor
-from ..errors import FmnistError
+from ..errors import FmnistError, ParamError
 from ..features import FEATURES
 from ..study import PROFILES, get_profile
 from .base import get_or_run
@@ -63,7 +63,8 @@ class StudyParams:
     epochs: int = param(0, "Fine-tune epochs; 0 = the profile's.", type=click.IntRange(min=0))
     dataset: str = param("fashion-mnist", "Dataset of the MNIST family.", type=click.Choice(dataset_names()))
     data_dir: str = param("", "Folder with the IDX files [default: $FMNIST_DATA_DIR or ./data].")
-    seed: int = param(0, "Seed for subsets, splits and models.")
+    seeds: str = param("0", "Seeds, comma-separated (e.g. 0,1,2): each re-draws the subsets, validation split, "
+                            "model randomness and view sampling, as its own cached cells.")
     weights: str = param("auto", "ResNet-18 weights for features and fine-tuning: imagenet, none, auto or a .pth path.")
     device: str = param("auto", "auto (CUDA when present), cpu, cuda, cuda:N, mps.")
     report_output: str = param(DEFAULT_OUTPUT, "Where to write the HTML report.")
@@ -75,33 +76,54 @@ class StudyParams:
     progress: bool = param(True, "Progress bars.", flag=True)
 
 
-def build_cells(sp: StudyParams, ds: Dataset, prof) -> list[Cell]:
-    """extract per feature -> classify and visualize per feature; finetune per mode (independent)."""
-    common = dict(dataset=sp.dataset, data_dir=sp.data_dir, subset=prof.subset, seed=sp.seed, device=sp.device,
-                  progress=sp.progress and sp.executor == "serial")
+def parse_seeds(text: Any) -> tuple[int, ...]:
+    """``"0,1,2"`` -> (0, 1, 2): distinct non-negative integers, at least one."""
+    try:
+        seeds = tuple(int(x) for x in str(text).split(",") if x.strip())
+    except ValueError:
+        seeds = ()
+    if not seeds or min(seeds) < 0 or len(set(seeds)) != len(seeds):
+        raise ParamError(f"seeds={text!r}: give distinct non-negative integers separated by commas, e.g. 0,1,2")
+    return seeds
+
+
+def build_cells(sp: StudyParams, datasets: dict[int, Dataset], prof) -> list[Cell]:
+    """Per seed: extract per feature -> classify and visualize per feature; finetune per mode (independent).
+
+    With several seeds every label ends in ``@seed=N``; seeds whose data are the same images (the full data)
+    share one extract per feature.
+    """
     feat = {"weights": sp.weights, **prof.feature_params}
     cells: list[Cell] = []
+    extract_of: dict[tuple[str, str], str] = {}  # (feature, data digest) -> the extract cell computing it
 
-    def add(step: str, label: str, p, after: tuple[str, ...] = ()) -> None:
+    def add(step: str, label: str, p, after: tuple[str, ...] = ()) -> str:
         res = STEPS[step].resources(p)
         cells.append(Cell(f"{step} {label}", (step, label, p), after, res.get("num_cpus", 1), bool(res.get("gpu"))))
+        return cells[-1].name
 
     feats = FEATURES.expand(sp.features)
-    for f in feats:
-        add("extract", f, ExtractParams(feature=f, **common, **feat))
-    for f in feats:
-        for m in CLASSIFIERS.expand(sp.models):
-            add("classify", f"{f}/{m}", ClassifyParams(feature=f, model=m, tune=prof.tune, **common, **feat),
-                (f"extract {f}",))
-    n_samples = min(prof.n_samples, len(ds.y_test))  # a small subset caps the views' sample
-    for f in feats:
-        for m in EMBEDDINGS.expand(sp.methods):
-            add("visualize", f"{f}/{m}", VisualizeParams(feature=f, method=m, n_samples=n_samples, **common, **feat),
-                (f"extract {f}",))
-    if sp.finetune:
-        ft = prof.finetune_for(resolve_device(sp.device).type)
-        for mode in FINETUNE_MODES:
-            add("finetune", mode, FinetuneParams(mode=mode, weights=sp.weights, **common, **ft).check())
+    for seed, ds in datasets.items():
+        at = f"@seed={seed}" if len(datasets) > 1 else ""
+        common = dict(dataset=sp.dataset, data_dir=sp.data_dir, subset=prof.subset, seed=seed, device=sp.device,
+                      progress=sp.progress and sp.executor == "serial")
+        for f in feats:
+            if (f, ds.digest) not in extract_of:
+                extract_of[(f, ds.digest)] = add("extract", f"{f}{at}", ExtractParams(feature=f, **common, **feat))
+        for f in feats:
+            for m in CLASSIFIERS.expand(sp.models):
+                add("classify", f"{f}/{m}{at}", ClassifyParams(feature=f, model=m, tune=prof.tune, **common, **feat),
+                    (extract_of[(f, ds.digest)],))
+        n_samples = min(prof.n_samples, len(ds.y_test))  # a small subset caps the views' sample
+        for f in feats:
+            for m in EMBEDDINGS.expand(sp.methods):
+                add("visualize", f"{f}/{m}{at}",
+                    VisualizeParams(feature=f, method=m, n_samples=n_samples, **common, **feat),
+                    (extract_of[(f, ds.digest)],))
+        if sp.finetune:
+            ft = prof.finetune_for(resolve_device(sp.device).type)
+            for mode in FINETUNE_MODES:
+                add("finetune", f"{mode}{at}", FinetuneParams(mode=mode, weights=sp.weights, **common, **ft).check())
     for c in cells:  # bad feature params fail here, before any run opens (classify/visualize read these)
         if c.payload[0] == "extract":
             c.payload[2].resolved()
@@ -137,8 +159,10 @@ def run_study(**kw: Any) -> list[Record]:
     sp = StudyParams(**kw)
     prof = get_profile(sp.profile, subset=None if sp.subset in ("profile", None) else sp.subset,
                        full_data=sp.subset is None, epochs=sp.epochs or None)
-    ds = load_dataset(sp.dataset, data_dir=sp.data_dir or None, subset=prof.subset, seed=sp.seed)
-    cells = build_cells(sp, ds, prof)
+    seeds = parse_seeds(sp.seeds)
+    datasets = _datasets(sp, prof, seeds)
+    ds = datasets[seeds[0]]
+    cells = build_cells(sp, datasets, prof)
     executor = get_executor(sp.executor, address=sp.ray_address, progress=sp.progress)
     t0 = time.perf_counter()
     try:
@@ -147,8 +171,8 @@ def run_study(**kw: Any) -> list[Record]:
             tracking.log_params(_study_params(sp, prof, cells, ds))
             tracking.set_tags({"fmnist.data_digest": ds.digest, "fmnist.profile_doc": prof.doc,
                                "fmnist.executor": sp.executor})
-            records = _execute(executor, cells, parent, ds)
-            records.append(_report(sp, parent))
+            records = _execute(executor, cells, parent, datasets)
+            records.append(_report(sp, parent, ds.name))
             _summarise(records, time.perf_counter() - t0)
     finally:
         executor.close()
@@ -166,9 +190,20 @@ def _start(executor) -> None:
                           f"cannot reach a local store")
 
 
-def _execute(executor, cells: list[Cell], parent: str, ds: Dataset) -> list[Record]:
-    if executor.in_process:  # cells share this process's dataset and the open parent run
-        work = lambda c: run_cell(c, parent, ds)  # noqa: E731
+def _datasets(sp: StudyParams, prof, seeds: tuple[int, ...]) -> dict[int, Dataset]:
+    """The data of each seed: its own subset draw, or (full data) the same images for every seed."""
+    out: dict[int, Dataset] = {}
+    for seed in seeds:
+        if out and prof.subset is None:
+            out[seed] = replace(next(iter(out.values())), seed=seed)
+        else:
+            out[seed] = load_dataset(sp.dataset, data_dir=sp.data_dir or None, subset=prof.subset, seed=seed)
+    return out
+
+
+def _execute(executor, cells: list[Cell], parent: str, datasets: dict[int, Dataset]) -> list[Record]:
+    if executor.in_process:  # cells share this process's datasets and the open parent run
+        work = lambda c: run_cell(c, parent, datasets[c.payload[2].seed])  # noqa: E731
     else:
         work = _RayWork(parent, tracking.get_run_info(parent)["experiment_id"])
     try:
@@ -196,16 +231,17 @@ def _study_params(sp: StudyParams, prof, cells: list[Cell], ds: Dataset) -> dict
     epochs = next((c.payload[2].epochs for c in cells if c.payload[0] == "finetune"), 0)
     return {"profile": prof.name, "features": ",".join(feats), "models": ",".join(CLASSIFIERS.expand(sp.models)),
             "methods": ",".join(EMBEDDINGS.expand(sp.methods)), "finetune": sp.finetune,
-            "subset": prof.subset or "all", "dataset": ds.name, "seed": sp.seed, "weights": sp.weights,
+            "subset": prof.subset or "all", "dataset": ds.name, "seeds": sp.seeds, "weights": sp.weights,
             "device": sp.device, "tune": prof.tune, "n_samples": n_samples, "epochs": epochs,
             "executor": sp.executor, "ray_address": sp.ray_address}
 
 
-def _report(sp: StudyParams, parent: str) -> Record:
+def _report(sp: StudyParams, parent: str, dataset: str) -> Record:
+    """The report on the study's own experiment and dataset (the name its runs carry)."""
     rec = Record("report", "html", run_id=parent, node=socket.gethostname())
     t = time.perf_counter()
     try:
-        get_or_run(REPORT, ReportParams(output=sp.report_output))
+        get_or_run(REPORT, ReportParams(output=sp.report_output, dataset=dataset))
         rec.status = "ran"
     except Exception as e:
         rec.status, rec.error = "failed", tracking.one_line(e)
