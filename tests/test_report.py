@@ -4,6 +4,7 @@ import math
 import time
 
 import mlflow
+import numpy as np
 import pytest
 
 from fmnist import report
@@ -107,3 +108,57 @@ def test_notebook_executes_headlessly_against_a_relative_store(study, tmp_path, 
                               filter_string="tags.`fmnist.step` = 'report'")
     assert {a.path for a in mlflow.MlflowClient().list_artifacts(r.info.run_id, "report")} == {
         "report/report.html", "report/report.ipynb"}
+
+
+def test_html_is_written_for_readers(study, tmp_path):
+    """No code and no prompts in the HTML (the executed notebook keeps them), no warning blocks, summary first."""
+    import nbformat
+
+    from fmnist.steps.report import report_step
+
+    out = report_step(output=str(tmp_path / "report.html"))
+    html = out.read_text()
+    assert "In&nbsp;[" not in html and "In [" not in html and "jp-InputArea" not in html
+    assert "application/vnd.jupyter.stderr" not in html and "Warning" not in html and "Traceback" not in html
+    assert "Fashion-MNIST: features, 2-D views" in html
+    assert html.index("Summary") < html.index("1. Test accuracy") < html.index("3. State of the art")
+    assert "Best on scatnet: SVM, 91.00%" in html and "ResNet-18 fine-tunes: full with none (random init)" in html
+    code = [c for c in nbformat.read(out.with_suffix(".ipynb"), 4).cells if c.cell_type == "code"]
+    assert code and all(c.source for c in code)  # authors keep the code
+
+
+def test_sota_ranks_full_test_set_runs_and_lists_subset_runs_apart(store):
+    _run("classify", {"model": "svm", "feature": "scatnet", "subset": "all"},
+         {"test_accuracy": 0.92, "n_train": 60000}, tags={"fmnist.feature_label": "scatnet"})
+    _run("classify", {"model": "lda", "feature": "raw", "subset": "2000"},
+         {"test_accuracy": 0.99, "n_train": 1800}, tags={"fmnist.feature_label": "raw"})
+    s = report.sota_table()
+    ours = s[s["family"] == "this study"]
+    assert list(ours["method"]) == ["SVM on scatnet (this study)"] and ours["trained_on"].iloc[0] == "60,000 train images"
+    apart = report.subset_rows()
+    assert list(apart["method"]) == ["LDA on raw (this study)"] and apart["trained_on"].iloc[0] == "1,800 train images"
+    assert set(report.reference_results("mnist")["method"]) >= {"DENSER", "ResNet18 (flips + translation + rotation)"}
+    assert report.reference_results("kmnist").empty
+
+
+def test_per_class_confusions_curves_and_datasets_side_by_side(store):
+    from fmnist.evaluation import slug
+
+    classes = report.class_names("fashion-mnist", 10)
+    per = {f"test_accuracy_{slug(c)}": 0.5 + 0.05 * i for i, c in enumerate(classes)}
+    _run("classify", {"model": "svm", "feature": "raw"}, {"test_accuracy": 0.9, **per},
+         tags={"fmnist.feature_label": "raw"})
+    _run("classify", {"model": "svm", "feature": "raw", "dataset": "mnist"}, {"test_accuracy": 0.97},
+         tags={"fmnist.feature_label": "raw"})
+    _run("finetune", {"mode": "full", "weights_used": "none (random init)", "epochs": 1},
+         {"test_accuracy": 0.8}, history={"val_accuracy": [0.8]})
+    pc = report.per_class_table()
+    assert list(pc.columns) == classes and pc.loc["SVM on raw", "Trouser"] == pytest.approx(55.0)
+    assert report.learning_curves(min_epochs=2).empty and not report.learning_curves().empty  # one epoch: a dot
+    cm = np.zeros((3, 3), int)
+    cm[0, 1], cm[1, 0], cm[2, 0], cm[1, 2] = 5, 4, 7, 1
+    pairs = report.most_confused(cm, ["a", "b", "c"], k=2)
+    assert pairs[["class_a", "class_b", "confusions"]].values.tolist() == [["a", "b", 9], ["a", "c", 7]]
+    cross = report.cross_dataset_table()
+    assert cross.loc["svm", ("fashion-mnist", "raw")] == pytest.approx(90.0)
+    assert cross.loc["svm", ("mnist", "raw")] == pytest.approx(97.0)

@@ -184,6 +184,31 @@ def test_two_seeds_give_mean_and_std_cells(store, monkeypatch, tmp_path):
         st.run_study(**kw, seeds="1,1")
 
 
+@pytest.mark.parametrize("dataset,published", [("mnist", "DENSER"), ("kmnist", None)])
+def test_the_report_is_about_the_study_dataset(store, monkeypatch, tmp_path, dataset, published):
+    """A study on another dataset of the family: its report's title, tables and published rows are that dataset's."""
+    from dataclasses import replace
+
+    import fmnist.steps.study as st
+    from fmnist.data import DATASETS, synthetic_dataset
+
+    spec = DATASETS[dataset]
+    monkeypatch.setattr(st, "load_dataset", lambda *a, seed=0, **k: replace(
+        synthetic_dataset(n_train=200, n_test=100, seed=seed), name=dataset, classes=spec.classes))
+    out = tmp_path / "report.html"
+    recs = st.run_study(**dict(SMALL, features="raw", models="lda", finetune=False, dataset=dataset,
+                               report_output=str(out)))
+    (cls,) = [r for r in recs if r.step == "classify"]
+    acc = 100 * mlflow.get_run(cls.run_id).data.metrics["test_accuracy"]
+    html = out.read_text()
+    assert f"{spec.title}: features, 2-D views" in html and "Fashion-MNIST" not in html
+    assert f"{acc:.2f}" in html and "No classify runs yet" not in html
+    if published:
+        assert published in html and "WRN40-4" not in html
+    else:
+        assert f"No published results for {spec.title}" in html
+
+
 @pytest.mark.slow
 def test_main_entry_point_on_real_subset(real_data_dir, store, tmp_path):
     sys.path.insert(0, str(tmp_path.parent))

@@ -238,3 +238,32 @@ def test_team_server_ui_behind_basic_auth(team_server, real_data_dir, tmp_path):
             assert any("extract-raw" in r for r in _rows(page))
         finally:
             browser.close()
+
+
+def test_report_html_reads_on_a_laptop_screen(study, tmp_path):
+    """The rendered report in headless Chromium at a laptop's 1366x768: each 2-D view at least half the page
+    wide (titles and legends readable), no code shown; a screenshot kept in test-artifacts/ui/."""
+    from playwright.sync_api import sync_playwright
+
+    env = fmnist_env(study["uri"], "fmnist", REAL_DATA)
+    out = tmp_path / "report.html"
+    rep = fmnist(["report", "--output", str(out)], env, study["dir"], timeout=400)
+    assert rep.returncode == 0, rep.stderr[-3000:]
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
+        try:
+            page = browser.new_page(viewport={"width": 1366, "height": 768})
+            page.goto(out.as_uri(), wait_until="load")
+            views = page.locator("img.fmnist-embedding")
+            assert views.count() == 1  # the study's one view (raw / pca)
+            views.first.scroll_into_view_if_needed()
+            width = views.first.evaluate("i => i.getBoundingClientRect().width")
+            natural = views.first.evaluate("i => i.naturalWidth")
+            assert width >= 0.4 * 1366 and natural > 0, (width, natural)
+            assert page.locator(".jp-InputArea").count() == 0  # no code for readers
+            page.screenshot(path=str(SHOTS / "report-embeddings.png"))
+            page.goto(out.as_uri(), wait_until="load")
+            page.screenshot(path=str(SHOTS / "report-top.png"))
+        finally:
+            browser.close()
