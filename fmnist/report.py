@@ -200,7 +200,7 @@ def sota_table(experiment: str | None = None, best_only: bool = True,
     """Published results for ``dataset`` with this study's best rows ranked in: only runs scored on the full test
     set (``best_only``: best classify cell per model and each fine-tune mode); subset runs: ``subset_rows``."""
     ours = study_rows(experiment, dataset)
-    ours = ours[ours["full_test_set"]]
+    ours = ours[ours["full_test_set"].astype(bool)]
     if best_only:
         ours = ours.sort_values("accuracy", ascending=False).drop_duplicates("group")
     ours = ours.drop(columns=["group", "full_test_set"])
@@ -213,7 +213,7 @@ def sota_table(experiment: str | None = None, best_only: bool = True,
 def subset_rows(experiment: str | None = None, dataset: str | None = "fashion-mnist") -> pd.DataFrame:
     """This study's runs scored on a subset of the test set: not comparable with published results, so apart."""
     ours = study_rows(experiment, dataset)
-    ours = ours[~ours["full_test_set"]].sort_values("accuracy", ascending=False)
+    ours = ours[~ours["full_test_set"].astype(bool)].sort_values("accuracy", ascending=False)
     return ours.drop(columns=["group", "full_test_set", "family"]).reset_index(drop=True)
 
 

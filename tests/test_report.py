@@ -118,8 +118,12 @@ def test_html_is_written_for_readers(study, tmp_path):
 
     out = report_step(output=str(tmp_path / "report.html"))
     html = out.read_text()
-    assert "In&nbsp;[" not in html and "In [" not in html and "jp-InputArea" not in html
-    assert "application/vnd.jupyter.stderr" not in html and "Warning" not in html and "Traceback" not in html
+    import re
+
+    assert "In&nbsp;[" not in html and "In [" not in html  # no prompts
+    assert not re.search(r'class="[^"]*jp-InputArea-editor', html) and "hl-ipython3" not in html  # no code
+    assert 'data-mime-type="application/vnd.jupyter.stderr"' not in html  # no warning blocks
+    assert "Warning" not in html and "Traceback" not in html
     assert "Fashion-MNIST: features, 2-D views" in html
     assert html.index("Summary") < html.index("1. Test accuracy") < html.index("3. State of the art")
     assert "Best on scatnet: SVM, 91.00%" in html and "ResNet-18 fine-tunes: full with none (random init)" in html

@@ -261,7 +261,7 @@ def test_report_html_reads_on_a_laptop_screen(study, tmp_path):
             width = views.first.evaluate("i => i.getBoundingClientRect().width")
             natural = views.first.evaluate("i => i.naturalWidth")
             assert width >= 0.4 * 1366 and natural > 0, (width, natural)
-            assert page.locator(".jp-InputArea").count() == 0  # no code for readers
+            assert page.locator(".jp-InputArea-editor").count() == 0  # no code for readers
             page.screenshot(path=str(SHOTS / "report-embeddings.png"))
             page.goto(out.as_uri(), wait_until="load")
             page.screenshot(path=str(SHOTS / "report-top.png"))

@@ -100,7 +100,7 @@ def build_cells(sp: StudyParams, datasets: dict[int, Dataset], prof) -> list[Cel
     def add(step: str, label: str, p, after: tuple[str, ...] = ()) -> str:
         res = STEPS[step].resources(p)
         cells.append(Cell(f"{step} {label}", (step, label, p), after, res.get("num_cpus", 1), bool(res.get("gpu"))))
-        return cells[-1].name
+        return cells[-1].id
 
     feats = FEATURES.expand(sp.features)
     for seed, ds in datasets.items():

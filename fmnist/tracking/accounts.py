@@ -12,7 +12,6 @@ from contextlib import contextmanager
 from typing import Iterator, NamedTuple
 
 from mlflow.exceptions import MlflowException
-from mlflow.server import get_app_client
 from mlflow.tracking import MlflowClient
 from mlflow.utils.credentials import read_mlflow_creds
 
@@ -52,6 +51,13 @@ def _as(who: Credentials) -> Iterator[None]:
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
+
+
+def get_app_client(name: str, tracking_uri: str):
+    # Imported here: mlflow.server pulls in the whole Flask app, seconds every client would pay for nothing.
+    from mlflow.server import get_app_client as app_client
+
+    return app_client(name, tracking_uri=tracking_uri)
 
 
 def _error(e: MlflowException, uri: str, admin: Credentials, what: str) -> FmnistError:
