@@ -48,6 +48,8 @@ def check_store() -> None:
             f"tracking server {uri} is not reachable ({why}); start it (make server) or unset "
             f"MLFLOW_TRACKING_URI to use the local sqlite:///mlflow.db; nothing was computed"
         )
+    if os.environ.get("MLFLOW_TRACKING_TOKEN"):
+        return  # a bearer token (another kind of server): MLflow's own client sends it, our probe does not
     # /health needs no account: ask something that does, so missing or wrong credentials fail here, not mid-step.
     who = accounts.current()
     if http_status(uri.rstrip("/") + "/api/2.0/mlflow/experiments/search?max_results=1", who, timeout=10) == 401:
