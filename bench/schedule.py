@@ -27,10 +27,20 @@ def study_cells(run_id: str | None, experiment: str) -> tuple[dict[str, float], 
     steps = pd.read_csv(tracking.artifact_local_path(run_id, "steps.csv"))
     steps = steps[(steps["step"] != "report") & (steps["status"] == "ran")]
     seconds = {f"{r.step} {r.cell}": float(r.seconds) for r in steps.itertuples()}
-    after = {c: (f"extract {c.split(' ', 1)[1].split('/')[0]}",) for c in seconds
-             if c.startswith(("classify ", "visualize "))}
+    after = {c: _extract_of(c, seconds) for c in seconds if c.startswith(("classify ", "visualize "))}
     print(f"study {run_id}: {len(seconds)} cells that ran, {sum(seconds.values()):.0f} s of work")
     return seconds, after
+
+
+def _extract_of(cell: str, seconds: dict[str, float]) -> tuple[str, ...]:
+    """The extract cell a classify/visualize cell waited for: ``classify raw/lda@seed=1`` -> ``extract raw@seed=1``
+    (seeds on the full data share the first seed's extract); none when it was cached, not run."""
+    feature, _, rest = cell.split(" ", 1)[1].partition("/")
+    seed = rest[rest.index("@"):] if "@" in rest else ""
+    for name in (f"extract {feature}{seed}", *(c for c in seconds if c.startswith(f"extract {feature}@"))):
+        if name in seconds:
+            return (name,)
+    return ()
 
 
 @click.command()
