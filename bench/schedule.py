@@ -21,9 +21,13 @@ def study_cells(run_id: str | None, experiment: str) -> tuple[dict[str, float], 
 
     if run_id is None:
         runs = tracking.search_runs("tags.`fmnist.step` = 'study' and attributes.status = 'FINISHED'", [experiment])
-        if runs.empty:
-            raise SystemExit(f"no FINISHED study in experiment {experiment!r}")
-        run_id = runs.iloc[0]["run_id"]
+        for candidate in runs["run_id"] if not runs.empty else []:  # newest first; an all-cached rerun says nothing
+            ran = pd.read_csv(tracking.artifact_local_path(candidate, "steps.csv"))["status"].eq("ran").sum()
+            if ran > 1:
+                run_id = candidate
+                break
+        if run_id is None:
+            raise SystemExit(f"no FINISHED study in experiment {experiment!r} computed its cells (all cached?)")
     steps = pd.read_csv(tracking.artifact_local_path(run_id, "steps.csv"))
     steps = steps[(steps["step"] != "report") & (steps["status"] == "ran")]
     seconds = {f"{r.step} {r.cell}": float(r.seconds) for r in steps.itertuples()}
