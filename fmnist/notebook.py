@@ -6,6 +6,7 @@ import os
 import time
 from pathlib import Path
 
+from .envvars import environ
 from .errors import ParamError
 
 DEFAULT_NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / "report.ipynb"
@@ -31,18 +32,10 @@ def render_report(output: str | os.PathLike, *, tracking_uri: str, notebook: str
     # The kernel inherits our environment: that is how it finds the store and the experiment.
     env = {"MLFLOW_TRACKING_URI": tracking_uri, "FMNIST_REPORT_EXPERIMENT": experiment or "",
            "FMNIST_REPORT_DATASET": dataset, "TQDM_DISABLE": "1"}
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
     t0 = time.perf_counter()
-    try:
+    with environ(env):
         NotebookClient(nb, timeout=timeout, kernel_name="python3",
                        resources={"metadata": {"path": os.getcwd()}}).execute()
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
     html, _ = HTMLExporter(template_name="lab", exclude_input=True, exclude_input_prompt=True,
                            exclude_output_prompt=True).from_notebook_node(_for_readers(nb))
     tmp = out.with_suffix(".html.tmp")

@@ -54,16 +54,22 @@ def _feature_label(df: pd.DataFrame) -> pd.Series:
     return label.where(label.notna(), _col(df, "params.feature", "?").astype(object))
 
 
-def latest_cells(step: str, keys: list[str], experiment: str | None = None,
-                 dataset: str | None = "fashion-mnist") -> pd.DataFrame:
-    """The newest FINISHED run per combination of ``keys`` (param names; ``feature`` uses its label)."""
+def _keyed_runs(step: str, keys: list[str], experiment: str | None, dataset: str | None) -> pd.DataFrame:
+    """FINISHED runs of ``step``, newest first, with a column per key (``feature`` uses its label)."""
     df = runs(step, experiment, dataset)
     if df.empty:
         return df
     df = df.copy()
     for k in keys:
         df[k] = _feature_label(df) if k == "feature" else _col(df, f"params.{k}", "?")
-    return df.drop_duplicates(subset=keys, keep="first").reset_index(drop=True)  # runs are newest first
+    return df
+
+
+def latest_cells(step: str, keys: list[str], experiment: str | None = None,
+                 dataset: str | None = "fashion-mnist") -> pd.DataFrame:
+    """The newest FINISHED run per combination of ``keys`` (param names; ``feature`` uses its label)."""
+    df = _keyed_runs(step, keys, experiment, dataset)
+    return df if df.empty else df.drop_duplicates(subset=keys, keep="first").reset_index(drop=True)
 
 
 def seed_runs(step: str, keys: list[str], experiment: str | None = None,
@@ -73,12 +79,9 @@ def seed_runs(step: str, keys: list[str], experiment: str | None = None,
     So a cell run with seeds 0,1,2 gives three rows, and a quick-profile run left in the experiment from before
     a full one does not mix into the full one's numbers.
     """
-    df = runs(step, experiment, dataset)
+    df = _keyed_runs(step, keys, experiment, dataset)
     if df.empty:
         return df
-    df = df.copy()
-    for k in keys:
-        df[k] = _feature_label(df) if k == "feature" else _col(df, f"params.{k}", "?")
     df["seed"] = _col(df, "params.seed", "0").fillna("0")
     df["subset"] = _col(df, "params.subset", "all").fillna("all")
     newest = df.drop_duplicates(subset=keys, keep="first")[[*keys, "subset"]]  # runs are newest first

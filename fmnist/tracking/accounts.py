@@ -7,14 +7,13 @@ The admin side (users, per-experiment grants) goes through MLflow's own auth RES
 
 from __future__ import annotations
 
-import os
-from contextlib import contextmanager
-from typing import Iterator, NamedTuple
+from typing import NamedTuple
 
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from mlflow.utils.credentials import read_mlflow_creds
 
+from ..envvars import environ
 from ..errors import FmnistError
 
 USER_VAR, PASSWORD_VAR = "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"
@@ -38,19 +37,9 @@ def as_env() -> dict[str, str]:
     return {USER_VAR: c.username, PASSWORD_VAR: c.password} if c else {}
 
 
-@contextmanager
-def _as(who: Credentials) -> Iterator[None]:
+def _as(who: Credentials):
     # MLflow's clients read credentials from the environment only: set them for the calls, then put back.
-    saved = {k: os.environ.get(k) for k in (USER_VAR, PASSWORD_VAR)}
-    os.environ[USER_VAR], os.environ[PASSWORD_VAR] = who.username, who.password
-    try:
-        yield
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+    return environ({USER_VAR: who.username, PASSWORD_VAR: who.password})
 
 
 def get_app_client(name: str, tracking_uri: str):
