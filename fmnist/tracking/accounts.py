@@ -7,6 +7,7 @@ The admin side (users, per-experiment grants) goes through MLflow's own auth RES
 
 from __future__ import annotations
 
+import warnings
 from typing import NamedTuple
 
 from mlflow.exceptions import MlflowException
@@ -44,9 +45,12 @@ def _as(who: Credentials):
 
 def get_app_client(name: str, tracking_uri: str):
     # Imported here: mlflow.server pulls in the whole Flask app, seconds every client would pay for nothing.
-    from mlflow.server import get_app_client as app_client
+    # Its import warns about Starlette internals an admin command has no use for: keep them off stderr.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from mlflow.server import get_app_client as app_client
 
-    return app_client(name, tracking_uri=tracking_uri)
+        return app_client(name, tracking_uri=tracking_uri)  # loads the auth app's client module
 
 
 def _error(e: MlflowException, uri: str, admin: Credentials, what: str) -> FmnistError:
