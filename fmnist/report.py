@@ -418,16 +418,20 @@ def findings(experiment: str | None = None, dataset: str | None = "fashion-mnist
         feats = acc.loc["Average"].drop("Average").dropna()
         models = acc["Average"].drop("Average").dropna()
         if len(feats):
-            out.append(f"Best feature set on average over classifiers: {feats.idxmax()} ({feats.max():.2f}%); "
-                       f"worst: {feats.idxmin()} ({feats.min():.2f}%).")
+            ahead = _ahead_everywhere(feats.idxmax(), experiment, dataset)
+            out.append(f"Highest average over classifiers: {feats.idxmax()} ({feats.max():.2f}%); lowest: "
+                       f"{feats.idxmin()} ({feats.min():.2f}%)" + (
+                           f"; {feats.idxmax()} is significantly ahead of every other feature set under every "
+                           "classifier." if ahead else "; averages only: the per-classifier tests below say which "
+                           "gaps are real."))
         if len(models):
-            out.append(f"Best classifier on average over feature sets: {MODEL_NAMES.get(models.idxmax(), models.idxmax())} "
+            out.append(f"Highest average over feature sets: {MODEL_NAMES.get(models.idxmax(), models.idxmax())} "
                        f"({models.max():.2f}%).")
         stacked = body.stack().dropna()
         if len(stacked):
             (m, f), v = stacked.idxmax(), stacked.max()
             ci = _interval(experiment, m, f, dataset)
-            out.append(f"Best single cell: {MODEL_NAMES.get(m, m)} on {f} with {v:.2f}% test accuracy{ci}.")
+            out.append(f"Most accurate classify cell: {MODEL_NAMES.get(m, m)} on {f} with {v:.2f}% test accuracy{ci}.")
     out += _significance_findings(experiment, dataset)
     sep = separation_table(experiment, dataset)
     if not sep.empty and sep["knn_accuracy"].notna().any():
@@ -567,3 +571,12 @@ def class_names(dataset: str | None, n: int) -> list[str]:
 
     spec = DATASETS.get(dataset or "")
     return list(spec.classes) if spec and len(spec.classes) == n else [str(i) for i in range(n)]
+
+
+def _ahead_everywhere(feature: str, experiment: str | None, dataset: str | None) -> bool:
+    """True when ``feature`` beats every other feature set, significantly, under every classifier tested."""
+    fm = significance_table(experiment, dataset)
+    fm = fm[fm["family"] == "features per model"] if not fm.empty else fm
+    pairs = [r for _, r in fm.iterrows() if r["a"].endswith(f" on {feature}") or r["b"].endswith(f" on {feature}")]
+    return bool(pairs) and all(r["significant"] and ((r["accuracy_a"] > r["accuracy_b"]) == r["a"].endswith(
+        f" on {feature}")) for r in pairs)
