@@ -380,8 +380,7 @@ def tied_with_best(experiment: str | None = None, dataset: str | None = "fashion
     return ([best] if best else []) + vs.loc[~vs["significant"], "b"].tolist()
 
 
-def _significance_findings(experiment: str | None, dataset: str | None) -> list[str]:
-    sig = significance_table(experiment, dataset)
+def _significance_findings(sig: pd.DataFrame) -> list[str]:
     if sig.empty:
         return []
     out = []
@@ -412,13 +411,14 @@ def findings(experiment: str | None = None, dataset: str | None = "fashion-mnist
     """Short written findings computed from the numbers (nothing hard-coded); a difference is called one only
     when McNemar's test (Holm-corrected) says it is significant."""
     out = []
+    sig = significance_table(experiment, dataset)  # once: it reads every run's predictions
     acc = comparison_table(experiment=experiment, dataset=dataset)
     if not acc.empty and acc.shape[0] > 1:
         body = acc.drop(index="Average", columns="Average")
         feats = acc.loc["Average"].drop("Average").dropna()
         models = acc["Average"].drop("Average").dropna()
         if len(feats):
-            ahead = _ahead_everywhere(feats.idxmax(), experiment, dataset)
+            ahead = _ahead_everywhere(feats.idxmax(), sig)
             out.append(f"Highest average over classifiers: {feats.idxmax()} ({feats.max():.2f}%); lowest: "
                        f"{feats.idxmin()} ({feats.min():.2f}%)" + (
                            f"; {feats.idxmax()} is significantly ahead of every other feature set under every "
@@ -432,7 +432,7 @@ def findings(experiment: str | None = None, dataset: str | None = "fashion-mnist
             (m, f), v = stacked.idxmax(), stacked.max()
             ci = _interval(experiment, m, f, dataset)
             out.append(f"Most accurate classify cell: {MODEL_NAMES.get(m, m)} on {f} with {v:.2f}% test accuracy{ci}.")
-    out += _significance_findings(experiment, dataset)
+    out += _significance_findings(sig)
     sep = separation_table(experiment, dataset)
     if not sep.empty and sep["knn_accuracy"].notna().any():
         best = sep.loc[sep["knn_accuracy"].idxmax()]
@@ -573,10 +573,9 @@ def class_names(dataset: str | None, n: int) -> list[str]:
     return list(spec.classes) if spec and len(spec.classes) == n else [str(i) for i in range(n)]
 
 
-def _ahead_everywhere(feature: str, experiment: str | None, dataset: str | None) -> bool:
+def _ahead_everywhere(feature: str, sig: pd.DataFrame) -> bool:
     """True when ``feature`` beats every other feature set, significantly, under every classifier tested."""
-    fm = significance_table(experiment, dataset)
-    fm = fm[fm["family"] == "features per model"] if not fm.empty else fm
+    fm = sig[sig["family"] == "features per model"] if not sig.empty else sig
     pairs = [r for _, r in fm.iterrows() if r["a"].endswith(f" on {feature}") or r["b"].endswith(f" on {feature}")]
     return bool(pairs) and all(r["significant"] and ((r["accuracy_a"] > r["accuracy_b"]) == r["a"].endswith(
         f" on {feature}")) for r in pairs)
