@@ -110,6 +110,25 @@ def test_notebook_executes_headlessly_against_a_relative_store(study, tmp_path, 
         "report/report.html", "report/report.ipynb"}
 
 
+def test_report_is_reused_until_a_run_changes(study, tmp_path):
+    """Rendering twice with no run changed executes the notebook once; a new run, or a deleted file's
+    checksum failing, renders it again."""
+    from fmnist.steps.report import ReportParams, render_or_reuse
+
+    p = ReportParams(output=str(tmp_path / "a" / "report.html"))
+    first = render_or_reuse(p)
+    again = render_or_reuse(ReportParams(output=str(tmp_path / "b" / "report.html")))
+    assert not first.cached and again.cached and again.run_id == first.run_id
+    assert (tmp_path / "b" / "report.html").read_text() == (tmp_path / "a" / "report.html").read_text()
+    assert (tmp_path / "b" / "report.ipynb").is_file()
+    _run("classify", {"model": "lda", "feature": "scatnet"}, {"test_accuracy": 0.5})  # the store changed
+    third = render_or_reuse(p)
+    assert not third.cached and third.run_id != first.run_id
+    reports = mlflow.search_runs(experiment_names=["fmnist"], output_format="list",
+                                 filter_string="tags.`fmnist.step` = 'report'")
+    assert len(reports) == 2
+
+
 def test_html_is_written_for_readers(study, tmp_path):
     """No code and no prompts in the HTML (the executed notebook keeps them), no warning blocks, summary first."""
     import nbformat

@@ -3,6 +3,7 @@
 Each maps float features (n, d) to float32 coordinates (n, 2), the same for the same ``seed``.
 Registry ``params`` are the defaults of the knobs that change the picture. ``pca_dims`` (t-SNE,
 UMAP, LLE) first reduces the features with PCA, as is customary for these methods; 0 turns it off.
+``fn.cost`` beside a method: its rough seconds for 5,000 points (executors order cells by it).
 """
 
 from __future__ import annotations

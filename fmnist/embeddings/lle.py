@@ -29,3 +29,4 @@ def lle(x: np.ndarray, *, seed: int, lle_neighbors: int, pca_dims: int) -> np.nd
 
 
 lle.validate = _validate
+lle.cost = 5  # s for 5,000 points, metrics included

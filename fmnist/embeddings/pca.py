@@ -13,3 +13,6 @@ def pca(x: np.ndarray, *, seed: int) -> np.ndarray:
     from sklearn.decomposition import PCA
 
     return PCA(n_components=2, random_state=seed).fit_transform(x)
+
+
+pca.cost = 4  # s for 5,000 points, metrics included

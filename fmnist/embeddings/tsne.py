@@ -38,3 +38,4 @@ def tsne(x: np.ndarray, *, seed: int, perplexity: float, pca_dims: int) -> np.nd
 
 
 tsne.validate = _validate
+tsne.cost = 25  # s for 5,000 points, metrics included (2026-12-02)

@@ -17,6 +17,7 @@ from typing import Callable
 
 from ..errors import FmnistError
 from .graph import Cell, Progress, Record, skipped_because
+from .schedule import admit, ranks
 
 MAX_RETRIES = 2  # a cell whose worker process dies (SIGKILL, OOM, lost node) is tried again this often
 # What a worker needs of the driver's environment: the store, its credentials, the data, offline mode.
@@ -82,8 +83,13 @@ class RayExecutor:
     def multi_node(self) -> bool:
         return len(self.nodes) > 1
 
+    @property
+    def capacity(self) -> float:
+        """CPUs of the whole cluster (what the driver admits cells against)."""
+        return sum(n["Resources"].get("CPU", 0) for n in self.nodes) or 1
+
     def _options(self, cell: Cell) -> dict:
-        cpus = max((n["Resources"].get("CPU", 0) for n in self.nodes), default=1) or 1
+        cpus = max((n["Resources"].get("CPU", 0) for n in self.nodes), default=1) or 1  # the widest node
         gpus = any(n["Resources"].get("GPU", 0) for n in self.nodes)
         return {"num_cpus": min(cell.num_cpus, cpus) if math.isfinite(cell.num_cpus) else cpus,
                 "num_gpus": 1 if cell.wants_gpu and gpus else 0, "max_retries": MAX_RETRIES,
@@ -91,30 +97,44 @@ class RayExecutor:
 
     def run(self, cells: list[Cell], work: Callable[[Cell], Record], skip: Callable[[Cell, str], Record]
             ) -> list[Record]:
-        """Submit each cell once its predecessors succeeded; gather records as they arrive."""
+        """Start ready cells while their CPUs are free (longest chain first); gather records as they arrive.
+
+        The driver does its own CPU accounting rather than queueing every ready cell in Ray: Ray's queue left
+        a core idle with one-core cells runnable, and started the two-core cells, ready at t=0, last.
+        """
         ray = self.ray
         remote = ray.remote(_run_in_worker)
+        opts = {c.id: self._options(c) for c in cells}
+        need = {c.id: o["num_cpus"] for c, o in zip(cells, opts.values())}
+        rank = ranks(cells)
+        free = self.capacity
         done: dict[str, Record] = {}
         pending = list(cells)
         inflight: dict = {}
         bar = Progress(len(cells), self.progress)
         try:
             while pending or inflight:
-                for cell in [c for c in pending if all(a in done for a in c.after)]:
+                ready = [c for c in pending if all(a in done for a in c.after)]
+                moved = bool(ready)
+                for cell in [c for c in ready if skipped_because(c, done)]:
                     pending.remove(cell)
-                    why = skipped_because(cell, done)
+                    ready.remove(cell)
                     bar.started()
-                    if why:
-                        done[cell.id] = skip(cell, why)
-                        bar.finished(done[cell.id])
-                        continue
-                    opts = self._options(cell)
-                    inflight[remote.options(**opts).remote(work, cell, opts["num_cpus"])] = cell
+                    done[cell.id] = skip(cell, skipped_because(cell, done))
+                    bar.finished(done[cell.id])
+                for cell in admit(ready, free, need, rank):
+                    pending.remove(cell)
+                    free -= need[cell.id]
+                    bar.started()
+                    inflight[remote.options(**opts[cell.id]).remote(work, cell, need[cell.id])] = cell
                 if not inflight:
+                    if not moved:  # what is left waits on cells that are not in the graph: a bug, not a hang
+                        raise RuntimeError(f"cells wait on cells not in the graph: {[c.id for c in pending]}")
                     continue
-                ready, _ = ray.wait(list(inflight), num_returns=1, timeout=1.0)
-                for ref in ready:
+                finished, _ = ray.wait(list(inflight), num_returns=1, timeout=1.0)
+                for ref in finished:
                     cell = inflight.pop(ref)
+                    free += need[cell.id]
                     done[cell.id] = self._record(ref, cell, skip)
                     bar.finished(done[cell.id])
         except BaseException:

@@ -1,4 +1,5 @@
-"""What a cluster would buy: list-schedule a finished graph's measured cells on N workers."""
+"""List scheduling: what a cluster would buy (a finished graph's measured cells on N workers), and which ready
+cells the Ray executor starts when CPUs free up."""
 
 from __future__ import annotations
 
@@ -45,3 +46,31 @@ def critical_tail(cell: str, seconds: dict[str, float], after: dict[str, tuple[s
     """The cell's own time plus the longest chain of cells waiting on it."""
     children = [c for c, deps in after.items() if cell in deps and c in seconds]
     return seconds[cell] + max((critical_tail(c, seconds, after) for c in children), default=0.0)
+
+
+def ranks(cells) -> dict[str, float]:
+    """Each cell's priority: its estimated cost plus the longest chain of cells waiting on it."""
+    children: dict[str, list[str]] = {c.id: [] for c in cells}
+    for c in cells:
+        for a in c.after:
+            children.setdefault(a, []).append(c.id)
+    cost = {c.id: c.cost for c in cells}
+    memo: dict[str, float] = {}
+
+    def tail(c: str) -> float:
+        if c not in memo:
+            memo[c] = cost[c] + max((tail(k) for k in children[c]), default=0.0)
+        return memo[c]
+
+    return {c.id: tail(c.id) for c in cells}
+
+
+def admit(ready, free: float, need: dict[str, float], rank: dict[str, float]) -> list:
+    """Of the ready cells, those to start now: highest rank first, each only when its CPUs are free, narrower
+    ones filling what a wider one leaves (a core never idles while a cell that fits is ready)."""
+    out = []
+    for cell in sorted(ready, key=lambda c: -rank[c.id]):
+        if need[cell.id] <= free + 1e-9:
+            out.append(cell)
+            free -= need[cell.id]
+    return out

@@ -1,7 +1,8 @@
 """ResNet-18 fine-tuning: registries of modes, optimizers and schedules, the training loop, checkpoints.
 
 ``MODES`` (which parameters train), ``OPTIMIZERS`` and ``SCHEDULES`` map a name to a function; a new
-one is one decorated function. ``fit`` is the library loop: it returns values and never logs to MLflow
+one is one decorated function (a mode declares ``fn.cost``, its rough seconds per epoch of 60k images at
+32 px on 2 cores, for executors). ``fit`` is the library loop: it returns values and never logs to MLflow
 (``fmnist.steps.finetune`` does that).
 """
 

@@ -21,12 +21,18 @@ def last_layer(model) -> list:
     return list(model.fc.parameters())
 
 
+last_layer.cost = 25  # s per epoch of 60k images at 32 px on 2 cores (a forward pass through the backbone)
+
+
 @MODES.register("full", freeze_bn=False)
 def full(model) -> list:
     """Train every parameter; BatchNorm statistics update as usual."""
     for p in model.parameters():
         p.requires_grad_(True)
     return list(model.parameters())
+
+
+full.cost = 80  # s per epoch of 60k images at 32 px on 2 cores
 
 
 def set_train_mode(model, mode: str) -> None:

@@ -81,13 +81,20 @@ class Step:
         return tracking.get_run_info(run_id)["metrics"]
 
     def resources(self, p) -> dict[str, float]:
-        """CPUs (and GPUs) one run of this step keeps busy: an executor's resource hint."""
-        return {"num_cpus": 1}
+        """An executor's hints for one run of this step: the CPUs (and GPU) it keeps busy, and ``cost``, its
+        rough seconds on a 2-core node (declared beside each registration as ``fn.cost``; it only orders
+        the ready cells, so a wrong guess costs time, never a result)."""
+        return {"num_cpus": 1, "cost": 1.0}
 
     @contextmanager
     def open(self, p, ds, parent_run_id: str | None) -> Iterator[RunContext]:
         with tracking.run(self.run_name(p), step=self.name, parent_run_id=parent_run_id) as run_id:
             yield RunContext(run_id)
+
+
+def scaled(cost: float, n: int | None, full: int) -> float:
+    """A cost declared for ``full`` items, for ``n`` of them (None: all)."""
+    return cost * (1.0 if n is None else n / full)
 
 
 def log_predictions(arrays: dict) -> str:
@@ -125,6 +132,22 @@ def find_reusable(step: Step, p, ds, key: str) -> tuple[str, Any] | None:
         return None
 
 
+def lookup(step: Step, p, ds=None, key: str | None = None) -> Outcome | None:
+    """What ``get_or_run`` would reuse (``p.force``: nothing), opening no run; None on a miss."""
+    t0 = time.perf_counter()
+    if ds is None and step.needs_data:
+        ds = p.load()
+    key = key or (step.key(p, ds) if step.cacheable else None)
+    if not key or getattr(p, "force", False):
+        return None
+    found = find_reusable(step, p, ds, key)
+    if not found:
+        return None
+    log.info("%s: cache hit, reusing FINISHED run %s (same params, data and code%s)", step.run_name(p), found[0],
+             "; --force recomputes" if hasattr(p, "force") else "")
+    return Outcome(found[0], True, found[1], time.perf_counter() - t0)
+
+
 def get_or_run(step: Step, p, ds=None, *, parent_run_id: str | None = None) -> Outcome:
     """Reuse the FINISHED run carrying this step's key (artifacts verified), else run and log it.
 
@@ -136,14 +159,11 @@ def get_or_run(step: Step, p, ds=None, *, parent_run_id: str | None = None) -> O
     if ds is None and step.needs_data:
         ds = p.load()
     key = step.key(p, ds) if step.cacheable else None
-    if key and not getattr(p, "force", False):
-        found = find_reusable(step, p, ds, key)
-        if found:
-            run_id, result = found
-            log.info("%s: cache hit, reusing FINISHED run %s (same params, data and code; --force recomputes)",
-                     step.run_name(p), run_id)
-            _note_reuse_on_launcher(step, run_id)
-            return Outcome(run_id, True, result, time.perf_counter() - t0)
+    hit = lookup(step, p, ds, key) if key else None
+    if hit:
+        _note_reuse_on_launcher(step, hit.run_id)
+        hit.seconds = time.perf_counter() - t0
+        return hit
     with step.open(p, ds, parent_run_id) as ctx:
         # Inside the run: under `mlflow run` the launcher's run is this step's, not an input's.
         inputs = step.inputs(p, ds, ctx.run_id)

@@ -18,7 +18,7 @@ from ..errors import CacheError, ParamError
 from ..evaluation import (CI_METHOD, accuracy_metrics, class_probabilities, classification_report,
                           predictions_arrays, slug)
 from ..features import FEATURES
-from .base import PREDICTIONS, RunContext, Step, get_or_run, log_predictions
+from .base import PREDICTIONS, RunContext, Step, get_or_run, log_predictions, scaled
 from .extract import EXTRACT, ExtractParams, extract_params_of, FeatureSet, load_feature_run
 from .params import Common, FeatureOpts, param
 
@@ -83,7 +83,9 @@ class Classify(Step):
 
     def resources(self, p: ClassifyParams) -> dict[str, float]:
         # A model that parallelises itself (rf: n_jobs=-1) declares `fn.cpus` beside its registration.
-        return {"num_cpus": CLASSIFIERS.get(p.model).hook("cpus", 1)}
+        m = CLASSIFIERS.get(p.model)
+        cost = m.hook("cost", 60.0) * (1.0 if p.tune else 0.4)  # tuning: a grid of fits on a validation split
+        return {"num_cpus": m.hook("cpus", 1), "cost": scaled(cost, p.subset, 60000)}
 
     def inputs(self, p: ClassifyParams, ds: Dataset, run_id: str) -> dict[str, Any]:
         if p.extract_run:

@@ -15,7 +15,7 @@ from .. import __version__, cache, tracking
 from ..data import Dataset
 from ..errors import CacheError
 from ..features import FEATURES, extract_features, feature_label, feature_params, feature_run_params
-from .base import ARTIFACTS_TAG, RunContext, Step, get_or_run
+from .base import ARTIFACTS_TAG, RunContext, Step, get_or_run, scaled
 from .params import FEATURE_DEFAULTS, Common, FeatureOpts, param
 
 log = logging.getLogger("fmnist")
@@ -85,7 +85,8 @@ class Extract(Step):
                 "fmnist_version": __version__, **res, **feature_run_params(p.feature, res)}
 
     def resources(self, p: ExtractParams) -> dict[str, float]:
-        return FEATURES.get(p.feature).hook("resources", {"num_cpus": 1})  # declared beside the feature
+        f = FEATURES.get(p.feature)  # declared beside the feature
+        return {"num_cpus": 1, **f.hook("resources", {}), "cost": scaled(f.hook("cost", 10.0), p.subset, 60000)}
 
     def run(self, p: ExtractParams, ds: Dataset, inputs: dict, ctx: RunContext) -> FeatureSet:
         res = p.resolved()

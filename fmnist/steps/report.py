@@ -1,8 +1,13 @@
-"""The report as a step (never cached): HTML logged to the active run (the study's parent) or a new one."""
+"""The report as a step: HTML logged to the active run (the study's parent) or a new one.
+
+Its key is the store's state: it is reused until a run of the experiment starts, ends or is deleted (or the
+notebook, the published-results table or the report code changes).
+"""
 
 from __future__ import annotations
 
 import logging
+import os
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,10 +15,10 @@ from typing import Any, Iterator
 
 import click
 
-from .. import tracking
+from .. import cache, tracking
 from ..data import dataset_names
-from ..notebook import render_report
-from .base import RunContext, Step, get_or_run
+from ..notebook import DEFAULT_NOTEBOOK, render_report
+from .base import Outcome, RunContext, Step, get_or_run, verify_artifacts
 from .params import param
 
 log = logging.getLogger("fmnist")
@@ -33,8 +38,20 @@ class ReportParams:
 class Report(Step):
     name = "report"
     Params = ReportParams
-    cacheable = False  # it reads the store, which changes under it
     needs_data = False
+
+    def key(self, p: ReportParams, ds) -> str:
+        from importlib import resources
+
+        # the experiment the notebook will read (as tracking.search_runs chooses it)
+        exp = (p.experiment or tracking.active_experiment_name() or os.environ.get("MLFLOW_EXPERIMENT_NAME")
+               or tracking.DEFAULT_EXPERIMENT)
+        sota = resources.files("fmnist").joinpath("resources/sota.csv")
+        inputs = {"experiment": exp, "dataset": p.dataset,
+                  "runs": tracking.runs_fingerprint(exp, skip_steps=("study", "report")),
+                  "notebook": cache.file_sha256(p.notebook or DEFAULT_NOTEBOOK), "sota": cache.file_sha256(sota)}
+        return cache.cache_key("report", inputs, "", cache.step_code_version(__name__, "fmnist.report",
+                                                                             "fmnist.notebook"))
 
     @contextmanager
     def open(self, p: ReportParams, ds, parent_run_id: str | None) -> Iterator[RunContext]:
@@ -56,14 +73,42 @@ class Report(Step):
         tracking.log_artifact(res["ipynb"], "report")
         tracking.log_metrics({"report_seconds": res["seconds"]})
         log.info("report written to %s (%.1fs)", res["html"], res["seconds"])
-        return {}
+        return {f"report/{Path(res[k]).name}": cache.file_sha256(res[k]) for k in ("html", "ipynb")}
+
+    def load(self, run_id: str, p: ReportParams, ds) -> dict[str, Any]:
+        """The reused report, verified, copied to ``p.output`` (and its notebook beside it)."""
+        import shutil
+
+        paths = {Path(name).suffix: path for name, path in verify_artifacts(run_id).items()}
+        if set(paths) != {".html", ".ipynb"}:
+            from ..errors import CacheError
+
+            raise CacheError(f"run {run_id} holds no verified report")
+        out = Path(p.output)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        for src, dst in ((paths[".html"], out), (paths[".ipynb"], out.with_suffix(".ipynb"))):
+            tmp = dst.with_suffix(dst.suffix + ".tmp")
+            shutil.copyfile(src, tmp)
+            tmp.replace(dst)
+        log.info("report written to %s (reused from run %s: no run changed since)", out, run_id)
+        return {"html": out, "ipynb": out.with_suffix(".ipynb"), "seconds": 0.0}
 
 
 REPORT = Report()
 
 
+def render_or_reuse(p: ReportParams) -> Outcome:
+    """The report through ``get_or_run``; a reused one is still logged onto the active run (a study's parent)."""
+    out = get_or_run(REPORT, p)
+    if out.cached and tracking.active_run_id() not in (None, out.run_id):
+        tracking.log_artifact(out.result["html"], "report")
+        tracking.log_artifact(out.result["ipynb"], "report")
+        tracking.set_tags({"fmnist.report_reused_run_id": out.run_id})
+    return out
+
+
 def report_step(*, output: str = DEFAULT_OUTPUT, experiment: str | None = None, notebook: str | None = None,
                 dataset: str = "fashion-mnist") -> Path:
-    """Render the report; log report.html (+ executed notebook) to the active run, else to a new run."""
-    out = get_or_run(REPORT, ReportParams(output, experiment or "", dataset, notebook or ""))
-    return out.result["html"]
+    """Render the report (or reuse it when no run changed); log report.html (+ executed notebook) to the active
+    run, else to a new run."""
+    return render_or_reuse(ReportParams(output, experiment or "", dataset, notebook or "")).result["html"]

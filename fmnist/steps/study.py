@@ -25,12 +25,12 @@ from ..engine import EXECUTORS, Cell, Record, get_executor
 from ..errors import FmnistError, ParamError
 from ..features import FEATURES
 from ..study import PROFILES, get_profile
-from .base import get_or_run
+from .base import get_or_run, lookup
 from .classify import CLASSIFY, ClassifyParams
 from .extract import EXTRACT, ExtractParams
 from .finetune import FINETUNE, FinetuneParams
 from .params import COUNT, param
-from .report import DEFAULT_OUTPUT, REPORT, ReportParams
+from .report import DEFAULT_OUTPUT, REPORT, ReportParams, render_or_reuse
 from .visualize import VISUALIZE, VisualizeParams
 
 log = logging.getLogger("fmnist")
@@ -99,7 +99,8 @@ def build_cells(sp: StudyParams, datasets: dict[int, Dataset], prof) -> list[Cel
 
     def add(step: str, label: str, p, after: tuple[str, ...] = ()) -> str:
         res = STEPS[step].resources(p)
-        cells.append(Cell(f"{step} {label}", (step, label, p), after, res.get("num_cpus", 1), bool(res.get("gpu"))))
+        cells.append(Cell(f"{step} {label}", (step, label, p), after, res.get("num_cpus", 1), bool(res.get("gpu")),
+                          res.get("cost", 1.0)))
         return cells[-1].id
 
     feats = FEATURES.expand(sp.features)
@@ -166,12 +167,19 @@ def run_study(**kw: Any) -> list[Record]:
     executor = get_executor(sp.executor, address=sp.ray_address, progress=sp.progress)
     t0 = time.perf_counter()
     try:
-        _start(executor)  # a cluster that cannot take the study fails here, before any run opens
+        tracking.check_store()
+        hits = _cache_hits(cells, datasets)  # resolved here: an executor only gets the cells left to run
+        todo = _waiting_only_on(cells, hits)
+        if todo:
+            _start(executor)  # a cluster that cannot take the study fails here, before any run opens
+        else:
+            log.info("study: all %d cells cached; no %s executor started", len(cells), executor.name)
         with tracking.run(f"study-{prof.name}", step="study") as parent:
             tracking.log_params(_study_params(sp, prof, cells, ds))
             tracking.set_tags({"fmnist.data_digest": ds.digest, "fmnist.profile_doc": prof.doc,
                                "fmnist.executor": sp.executor})
-            records = _execute(executor, cells, parent, datasets)
+            ran = dict(zip((c.id for c in todo), _execute(executor, todo, parent, datasets) if todo else []))
+            records = [hits.get(c.id) or ran[c.id] for c in cells]
             records.append(_report(sp, parent, ds.name))
             _summarise(records, time.perf_counter() - t0)
     finally:
@@ -179,8 +187,28 @@ def run_study(**kw: Any) -> list[Record]:
     return records
 
 
+def _cache_hits(cells: list[Cell], datasets: dict[int, Dataset]) -> dict[str, Record]:
+    """The cells whose FINISHED runs can be reused (artifacts verified), as records: found by the driver, so a
+    study with nothing left to run starts no executor."""
+    hits = {}
+    for cell in cells:
+        step, label, p = cell.payload
+        try:
+            out = lookup(STEPS[step], p, datasets[p.seed])
+        except Exception as e:  # the cell itself will meet this error, and fail with it in its record
+            log.debug("study: lookup of %s failed: %s", cell.id, e)
+            continue
+        if out:
+            hits[cell.id] = Record(step, label, "cached", out.run_id, out.seconds, node=socket.gethostname())
+    return hits
+
+
+def _waiting_only_on(cells: list[Cell], hits: dict[str, Record]) -> list[Cell]:
+    """The cells left to run, each waiting only on cells that are left to run too."""
+    return [replace(c, after=tuple(a for a in c.after if a not in hits)) for c in cells if c.id not in hits]
+
+
 def _start(executor) -> None:
-    tracking.check_store()
     # The URI absolute (workers have other cwds); credentials as variables (other nodes lack ~/.mlflow/credentials):
     # in the runtime environment, never on a command line or in a logged param.
     executor.start({"MLFLOW_TRACKING_URI": tracking.tracking_uri(), **tracking.credentials_env()})
@@ -241,8 +269,9 @@ def _report(sp: StudyParams, parent: str, dataset: str) -> Record:
     rec = Record("report", "html", run_id=parent, node=socket.gethostname())
     t = time.perf_counter()
     try:
-        get_or_run(REPORT, ReportParams(output=sp.report_output, dataset=dataset))
-        rec.status = "ran"
+        out = render_or_reuse(ReportParams(output=sp.report_output, dataset=dataset))
+        rec.status = "cached" if out.cached else "ran"
+        rec.run_id = out.run_id
     except Exception as e:
         rec.status, rec.error = "failed", tracking.one_line(e)
         log.error("study: report failed: %s", rec.error)

@@ -19,7 +19,7 @@ from ..errors import ParamError
 from ..features import FEATURES
 from ..plots import close
 from ..separation import SETTINGS, separation_metrics
-from .base import RunContext, Step, get_or_run, verify_artifacts
+from .base import RunContext, Step, get_or_run, scaled, verify_artifacts
 from .extract import EXTRACT, ExtractParams, extract_params_of
 from .params import COUNT, Common, FeatureOpts, param, registry_defaults
 
@@ -93,6 +93,9 @@ class Visualize(Step):
 
     def run_name(self, p: VisualizeParams) -> str:
         return f"visualize-{p.feature}-{p.method}"
+
+    def resources(self, p: VisualizeParams) -> dict[str, float]:
+        return {"num_cpus": 1, "cost": scaled(EMBEDDINGS.get(p.method).hook("cost", 20.0), p.n_samples, 5000)}
 
     def run_params(self, p: VisualizeParams, ds: Dataset) -> dict[str, Any]:
         n = len(_sample(p, ds))

@@ -10,7 +10,7 @@ from urllib.parse import unquote, urlparse
 
 import mlflow
 
-from .store import DEFAULT_EXPERIMENT, PARENT_TAG, _client, prepare_store
+from .store import DEFAULT_EXPERIMENT, PARENT_TAG, STEP_TAG, _client, prepare_store
 
 
 def search_runs(filter_string: str = "", experiment_names: list[str] | None = None):
@@ -24,6 +24,19 @@ def search_runs(filter_string: str = "", experiment_names: list[str] | None = No
         return pd.DataFrame()
     return mlflow.search_runs(experiment_names=existing, filter_string=filter_string,
                               order_by=["attributes.start_time DESC"])
+
+
+def runs_fingerprint(experiment: str, skip_steps: tuple[str, ...] = ()) -> str:
+    """sha256 over every live run of an experiment (id, status, end time), runs of ``skip_steps`` left out: it
+    changes when a run starts, ends, is deleted or restored, and not otherwise."""
+    import hashlib
+
+    prepare_store()
+    exp = mlflow.get_experiment_by_name(experiment)
+    runs = [] if exp is None else mlflow.search_runs(experiment_ids=[exp.experiment_id], output_format="list")
+    rows = sorted(f"{r.info.run_id}:{r.info.status}:{r.info.end_time}" for r in runs
+                  if r.data.tags.get(STEP_TAG) not in skip_steps)
+    return hashlib.sha256("\n".join([experiment, *rows]).encode()).hexdigest()
 
 
 def _as_dict(r) -> dict[str, Any]:
