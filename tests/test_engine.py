@@ -357,4 +357,13 @@ def test_every_registration_declares_its_cost_for_the_scheduler(kind, name):
     from fmnist.finetune import MODES
 
     reg = {r.kind: r for r in (FEATURES, CLASSIFIERS, EMBEDDINGS, MODES)}[kind]
-    assert reg.get(name).hook("cost", 0) > 0  # rough seconds, beside the registration (README: Ray)
+    cost = reg.get(name).hook("cost", 0)  # rough seconds, beside the registration (README: Ray)
+    assert (cost(60000, 784) if callable(cost) else cost) > 0
+    if kind == "feature":  # what a classifier's cost grows with: the features per image, as extracted
+        from fmnist.data import synthetic_dataset
+        from fmnist.features import extract_features, feature_params
+
+        params = feature_params(name, {"weights": "none", "image_size": 32} if name == "resnet18" else {})
+        x = synthetic_dataset(n_train=2, n_test=1).x_test
+        assert reg.get(name).hook("dims")(params) == extract_features(name, x, params, device="cpu",
+                                                                       progress=False).shape[1]

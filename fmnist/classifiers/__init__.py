@@ -4,7 +4,8 @@ Each entry is a factory ``fn(*, tune, seed, n_jobs) -> ClassifierSpec``: a sciki
 the documented ``tune=false`` defaults, plus the small grid that ``fit_classifier`` searches on a
 validation split of the training set when ``tune=true``. One module + one decorator adds a model; beside
 it, ``fn.title`` (how reports name it), ``fn.cpus`` (cores it keeps busy, when more than one) and
-``fn.cost`` (rough seconds of a tuned cell on 60k images, 2 cores), for executors.
+``fn.cost`` (rough seconds of a tuned cell on 60k images, 2 cores; or ``cost(n, d)`` for n images of d
+features), for executors.
 """
 
 from __future__ import annotations

@@ -62,4 +62,5 @@ def weights_label(params: dict) -> str:
 resnet18.label = lambda params: "resnet18 (random init)" if params.get("weights") == "none" else "resnet18"
 resnet18.run_params = lambda params: {"weights_used": weights_label(params)}
 resnet18.resources = {"num_cpus": 2, "gpu": 1}  # torch: every core it is given, and the GPU when present
+resnet18.dims = lambda p: 512  # the penultimate layer
 resnet18.cost = 130  # s for 70k images at 64 px on 2 cores (full study, 2026-12-02)

@@ -83,9 +83,13 @@ class Classify(Step):
 
     def resources(self, p: ClassifyParams) -> dict[str, float]:
         # A model that parallelises itself (rf: n_jobs=-1) declares `fn.cpus` beside its registration.
-        m = CLASSIFIERS.get(p.model)
-        cost = m.hook("cost", 60.0) * (1.0 if p.tune else 0.4)  # tuning: a grid of fits on a validation split
-        return {"num_cpus": m.hook("cpus", 1), "cost": scaled(cost, p.subset, 60000)}
+        m, f = CLASSIFIERS.get(p.model), FEATURES.get(p.feature)
+        cost = m.hook("cost", 60.0)
+        if callable(cost):  # it grows with the feature dimension too
+            cost = cost(p.subset or 60000, f.hook("dims", lambda _: 784)(p.extract_params().resolved()))
+        else:
+            cost = scaled(cost, p.subset, 60000)
+        return {"num_cpus": m.hook("cpus", 1), "cost": cost * (1.0 if p.tune else 0.4)}  # tune: a grid of fits
 
     def inputs(self, p: ClassifyParams, ds: Dataset, run_id: str) -> dict[str, Any]:
         if p.extract_run:
