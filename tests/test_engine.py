@@ -313,16 +313,20 @@ def test_study_on_a_two_node_cluster_with_the_team_server(tmp_path, real_data_di
 
 
 def test_admission_starts_the_longest_chain_first_and_fills_free_cores():
-    """The Ray driver's own admission: a ready cell starts only when its CPUs are free, the longest chain
-    (its cost plus its dependants') first, narrower cells filling what a wider one leaves."""
+    """The Ray driver's own admission: a ready cell starts only when its CPUs are free, cells others wait on
+    first, then the longest chain (its cost plus its dependants'), narrower cells filling what a wider one leaves."""
     from fmnist.engine.schedule import admit, ranks
 
     e, c1 = Cell("e", 0, cost=10), Cell("c1", 0, after=("e",), cost=50)
     f, v = Cell("f", 0, num_cpus=2, cost=40), Cell("v", 0, cost=5)
     rank = ranks([e, c1, f, v])
-    assert rank == {"e": 60, "c1": 50, "f": 40, "v": 5}
+    assert rank == {"e": (True, 60), "c1": (False, 50), "f": (False, 40), "v": (False, 5)}
     need = {c.id: c.num_cpus for c in (e, c1, f, v)}
     assert admit([v, f, e], 2, need, rank) == [e, v]  # f does not fit beside e: v fills the second core
+    wide = Cell("wide", 0, num_cpus=2, cost=1)  # an extract: cheap, but c2 waits on it
+    c2, long = Cell("c2", 0, after=("wide",), cost=1), Cell("long", 0, cost=100)
+    rank = ranks([wide, c2, long])
+    assert admit([long, wide], 2, {"wide": 2, "c2": 1, "long": 1}, rank) == [wide]  # opens the graph first
     assert admit([v, f], 2, need, rank) == [f]  # f takes both; v waits
     assert admit([v, f], 1, need, rank) == [v]
     assert admit([f], 1, need, rank) == []

@@ -48,8 +48,10 @@ def critical_tail(cell: str, seconds: dict[str, float], after: dict[str, tuple[s
     return seconds[cell] + max((critical_tail(c, seconds, after) for c in children), default=0.0)
 
 
-def ranks(cells) -> dict[str, float]:
-    """Each cell's priority: its estimated cost plus the longest chain of cells waiting on it."""
+def ranks(cells) -> dict[str, tuple[bool, float]]:
+    """Each cell's priority: first whether other cells wait on it (started first, they open the graph up: a
+    two-core extract left behind a long one-core cell idles the other core), then its estimated cost plus
+    the longest chain of cells waiting on it."""
     children: dict[str, list[str]] = {c.id: [] for c in cells}
     for c in cells:
         for a in c.after:
@@ -62,14 +64,14 @@ def ranks(cells) -> dict[str, float]:
             memo[c] = cost[c] + max((tail(k) for k in children[c]), default=0.0)
         return memo[c]
 
-    return {c.id: tail(c.id) for c in cells}
+    return {c.id: (bool(children[c.id]), tail(c.id)) for c in cells}
 
 
-def admit(ready, free: float, need: dict[str, float], rank: dict[str, float]) -> list:
+def admit(ready, free: float, need: dict[str, float], rank: dict[str, tuple[bool, float]]) -> list:
     """Of the ready cells, those to start now: highest rank first, each only when its CPUs are free, narrower
     ones filling what a wider one leaves (a core never idles while a cell that fits is ready)."""
     out = []
-    for cell in sorted(ready, key=lambda c: -rank[c.id]):
+    for cell in sorted(ready, key=lambda c: rank[c.id], reverse=True):
         if need[cell.id] <= free + 1e-9:
             out.append(cell)
             free -= need[cell.id]
