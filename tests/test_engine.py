@@ -325,8 +325,7 @@ def test_admission_starts_the_longest_chain_first_and_fills_free_cores():
     assert admit([v, f, e], 2, need, rank) == [e, v]  # f does not fit beside e: v fills the second core
     wide = Cell("wide", 0, num_cpus=2, cost=1)  # an extract: cheap, but c2 waits on it
     c2, long = Cell("c2", 0, after=("wide",), cost=1), Cell("long", 0, cost=100)
-    rank = ranks([wide, c2, long])
-    assert admit([long, wide], 2, {"wide": 2, "c2": 1, "long": 1}, rank) == [wide]  # opens the graph first
+    assert admit([long, wide], 2, {"wide": 2, "c2": 1, "long": 1}, ranks([wide, c2, long])) == [wide]  # opens the graph up
     assert admit([v, f], 2, need, rank) == [f]  # f takes both; v waits
     assert admit([v, f], 1, need, rank) == [v]
     assert admit([f], 1, need, rank) == []
