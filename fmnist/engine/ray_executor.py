@@ -105,7 +105,7 @@ class RayExecutor:
         ray = self.ray
         remote = ray.remote(_run_in_worker)
         opts = {c.id: self._options(c) for c in cells}
-        need = {c.id: o["num_cpus"] for c, o in zip(cells, opts.values())}
+        need = {c: o["num_cpus"] for c, o in opts.items()}
         rank = ranks(cells)
         free = self.capacity
         done: dict[str, Record] = {}
@@ -116,12 +116,13 @@ class RayExecutor:
             while pending or inflight:
                 ready = [c for c in pending if all(a in done for a in c.after)]
                 moved = bool(ready)
-                for cell in [c for c in ready if skipped_because(c, done)]:
-                    pending.remove(cell)
-                    ready.remove(cell)
-                    bar.started()
-                    done[cell.id] = skip(cell, skipped_because(cell, done))
-                    bar.finished(done[cell.id])
+                for cell, why in [(c, skipped_because(c, done)) for c in ready]:
+                    if why:
+                        pending.remove(cell)
+                        ready.remove(cell)
+                        bar.started()
+                        done[cell.id] = skip(cell, why)
+                        bar.finished(done[cell.id])
                 for cell in admit(ready, free, need, rank):
                     pending.remove(cell)
                     free -= need[cell.id]

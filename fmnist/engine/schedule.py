@@ -21,7 +21,7 @@ def critical_path(seconds: dict[str, float], after: dict[str, tuple[str, ...]]) 
 
 def list_schedule(seconds: dict[str, float], after: dict[str, tuple[str, ...]], workers: int) -> float:
     """Predicted wall time: whenever a worker is free it takes the ready cell with the longest tail."""
-    tail = {c: critical_tail(c, seconds, after) for c in seconds}
+    tail = tails(seconds, after)
     waiting = {c: {a for a in after.get(c, ()) if a in seconds} for c in seconds}
     ready = [(-tail[c], c) for c, w in waiting.items() if not w]
     heapq.heapify(ready)
@@ -42,29 +42,30 @@ def list_schedule(seconds: dict[str, float], after: dict[str, tuple[str, ...]], 
     return now
 
 
-def critical_tail(cell: str, seconds: dict[str, float], after: dict[str, tuple[str, ...]]) -> float:
-    """The cell's own time plus the longest chain of cells waiting on it."""
-    children = [c for c, deps in after.items() if cell in deps and c in seconds]
-    return seconds[cell] + max((critical_tail(c, seconds, after) for c in children), default=0.0)
+def tails(seconds: dict[str, float], after: dict[str, tuple[str, ...]]) -> dict[str, float]:
+    """Each cell's own time plus the longest chain of cells waiting on it (memoised: one pass over the graph)."""
+    children: dict[str, list[str]] = {c: [] for c in seconds}
+    for c, deps in after.items():
+        for a in deps:
+            if c in seconds and a in children:
+                children[a].append(c)
+    memo: dict[str, float] = {}
+
+    def tail(c: str) -> float:
+        if c not in memo:
+            memo[c] = seconds[c] + max((tail(k) for k in children[c]), default=0.0)
+        return memo[c]
+
+    return {c: tail(c) for c in seconds}
 
 
 def ranks(cells) -> dict[str, tuple[bool, float]]:
     """Each cell's priority: first whether other cells wait on it (started first, they open the graph up: a
     two-core extract left behind a long one-core cell idles the other core), then its estimated cost plus
     the longest chain of cells waiting on it."""
-    children: dict[str, list[str]] = {c.id: [] for c in cells}
-    for c in cells:
-        for a in c.after:
-            children.setdefault(a, []).append(c.id)
-    cost = {c.id: c.cost for c in cells}
-    memo: dict[str, float] = {}
-
-    def tail(c: str) -> float:
-        if c not in memo:
-            memo[c] = cost[c] + max((tail(k) for k in children[c]), default=0.0)
-        return memo[c]
-
-    return {c.id: (bool(children[c.id]), tail(c.id)) for c in cells}
+    waited_on = {a for c in cells for a in c.after}
+    tail = tails({c.id: c.cost for c in cells}, {c.id: c.after for c in cells})
+    return {c.id: (c.id in waited_on, tail[c.id]) for c in cells}
 
 
 def admit(ready, free: float, need: dict[str, float], rank: dict[str, tuple[bool, float]]) -> list:
