@@ -4,6 +4,8 @@
 
 Each configuration trains one epoch of ``--n`` images (random-init ResNet-18, augmentation on) after a
 warm-up pass, and prints the training images/s and the seconds a 54k-image epoch would take at that rate.
+On a CPU the 32 px full fine-tune runs twice, NCHW and channels_last (the loop's CPU default), to show
+what the memory format buys.
 """
 
 from __future__ import annotations
@@ -13,10 +15,12 @@ import torch
 
 from _data import bench_data_dir, data_dir_option  # bench/ is sys.path[0] when run as python bench/x.py
 from fmnist.data import load_dataset, stratified_indices
-from fmnist.finetune import FitConfig, SplitData, fit
+from fmnist.finetune import FitConfig, SplitData, fit, train as finetune_train
 from fmnist.weights import build_resnet18, resolve_weights
 
-CONFIGS = [("full", 32), ("full", 64), ("last_layer", 32), ("last_layer", 64)]
+# (mode, image size, channels_last on a CPU)
+CONFIGS = [("full", 32, False), ("full", 32, True), ("full", 64, True), ("last_layer", 32, True),
+           ("last_layer", 64, True)]
 EPOCH_IMAGES = 54000  # the training split after carving 10% validation
 
 
@@ -34,13 +38,18 @@ def main(data_dir, n, batch_size, device):
     w = resolve_weights("none")
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, device {device}, batch {batch_size}, "
           f"{n} images per config")
-    print(f"{'mode':11} {'image_size':>10} {'train img/s':>12} {'s per 54k epoch':>16}")
-    for mode, size in CONFIGS:
+    print(f"{'mode':11} {'image_size':>10} {'format':>13} {'train img/s':>12} {'s per 54k epoch':>16}")
+    cpu = torch.device(device).type == "cpu"
+    for mode, size, nhwc in CONFIGS:
+        if not cpu and not nhwc:
+            continue  # CUDA always trains channels_last
+        finetune_train.CHANNELS_LAST_CPU = nhwc
         cfg = FitConfig(mode=mode, image_size=size, epochs=1, batch_size=batch_size, augment=True)
         fit(build_resnet18(w, num_classes=10), warm, cfg, device=device, progress=False)  # allocator/oneDNN warm-up
         res = fit(build_resnet18(w, num_classes=10), split, cfg, device=device, progress=False)
         ips = res.history[0]["images_per_second"]
-        print(f"{mode:11} {size:10d} {ips:12.0f} {EPOCH_IMAGES / ips:16.0f}", flush=True)
+        fmt = "channels_last" if nhwc else "NCHW"
+        print(f"{mode:11} {size:10d} {fmt:>13} {ips:12.0f} {EPOCH_IMAGES / ips:16.0f}", flush=True)
 
 
 if __name__ == "__main__":

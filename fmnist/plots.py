@@ -55,3 +55,22 @@ def scatter_2d(ax, coords: np.ndarray, labels: np.ndarray, classes, title: str =
 
 def close(fig) -> None:
     plt.close(fig)
+
+
+def bar_figure(labels, values, title: str = "", highlight: int | None = None, xlabel: str = "validation accuracy"):
+    """Horizontal bars, one per label (top to bottom in order), the ``highlight`` one in orange."""
+    values = np.asarray(values, dtype=float)
+    fig, ax = plt.subplots(figsize=(8, 0.35 * len(values) + 1.2))
+    colours = ["orange" if i == highlight else "steelblue" for i in range(len(values))]
+    ax.barh(range(len(values)), values, color=colours)
+    ax.set_yticks(range(len(values)), labels, fontsize=8)
+    ax.invert_yaxis()
+    lo = float(values.min()) if len(values) else 0.0
+    ax.set_xlim(max(0.0, lo - 0.02), min(1.0, float(values.max()) + 0.01) if len(values) else 1.0)
+    for i, v in enumerate(values):
+        ax.text(v, i, f" {v:.4f}", va="center", fontsize=7)
+    ax.set_xlabel(xlabel)
+    if title:
+        ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    return fig

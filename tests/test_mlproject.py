@@ -18,7 +18,7 @@ NOT_IN_MLPROJECT = {"progress", "help", "version"}
 
 def _command_for(entry: dict) -> click.Command:
     script = re.search(r"entrypoints/(\w+)\.py", entry["command"]).group(1)
-    return cli.commands[script]
+    return cli.commands[script.replace("_", "-")] if script not in cli.commands else cli.commands[script]
 
 
 @pytest.mark.parametrize("name", list(ENTRY_POINTS))
@@ -53,14 +53,17 @@ def _params_class(command: str):
     from fmnist.steps.extract import ExtractParams
     from fmnist.steps.finetune import FinetuneParams
     from fmnist.steps.report import ReportParams
+    from fmnist.steps.search import SearchParams
     from fmnist.steps.study import StudyParams
     from fmnist.steps.visualize import VisualizeParams
 
     return {"extract": ExtractParams, "classify": ClassifyParams, "visualize": VisualizeParams,
-            "finetune": FinetuneParams, "report": ReportParams, "study": StudyParams}[command]
+            "finetune": FinetuneParams, "report": ReportParams, "study": StudyParams,
+            "scatnet-search": SearchParams}[command]
 
 
-@pytest.mark.parametrize("command", ["extract", "classify", "visualize", "finetune", "report", "study"])
+@pytest.mark.parametrize("command", ["extract", "classify", "visualize", "finetune", "report", "study",
+                                     "scatnet-search"])
 def test_cli_options_are_the_params_class(command):
     """The library's params class is the one source: every CLI option is a field with the same default."""
     from dataclasses import fields

@@ -10,6 +10,7 @@ features), for executors.
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass, field
 from typing import Any, Callable, Union
 
@@ -52,7 +53,10 @@ class ClassifierSpec:
 def build_classifier(name: str, *, tune: bool = False, seed: int = 0, n_jobs: int = -1,
                      feature: str | None = None) -> ClassifierSpec:
     """The registered factory's spec; with ``feature``, that feature's input steps go first."""
-    spec = CLASSIFIERS.get(name)(tune=tune, seed=seed, n_jobs=n_jobs)
+    factory = CLASSIFIERS.get(name)
+    # a factory that takes ``feature`` sizes itself to it (svm: PCA width per feature)
+    extra = {"feature": feature} if "feature" in inspect.signature(factory.fn).parameters else {}
+    spec = factory(tune=tune, seed=seed, n_jobs=n_jobs, **extra)
     t = FEATURES.get(feature).hook("input_transform") if feature else None
     if t is not None:
         spec.pipeline = Pipeline(t.steps() + spec.pipeline.steps)

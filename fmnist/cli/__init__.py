@@ -100,6 +100,7 @@ from .classify import classify  # noqa: E402
 from .extract import extract  # noqa: E402
 from .finetune import finetune  # noqa: E402
 from .report import report  # noqa: E402
+from .search import scatnet_search  # noqa: E402
 from .study import study  # noqa: E402
 from .visualize import visualize  # noqa: E402
 
@@ -107,6 +108,7 @@ cli.add_command(classify)
 cli.add_command(extract)
 cli.add_command(finetune)
 cli.add_command(report)
+cli.add_command(scatnet_search)
 cli.add_command(study)
 cli.add_command(visualize)
 

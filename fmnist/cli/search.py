@@ -1,0 +1,15 @@
+"""``fmnist scatnet-search``: score scattering representations on a validation split, one child run each."""
+
+from __future__ import annotations
+
+import click
+
+from ..steps.params import as_dict, from_cli, options
+from ..steps.search import SearchParams, scatnet_search as search_step
+
+
+@click.command("scatnet-search")
+@options(SearchParams)
+def scatnet_search(**kw) -> None:
+    """Score scattering + RBF SVM candidates on a validation split of the training set (never the test set)."""
+    search_step(**as_dict(from_cli(SearchParams, kw)))

@@ -1,0 +1,79 @@
+"""The scattering search: candidates scored on a validation split of the training set, logged as child runs."""
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from fmnist import tracking
+from fmnist.classifiers import build_classifier
+from fmnist.errors import ChoiceError
+from fmnist.search import CANDIDATES, Candidate, best, chosen, search
+from fmnist.steps.base import get_or_run
+from fmnist.steps.search import SCATNET_SEARCH, SearchParams
+
+
+def test_search_scores_candidates_without_the_test_set(tiny):
+    blind = replace(tiny, x_test=None, y_test=None)  # any read of the test split would fail
+    rows = search(blind, [Candidate(pca=20), Candidate(pixels=True, pca=20), Candidate(log=False, pca=10)],
+                  n_train=100, val_fraction=0.1, progress=False)
+    assert [r["candidate"] for r in rows] == ["J=2 L=8 log pca=20 C=10", "J=2 L=8 log +pixels pca=20 C=10",
+                                              "J=2 L=8 nolog pca=10 C=10"]
+    for r in rows:
+        assert r["n_fit"] == 100 and r["n_val"] == 20
+        assert 0.3 < r["val_accuracy"] <= 1.0  # 10 learnable blob classes: far above chance
+    assert [r["dim"] for r in rows] == [20, 20, 10]
+
+
+def test_best_takes_the_highest_and_the_earlier_on_ties():
+    rows = [{"candidate": "a", "val_accuracy": 0.9}, {"candidate": "b", "val_accuracy": 0.95},
+            {"candidate": "c", "val_accuracy": 0.95}]
+    assert best(rows)["candidate"] == "b"
+    assert best([]) == {}
+
+
+def test_chosen_is_the_first_within_one_standard_error():
+    rows = [{"candidate": "narrow", "val_accuracy": 0.890, "n_val": 6000},
+            {"candidate": "mid", "val_accuracy": 0.905, "n_val": 6000},
+            {"candidate": "wide", "val_accuracy": 0.908, "n_val": 6000}]  # SE of 0.908 on 6k: 0.0037
+    assert chosen(rows)["candidate"] == "mid"
+    rows[1]["val_accuracy"] = 0.903
+    assert chosen(rows)["candidate"] == "wide"
+    assert chosen([]) == {}
+
+
+def test_candidate_list_is_checked_before_any_work():
+    assert SearchParams(candidates="1, 3").chosen() == [CANDIDATES[0], CANDIDATES[2]]
+    with pytest.raises(ChoiceError, match=f"choose all or numbers 1..{len(CANDIDATES)}"):
+        SearchParams(candidates="1,99").chosen()
+
+
+def test_search_step_logs_children_and_is_reused(store, real_data_dir):
+    p = SearchParams(data_dir=str(real_data_dir), candidates="1,2", n_train=300, progress=False)
+    out = get_or_run(SCATNET_SEARCH, p)
+    assert not out.cached and len(out.result) == 2
+    kids = tracking.child_runs(out.run_id)
+    assert [k["tags"][tracking.STEP_TAG] for k in kids] == ["scatnet-candidate"] * 2
+    assert {k["params"]["pca"] for k in kids} == {"100", "200"}
+    assert all(0 <= k["metrics"]["val_accuracy"] <= 1 for k in kids)
+    parent = tracking.get_run_info(out.run_id)
+    win = best(out.result)
+    assert parent["tags"]["fmnist.search_best"] == win["candidate"]
+    assert parent["tags"]["fmnist.search_chosen"] == chosen(out.result)["candidate"]
+    assert parent["metrics"]["best_val_accuracy"] == pytest.approx(win["val_accuracy"])
+    assert tracking.artifact_local_path(out.run_id, "search.png").stat().st_size > 1000
+    again = get_or_run(SCATNET_SEARCH, p)
+    assert again.cached and again.run_id == out.run_id
+    assert [r["candidate"] for r in again.result] == [r["candidate"] for r in out.result]
+
+
+def test_svm_pca_width_follows_the_feature_and_fits_small_data():
+    from fmnist.classifiers.svm import PCA_DIMS, PCA_DIMS_BY_FEATURE
+
+    wide = build_classifier("svm", feature="scatnet")
+    assert wide.pipeline.named_steps["pca"].n_components == PCA_DIMS_BY_FEATURE["scatnet"]
+    assert build_classifier("svm", feature="raw").pipeline.named_steps["pca"].n_components == PCA_DIMS
+    rng = np.random.default_rng(0)
+    x, y = rng.random((60, 500)).astype(np.float32) + 0.01, np.arange(60) % 3
+    wide.pipeline.fit(x, y)  # 200 components asked, 60 samples: capped, not an error
+    assert wide.pipeline.named_steps["pca"].n_components_ == 60  # 200 asked
