@@ -24,13 +24,23 @@ from .optim import build_optimizer, build_schedule
 log = logging.getLogger("fmnist")
 
 AUGMENT_PADDING = 4
-# NHWC on the CPU too: oneDNN's channels_last kernels train ResNet-18 at 32 px faster than NCHW on a
-# 2-core AMD EPYC host (bench/finetune.py prints both); a bench may switch it off to compare.
-CHANNELS_LAST_CPU = True
+# Modes trained channels_last on the CPU too. bench/finetune.py on a 2-core AMD EPYC (2026-12-02, idle, two
+# runs, NCHW -> channels_last): last_layer 703 -> 1,114 and 681 -> 1,180 img/s at 32 px, 234 -> 397 and
+# 258 -> 349 at 64 px; full 185 -> 170 and 154 -> 186 at 32 px, 67 -> 67 and 76 -> 73 at 64 px (noise), so
+# full stays NCHW there. A bench may change the set to compare.
+CHANNELS_LAST_CPU_MODES = {"last_layer"}
 
 
-def _channels_last(dev) -> bool:
-    return dev.type == "cuda" or (dev.type == "cpu" and CHANNELS_LAST_CPU)
+def _channels_last(dev, mode: str) -> bool:
+    return dev.type == "cuda" or (dev.type == "cpu" and mode in CHANNELS_LAST_CPU_MODES)
+
+
+def _is_nhwc(model) -> bool:
+    """Whether the model's weights are channels_last (its inputs should follow them)."""
+    import torch
+
+    w = getattr(getattr(model, "conv1", None), "weight", None)
+    return w is not None and w.is_contiguous(memory_format=torch.channels_last) and not w.is_contiguous()
 
 
 @dataclass(frozen=True)
@@ -132,14 +142,14 @@ def _loader(x, y, perm, batch_size: int, steps: int, num_workers: int, pin: bool
                                        num_workers=num_workers, pin_memory=pin)
 
 
-def _inputs(xb, image_size: int, cuda: bool, augment: bool, generator):
+def _inputs(xb, image_size: int, nhwc: bool, augment: bool, generator):
     """uint8 (B, H, W) on the device -> normalised float (B, 3, S, S), channels_last where it pays."""
     import torch
 
     if augment:
         xb = augment_batch(xb, padding=AUGMENT_PADDING, generator=generator)
     x = imagenet_preprocess(xb.float().div_(255.0), image_size)
-    return x.contiguous(memory_format=torch.channels_last) if _channels_last(x.device) else x
+    return x.contiguous(memory_format=torch.channels_last) if nhwc else x
 
 
 def predict(model, images: np.ndarray, *, image_size: int, device, batch_size: int = 512) -> np.ndarray:
@@ -159,6 +169,7 @@ def _forward(model, images: np.ndarray, image_size: int, device, batch_size: int
 
     dev = torch.device(device)
     cuda = dev.type == "cuda"
+    nhwc = _is_nhwc(model)
     was_training = model.training
     model.eval()
     out = np.empty((len(images), *tail), dtype=dtype)
@@ -168,7 +179,7 @@ def _forward(model, images: np.ndarray, image_size: int, device, batch_size: int
             for s in range(0, len(images), batch_size):
                 xb = xt[s:s + batch_size]
                 xb = (xb.pin_memory() if cuda else xb).to(dev, non_blocking=True)
-                out[s:s + len(xb)] = head(model(_inputs(xb, image_size, cuda, False, None))).cpu().numpy()
+                out[s:s + len(xb)] = head(model(_inputs(xb, image_size, nhwc, False, None))).cpu().numpy()
     finally:
         model.train(was_training)
     return out
@@ -210,6 +221,7 @@ def train_one_epoch(model, optimizer, scheduler, images, labels, *, generator, i
     t0 = time.perf_counter()
     dev = torch.device(device)
     cuda = dev.type == "cuda"
+    nhwc = _is_nhwc(model)
     x_all, y_all = _as_tensor(images), _as_tensor(labels)
     bs, steps = _batching(len(x_all), batch_size)
     perm = torch.randperm(len(x_all), generator=generator)  # first draw of the generator, before augmentation
@@ -221,7 +233,7 @@ def train_one_epoch(model, optimizer, scheduler, images, labels, *, generator, i
     with tqdm(total=steps * bs, desc=desc, unit="img", disable=not progress, mininterval=1.0, leave=False) as bar:
         for i, (xb, yb) in enumerate(_loader(x_all, y_all, perm, bs, steps, num_workers, cuda)):
             xb, yb = xb.to(dev, non_blocking=True), yb.to(dev, non_blocking=True)
-            x = _inputs(xb, image_size, cuda, augment, generator)
+            x = _inputs(xb, image_size, nhwc, augment, generator)
             with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda):
                 logits = model(x)
             loss = F.cross_entropy(logits.float(), yb, label_smoothing=label_smoothing)
@@ -269,7 +281,7 @@ def _prepare(model, cfg: FitConfig, dev, n: int):
     import torch
 
     model = model.to(dev)
-    if _channels_last(dev):
+    if _channels_last(dev, cfg.mode):
         model = model.to(memory_format=torch.channels_last)
     if dev.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed input sizes: let cuDNN pick the fastest kernels
