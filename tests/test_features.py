@@ -96,3 +96,12 @@ def test_bad_device():
     with pytest.raises(ParamError, match="choose one of: auto, cpu"):
         resolve_device("tpu")
     assert resolve_device("cpu").type == "cpu"
+
+
+@pytest.mark.parametrize("J,L,max_order", [(1, 2, 2), (2, 8, 2), (3, 8, 2), (3, 1, 1), (4, 2, 2)])
+def test_scatnet_dims_hint_matches_the_extracted_width(J, L, max_order):
+    from fmnist.features.scatnet import scatnet
+
+    x = np.zeros((1, 28, 28), dtype=np.uint8)
+    p = {"J": J, "L": L, "max_order": max_order}
+    assert scatnet.dims(p) == scatnet(x, **p, progress=False).shape[1]

@@ -6,7 +6,6 @@ module, which breaks with scipy >= 1.17 (``sph_harm`` was removed).
 
 from __future__ import annotations
 
-import math
 from functools import lru_cache
 
 import numpy as np
@@ -73,6 +72,6 @@ scatnet.input_transform = InputTransform(f"log(x+{LOG_EPS:g}) then standardise",
 # torch features use every core they are given, and the GPU when present (an executor's resource hint)
 scatnet.resources = {"num_cpus": 2, "gpu": 1}
 scatnet.cost = 60  # s for 70k images on 2 cores (full study, 2026-12-02)
-# coefficients per image (28 x 28): 1 + JL + L^2 J(J-1)/2 channels at order 2, on a ceil(28 / 2^J)^2 grid
-scatnet.dims = lambda p: ((1 + p["J"] * p["L"] + (p["L"] ** 2 * p["J"] * (p["J"] - 1) // 2 if p["max_order"] > 1 else 0))
-                          * math.ceil(28 / 2 ** p["J"]) ** 2)
+# coefficients per image (28 x 28): 1 + JL + L^2 J(J-1)/2 channels at order 2, on a floor(28 / 2^J)^2 grid
+# (kymatio's output: 14, 7, 3, 1 pixels a side for J = 1..4)
+scatnet.dims = lambda p: n_coefficients(p["J"], p["L"], p["max_order"]) * (28 // 2 ** p["J"]) ** 2
