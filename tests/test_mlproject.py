@@ -18,7 +18,7 @@ NOT_IN_MLPROJECT = {"progress", "help", "version"}
 
 def _command_for(entry: dict) -> click.Command:
     script = re.search(r"entrypoints/(\w+)\.py", entry["command"]).group(1)
-    return cli.commands[script.replace("_", "-")] if script not in cli.commands else cli.commands[script]
+    return cli.commands.get(script) or cli.commands[script.replace("_", "-")]
 
 
 @pytest.mark.parametrize("name", list(ENTRY_POINTS))

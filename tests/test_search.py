@@ -43,9 +43,9 @@ def test_chosen_is_the_first_within_one_standard_error():
 
 
 def test_candidate_list_is_checked_before_any_work():
-    assert SearchParams(candidates="1, 3").chosen() == [CANDIDATES[0], CANDIDATES[2]]
+    assert SearchParams(candidates="1, 3").selected() == [CANDIDATES[0], CANDIDATES[2]]
     with pytest.raises(ChoiceError, match=f"choose all or numbers 1..{len(CANDIDATES)}"):
-        SearchParams(candidates="1,99").chosen()
+        SearchParams(candidates="1,99").selected()
 
 
 def test_search_step_logs_children_and_is_reused(store, real_data_dir):

@@ -32,7 +32,7 @@ class SearchParams(Common):
     val_fraction: float = param(0.1, "Share of the training set held out for validation.",
                                 type=click.FloatRange(0, 1, min_open=True, max_open=True))
 
-    def chosen(self) -> list[Candidate]:
+    def selected(self) -> list[Candidate]:
         if self.candidates.strip().lower() == "all":
             return list(CANDIDATES)
         out = []
@@ -49,17 +49,17 @@ class ScatnetSearch(Step):
     Params = SearchParams
 
     def key(self, p: SearchParams, ds: Dataset) -> str:
-        params = {"candidates": [c.name for c in p.chosen()], "n_train": p.n_train, "val_fraction": p.val_fraction,
+        params = {"candidates": [c.name for c in p.selected()], "n_train": p.n_train, "val_fraction": p.val_fraction,
                   "seed": p.seed}
         code = cache.step_code_version(__name__, "fmnist.search", "fmnist.features.scatnet", "fmnist.classifiers.svm")
         return cache.cache_key(self.name, params, ds.digest, code)
 
     def run_params(self, p: SearchParams, ds: Dataset) -> dict[str, Any]:
         return {"dataset": ds.name, "subset": ds.subset or "all", "seed": p.seed, "n_train": p.n_train,
-                "val_fraction": p.val_fraction, "n_candidates": len(p.chosen())}
+                "val_fraction": p.val_fraction, "n_candidates": len(p.selected())}
 
     def run(self, p: SearchParams, ds: Dataset, inputs: dict, ctx: RunContext) -> list[dict[str, Any]]:
-        return search(ds, p.chosen(), n_train=p.n_train, val_fraction=p.val_fraction, seed=p.seed,
+        return search(ds, p.selected(), n_train=p.n_train, val_fraction=p.val_fraction, seed=p.seed,
                       progress=p.progress)
 
     def log(self, p: SearchParams, ds: Dataset, rows: list[dict[str, Any]]) -> dict[str, str]:
@@ -94,7 +94,7 @@ SCATNET_SEARCH = ScatnetSearch()
 def scatnet_search(**kw) -> list[dict[str, Any]]:
     """Run (or reuse) the search; returns its rows (the log names the best and the chosen one)."""
     p = SearchParams(**kw)
-    p.chosen()  # a bad candidate list fails before the data is read
+    p.selected()  # a bad candidate list fails before the data is read
     out = get_or_run(SCATNET_SEARCH, p)
     win, pick = best(out.result), chosen(out.result)
     log.info("scatnet search (run %s%s): best %s (val_accuracy %.4f); chosen within one standard error: %s (%.4f)",
