@@ -4,8 +4,9 @@
 
 Each configuration trains one epoch of ``--n`` images (random-init ResNet-18, augmentation on) after a
 warm-up pass, and prints the training images/s and the seconds a 54k-image epoch would take at that rate.
-On a CPU each configuration runs twice, NCHW and channels_last, to show what the
-memory format buys (the loop trains `CHANNELS_LAST_CPU_MODES` channels_last).
+On a CPU each configuration runs four ways: NCHW or channels_last, each with stock convolutions and
+with the padding taps cropped (``fmnist.padcrop``), to show what each buys (the loop trains
+``CHANNELS_LAST_CPU_MODES`` channels_last and crops on ``PAD_CROP_DEVICES``).
 """
 
 from __future__ import annotations
@@ -18,8 +19,9 @@ from fmnist.data import load_dataset, stratified_indices
 from fmnist.finetune import FitConfig, SplitData, fit, train as finetune_train
 from fmnist.weights import build_resnet18, resolve_weights
 
-# (mode, image size, channels_last on a CPU)
-CONFIGS = [(m, size, nhwc) for m in ("full", "last_layer") for size in (32, 64) for nhwc in (False, True)]
+# (mode, image size, channels_last on a CPU, padding taps cropped)
+CONFIGS = [(m, size, nhwc, crop) for m in ("full", "last_layer") for size in (28, 32, 64) for crop in (False, True)
+           for nhwc in (False, True)]
 EPOCH_IMAGES = 54000  # the training split after carving 10% validation
 
 
@@ -37,18 +39,19 @@ def main(data_dir, n, batch_size, device):
     w = resolve_weights("none")
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, device {device}, batch {batch_size}, "
           f"{n} images per config")
-    print(f"{'mode':11} {'image_size':>10} {'format':>13} {'train img/s':>12} {'s per 54k epoch':>16}")
-    cpu = torch.device(device).type == "cpu"
-    for mode, size, nhwc in CONFIGS:
-        if not cpu and not nhwc:
+    print(f"{'mode':11} {'image_size':>10} {'format':>13} {'convs':>7} {'train img/s':>12} {'s per 54k epoch':>16}")
+    dev = torch.device(device).type
+    for mode, size, nhwc, crop in CONFIGS:
+        if dev != "cpu" and not nhwc:
             continue  # CUDA always trains channels_last
         finetune_train.CHANNELS_LAST_CPU_MODES = {mode} if nhwc else set()
+        finetune_train.PAD_CROP_DEVICES = {dev} if crop else set()
         cfg = FitConfig(mode=mode, image_size=size, epochs=1, batch_size=batch_size, augment=True)
         fit(build_resnet18(w, num_classes=10), warm, cfg, device=device, progress=False)  # allocator/oneDNN warm-up
         res = fit(build_resnet18(w, num_classes=10), split, cfg, device=device, progress=False)
         ips = res.history[0]["images_per_second"]
-        fmt = "channels_last" if nhwc else "NCHW"
-        print(f"{mode:11} {size:10d} {fmt:>13} {ips:12.0f} {EPOCH_IMAGES / ips:16.0f}", flush=True)
+        fmt, convs = "channels_last" if nhwc else "NCHW", "cropped" if crop else "stock"
+        print(f"{mode:11} {size:10d} {fmt:>13} {convs:>7} {ips:12.0f} {EPOCH_IMAGES / ips:16.0f}", flush=True)
 
 
 if __name__ == "__main__":

@@ -29,10 +29,19 @@ AUGMENT_PADDING = 4
 # 258 -> 349 at 64 px; full 185 -> 170 and 154 -> 186 at 32 px, 67 -> 67 and 76 -> 73 at 64 px (noise), so
 # full stays NCHW there. A bench may change the set to compare.
 CHANNELS_LAST_CPU_MODES = {"last_layer"}
+# Devices whose convolutions skip the taps that read only padding (``fmnist.padcrop``; exact). CUDA is left
+# out until measured. A bench may change the set to compare.
+PAD_CROP_DEVICES = {"cpu"}
 
 
 def _channels_last(dev, mode: str) -> bool:
     return dev.type == "cuda" or (dev.type == "cpu" and mode in CHANNELS_LAST_CPU_MODES)
+
+
+def _pad_crop(model, dev):
+    from ..padcrop import cropped_padding
+
+    return cropped_padding(model, enabled=dev.type in PAD_CROP_DEVICES)
 
 
 def _is_nhwc(model) -> bool:
@@ -175,7 +184,7 @@ def _forward(model, images: np.ndarray, image_size: int, device, batch_size: int
     out = np.empty((len(images), *tail), dtype=dtype)
     xt = torch.from_numpy(np.require(images, requirements=["C", "W"]))
     try:
-        with torch.inference_mode(), torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda):
+        with torch.inference_mode(), torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda), _pad_crop(model, dev):
             for s in range(0, len(images), batch_size):
                 xb = xt[s:s + batch_size]
                 xb = (xb.pin_memory() if cuda else xb).to(dev, non_blocking=True)
@@ -358,22 +367,23 @@ def fit(
     model, opt, sched = _prepare(model, cfg, dev, len(data.x_train))
     run = _restore(resume_from, cfg, model, opt, sched) if resume_from is not None else _Progress()
     x_tr, y_tr = _as_tensor(data.x_train), _as_tensor(data.y_train)  # once, not per epoch
-    for epoch in range(run.start, cfg.epochs + 1):
-        t0 = time.perf_counter()
-        stats = train_one_epoch(
-            model, opt, sched, x_tr, y_tr, generator=_epoch_generator(cfg.seed, epoch), image_size=cfg.image_size,
-            batch_size=cfg.batch_size, device=dev, mode=cfg.mode, augment=cfg.augment,
-            label_smoothing=cfg.label_smoothing, num_workers=num_workers, progress=progress,
-            desc=f"finetune {cfg.mode} epoch {epoch}/{cfg.epochs}")
-        record = _epoch_record(model, data, cfg, stats, dev, t0)
-        run.add(epoch, record, model)
-        if checkpoint_to:
-            save_checkpoint(checkpoint_to, _checkpoint_state(epoch, cfg, model, opt, sched, run, checkpoint_extra))
-        log.info("epoch %d/%d: loss %.4f, train %.4f, val %.4f, %.1fs, %.0f img/s", epoch, cfg.epochs,
-                 record["train_loss"], record["train_accuracy"], record["val_accuracy"], record["epoch_seconds"],
-                 record["images_per_second"])
-        if on_epoch_end is not None:
-            on_epoch_end(epoch, record)
+    with _pad_crop(model, dev):
+        for epoch in range(run.start, cfg.epochs + 1):
+            t0 = time.perf_counter()
+            stats = train_one_epoch(
+                model, opt, sched, x_tr, y_tr, generator=_epoch_generator(cfg.seed, epoch), image_size=cfg.image_size,
+                batch_size=cfg.batch_size, device=dev, mode=cfg.mode, augment=cfg.augment,
+                label_smoothing=cfg.label_smoothing, num_workers=num_workers, progress=progress,
+                desc=f"finetune {cfg.mode} epoch {epoch}/{cfg.epochs}")
+            record = _epoch_record(model, data, cfg, stats, dev, t0)
+            run.add(epoch, record, model)
+            if checkpoint_to:
+                save_checkpoint(checkpoint_to, _checkpoint_state(epoch, cfg, model, opt, sched, run, checkpoint_extra))
+            log.info("epoch %d/%d: loss %.4f, train %.4f, val %.4f, %.1fs, %.0f img/s", epoch, cfg.epochs,
+                     record["train_loss"], record["train_accuracy"], record["val_accuracy"], record["epoch_seconds"],
+                     record["images_per_second"])
+            if on_epoch_end is not None:
+                on_epoch_end(epoch, record)
     if run.best_state is not None:
         model.load_state_dict(run.best_state)
     return FitResult(model, run.history, run.best_val, run.best_epoch, run.start)
