@@ -228,3 +228,27 @@ def test_end_unfinished_children_takes_an_end_status(store):
     assert tracking.end_unfinished_children(parent, status="FAILED") == [child]
     info = tracking.get_run_info(child)
     assert info["status"] == "FAILED" and info["tags"]["fmnist.error"] == "its parent run ended before it did"
+
+
+def test_downloaded_artifacts_live_in_one_folder_removed_at_exit(monkeypatch, tmp_path):
+    from types import SimpleNamespace
+
+    from fmnist.tracking import queries
+
+    run = SimpleNamespace(info=SimpleNamespace(artifact_uri="mlflow-artifacts:/1/abc/artifacts"))
+    monkeypatch.setattr(queries, "_client", lambda: SimpleNamespace(get_run=lambda run_id: run))
+
+    def download(run_id, artifact_path, dst_path):
+        path = os.path.join(dst_path, artifact_path)
+        with open(path, "w") as f:
+            f.write(run_id)
+        return path
+
+    monkeypatch.setattr(mlflow.artifacts, "download_artifacts", download)
+    a, b = (tracking.artifact_local_path("r1", "x.csv"), tracking.artifact_local_path("r2", "x.csv"))
+    assert a != b and a.read_text() == "r1" and b.read_text() == "r2"  # each call its own folder
+    assert a.parent.parent == b.parent.parent == type(a)(queries._download_root())
+    code = ("from fmnist.tracking.queries import _download_root; import os; r = _download_root(); "
+            "open(os.path.join(r, 'f'), 'w').write('x'); print(r)")
+    root = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert root and not os.path.exists(root)  # the exiting process took its downloads with it

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -65,6 +67,17 @@ def child_runs(parent_run_id: str, status: str | None = None) -> list[dict[str, 
     return [_as_dict(r) for r in runs]
 
 
+_DOWNLOADS: list[str] = []
+
+
+def _download_root() -> str:
+    """One temporary folder per process for downloaded artifacts, removed when the process exits."""
+    if not _DOWNLOADS:
+        _DOWNLOADS.append(tempfile.mkdtemp(prefix="fmnist-artifact-"))
+        atexit.register(shutil.rmtree, _DOWNLOADS[0], True)
+    return _DOWNLOADS[0]
+
+
 def artifact_local_path(run_id: str, artifact: str, dst: str | os.PathLike | None = None) -> Path:
     """A local path to a run's artifact: read in place for a local store, else downloaded to ``dst``."""
     uri = _client().get_run(run_id).info.artifact_uri
@@ -73,7 +86,7 @@ def artifact_local_path(run_id: str, artifact: str, dst: str | os.PathLike | Non
         p = Path(unquote(parsed.path)) / artifact
         if p.exists():
             return p
-    dst = dst or tempfile.mkdtemp(prefix="fmnist-artifact-")
+    dst = dst or tempfile.mkdtemp(dir=_download_root())
     return Path(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=artifact, dst_path=str(dst)))
 
 
