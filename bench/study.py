@@ -43,7 +43,7 @@ def study(profile: str, executor: str, store: Path, data_dir: Path, extra: list[
 @click.option("--executors", default="serial,ray", show_default=True)
 @click.option("--weights", default="none", show_default=True, help="ResNet-18 weights (none: offline here).")
 def main(data_dir, profiles, executors, weights):
-    data = bench_data_dir(data_dir)
+    data = bench_data_dir(data_dir).resolve()
     root = Path(tempfile.mkdtemp(prefix="fmnist-bench-study-"))
     print(f"data {data}; stores under {root}; {os.cpu_count()} cores")
     print(f"{'profile':8} {'executor':8} {'wall s':>9} {'vs serial':>10}")

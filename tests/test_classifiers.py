@@ -99,3 +99,21 @@ def test_tuning_only_ever_sees_training_rows(xy, monkeypatch):
     # every candidate: fit on the (capped) train part, predict the validation part; then one full refit
     assert seen == [("fit", 150), ("predict", len(va))] * n_trials + [("fit", 300)]
     assert res.n_tune_train == 150 and res.n_val == len(va)
+
+
+@pytest.mark.parametrize("shrinkage", [0.01, "auto", None])
+def test_cholesky_lda_matches_sklearns_lsqr_lda(shrinkage):
+    from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
+
+    from fmnist.classifiers.lda import CholeskyLDA
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((120, 150))  # more dimensions than samples: singular unless shrunk
+    y = np.arange(120) % 4
+    ref = LinearDiscriminantAnalysis(solver="lsqr", shrinkage=shrinkage).fit(x, y)
+    ours = CholeskyLDA(solver="lsqr", shrinkage=shrinkage).fit(x, y)
+    scale = np.abs(ref.coef_).max()
+    np.testing.assert_allclose(ours.coef_, ref.coef_, rtol=0, atol=1e-8 * scale)
+    np.testing.assert_allclose(ours.intercept_, ref.intercept_, rtol=0, atol=1e-8 * scale)
+    assert (ours.predict(x) == ref.predict(x)).all()
+    assert type(build_classifier("lda").pipeline.named_steps["lda"]) is CholeskyLDA
