@@ -230,7 +230,7 @@ def test_end_unfinished_children_takes_an_end_status(store):
     assert info["status"] == "FAILED" and info["tags"]["fmnist.error"] == "its parent run ended before it did"
 
 
-def test_downloaded_artifacts_live_in_one_folder_removed_at_exit(monkeypatch, tmp_path):
+def test_downloaded_artifacts_live_in_one_folder_removed_at_exit(monkeypatch):
     from types import SimpleNamespace
 
     from fmnist.tracking import queries

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import functools
 import os
 import shutil
 import tempfile
@@ -67,15 +68,12 @@ def child_runs(parent_run_id: str, status: str | None = None) -> list[dict[str, 
     return [_as_dict(r) for r in runs]
 
 
-_DOWNLOADS: list[str] = []
-
-
+@functools.cache
 def _download_root() -> str:
     """One temporary folder per process for downloaded artifacts, removed when the process exits."""
-    if not _DOWNLOADS:
-        _DOWNLOADS.append(tempfile.mkdtemp(prefix="fmnist-artifact-"))
-        atexit.register(shutil.rmtree, _DOWNLOADS[0], True)
-    return _DOWNLOADS[0]
+    root = tempfile.mkdtemp(prefix="fmnist-artifact-")
+    atexit.register(shutil.rmtree, root, True)
+    return root
 
 
 def artifact_local_path(run_id: str, artifact: str, dst: str | os.PathLike | None = None) -> Path:
