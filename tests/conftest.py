@@ -9,6 +9,8 @@ import pytest
 
 from fmnist.data import synthetic_dataset
 
+pytest_plugins = ["timing"]  # tests/timing.py: where the suite's time went, printed after every run
+
 ROOT = Path(__file__).resolve().parent.parent
 # The committed slice of the real data (scripts/make_fixture.py); the full files are for benchmarks.
 MINI_DATA = ROOT / "tests" / "data" / "fashion-mnist-mini"
@@ -28,24 +30,72 @@ def real_data_dir() -> Path:
     return REAL_DATA
 
 
-@pytest.fixture
-def store(tmp_path, monkeypatch):
-    """A fresh sqlite tracking store in a temp folder (artifacts land beside it)."""
+@pytest.fixture(scope="session")
+def _migrated_store(tmp_path_factory) -> Path:
+    """An empty sqlite store with MLflow's schema built, once per session: building it costs each test ~1 s."""
+    from mlflow.tracking import MlflowClient
+
+    d = tmp_path_factory.mktemp("store-template")
+    MlflowClient(f"sqlite:///{d / 'mlflow.db'}").search_experiments(max_results=1)
+    return d / "mlflow.db"
+
+
+def copy_store(db: Path, dest: Path) -> str:
+    """Copy a sqlite store (and the artifact folder beside it) into ``dest``; its URI. The copy's experiments
+    and runs point at the copied artifacts, so writes never reach the original."""
+    import shutil
+    import sqlite3
+    from contextlib import closing
+
+    src = db.parent
+    dest.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(db, dest / "mlflow.db")
+    if (src / "mlruns").is_dir():
+        shutil.copytree(src / "mlruns", dest / "mlruns", dirs_exist_ok=True)
+    with closing(sqlite3.connect(dest / "mlflow.db")) as c, c:
+        for table, col in (("experiments", "artifact_location"), ("runs", "artifact_uri")):
+            c.execute(f"UPDATE {table} SET {col} = replace({col}, ?, ?)", (str(src), str(dest)))
+    return f"sqlite:///{dest / 'mlflow.db'}"
+
+
+def use_store(uri: str, monkeypatch) -> None:
+    """Point this process (and the processes it starts) at ``uri``, with no run or experiment chosen."""
     import mlflow
 
-    monkeypatch.chdir(tmp_path)
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     for var in ("MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_NAME", "MLFLOW_EXPERIMENT_ID"):
         monkeypatch.delenv(var, raising=False)
     mlflow.set_tracking_uri(uri)
-    yield uri
+
+
+def reset_store() -> None:
+    import mlflow
+    import mlflow.tracking.fluent as fl
+
     while mlflow.active_run():
         mlflow.end_run()
     mlflow.set_tracking_uri(None)
-    import mlflow.tracking.fluent as fl
-
     fl._active_experiment_id = None
+
+
+@pytest.fixture
+def store(tmp_path, monkeypatch, _migrated_store):
+    """A fresh sqlite tracking store in a temp folder (artifacts land beside it), copied from a migrated one."""
+    monkeypatch.chdir(tmp_path)
+    uri = copy_store(_migrated_store, tmp_path)
+    use_store(uri, monkeypatch)
+    yield uri
+    reset_store()
+
+
+@pytest.fixture
+def unbuilt_store(tmp_path, monkeypatch):
+    """A sqlite store URI whose file does not exist yet: for tests of building the schema itself."""
+    monkeypatch.chdir(tmp_path)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    use_store(uri, monkeypatch)
+    yield uri
+    reset_store()
 
 
 @pytest.fixture(scope="session")

@@ -100,17 +100,25 @@ class TeamServer:
         return {**env, "MLFLOW_TRACKING_USERNAME": username, "MLFLOW_TRACKING_PASSWORD": password}
 
     def add_user(self, name: str, *grants: tuple[str, str]) -> str:
-        """Create ``name`` through the script, grant it (experiment, level) pairs; return its password."""
-        p = subprocess.run([str(SCRIPT), "user", "add", name, "--dir", str(self.state_dir)], capture_output=True,
-                           text=True, timeout=120)
-        assert p.returncode == 0, p.stderr
-        exports = dict(line.removeprefix("export ").split("=", 1) for line in p.stdout.splitlines())
+        """Create ``name``, grant it (experiment, level) pairs; return its password. The admin commands run
+        in-process (``python -m fmnist.server``'s click group): the script's own start-up is tested once, in
+        tests/test_accounts.py, and costs seconds a call."""
+        out = self.admin_command("user", "add", name)
+        exports = dict(line.removeprefix("export ").split("=", 1) for line in out.stdout.splitlines())
         assert exports["MLFLOW_TRACKING_USERNAME"] == name and exports["MLFLOW_TRACKING_URI"] == self.uri
         for experiment, level in grants:
-            g = subprocess.run([str(SCRIPT), "grant", name, experiment, level, "--dir", str(self.state_dir)],
-                               capture_output=True, text=True, timeout=120)
-            assert g.returncode == 0, g.stderr
+            self.admin_command("grant", name, experiment, level)
         return exports["MLFLOW_TRACKING_PASSWORD"]
+
+    def admin_command(self, *args: str):
+        """``scripts/team_server.sh ARGS --dir <state>``, run in this process; fails the test unless it succeeds."""
+        from click.testing import CliRunner
+
+        from fmnist import server
+
+        out = CliRunner().invoke(server.cli, [*args, "--dir", str(self.state_dir)], catch_exceptions=False)
+        assert out.exit_code == 0, out.stderr
+        return out
 
 
 def start_team_server(tmp_root: Path) -> TeamServer:

@@ -7,6 +7,7 @@ from pathlib import Path
 import mlflow
 import pytest
 
+from conftest import reset_store, use_store
 from fmnist.cli import cli, run_cli
 
 README = Path(__file__).resolve().parent.parent / "README.md"
@@ -30,16 +31,20 @@ def test_table_is_not_empty():
     assert len(ROWS) >= 15
 
 
-@pytest.fixture
-def files(real_data_dir, tmp_path, store):
-    """The files the table's {placeholders} name."""
-    out = {"empty_dir": tmp_path / "empty"}
+@pytest.fixture(scope="module")
+def built(tmp_path_factory, _migrated_store):
+    """The files the table's {placeholders} name, and a store holding the other-data run: built once, each
+    row gets a copy of the store."""
+    from conftest import REAL_DATA, copy_store
+
+    root = tmp_path_factory.mktemp("bad-inputs")
+    out = {"empty_dir": root / "empty"}
     out["empty_dir"].mkdir()
     for name in ("truncated_dir", "wrong_md5_dir"):
-        d = tmp_path / name
+        d = root / name
         # MD5SUMS comes along: the files are then held to their own sums (the slice is not the official
         # set), so only the damage done below can fail the check.
-        shutil.copytree(real_data_dir, d, ignore=shutil.ignore_patterns("LICENSE"))
+        shutil.copytree(REAL_DATA, d, ignore=shutil.ignore_patterns("LICENSE"))
         out[name] = d
     f = out["truncated_dir"] / "train-labels-idx1-ubyte.gz"
     f.chmod(0o644)
@@ -48,14 +53,34 @@ def files(real_data_dir, tmp_path, store):
     g = out["wrong_md5_dir"] / "t10k-labels-idx1-ubyte.gz"
     g.chmod(0o644)
     g.write_bytes(g.read_bytes() + b"\0")  # trailing garbage: gzip still reads, MD5 does not match
-    (tmp_path / "bad.pth").write_text("not a state dict")
-    out["not_weights"] = tmp_path / "bad.pth"
+    (root / "bad.pth").write_text("not a state dict")
+    out["not_weights"] = root / "bad.pth"
     from fmnist.data import load_dataset
     from fmnist.steps.extract import get_features
 
-    other = get_features(feature="raw", ds=load_dataset(data_dir=real_data_dir, subset=50), progress=False)
+    store_dir = root / "store"
+    uri = copy_store(_migrated_store, store_dir)
+    with pytest.MonkeyPatch.context() as m:
+        m.chdir(store_dir)  # the artifacts land beside the database, where copy_store finds them
+        use_store(uri, m)
+        try:
+            other = get_features(feature="raw", ds=load_dataset(data_dir=REAL_DATA, subset=50), progress=False)
+        finally:
+            reset_store()
     out["other_data_run"] = other.run_id
-    return out
+    return out, store_dir / "mlflow.db"
+
+
+@pytest.fixture
+def files(built, tmp_path, monkeypatch):
+    """The placeholders' values, with this process on a copy of the store that holds the other-data run."""
+    from conftest import copy_store
+
+    values, db = built
+    monkeypatch.chdir(tmp_path)
+    use_store(copy_store(db, tmp_path), monkeypatch)
+    yield values
+    reset_store()
 
 
 @pytest.mark.parametrize("command,code,message", ROWS)

@@ -4,7 +4,7 @@ import mlflow
 import numpy as np
 import pytest
 
-from test_e2e_extract import mlflow_run
+from test_e2e_extract import assert_bad_input_failed_the_run, mlflow_run, mlflow_run_here
 
 pytestmark = pytest.mark.slow
 
@@ -31,11 +31,10 @@ def test_classify_lda_on_raw_real_subset(real_data_dir, store, tmp_path):
     assert model.predict(np.zeros((2, 784), np.float32)).shape == (2,)
 
 
-def test_unknown_model_fails_the_run(real_data_dir, store, tmp_path):
-    p = mlflow_run("classify", {"feature": "raw", "model": "knn", "subset": 100, "data_dir": real_data_dir},
-                   tmp_path)
-    assert p.returncode != 0
-    lines = [ln for ln in p.stderr.splitlines() if ln.startswith("fmnist: error:")]
+def test_unknown_model_fails_the_run(real_data_dir, store, monkeypatch, capsys):
+    code = mlflow_run_here("classify", {"feature": "raw", "model": "knn", "subset": 100, "data_dir": real_data_dir},
+                           monkeypatch)
+    err = capsys.readouterr().err
+    lines = [ln for ln in err.splitlines() if ln.startswith("fmnist: error:")]
     assert lines == ["fmnist: error: unknown model 'knn'; choose one of: logreg, lda, svm, rf"]
-    (r,) = mlflow.search_runs(experiment_names=["fmnist"], output_format="list")
-    assert r.info.status == "FAILED" and "unknown model 'knn'" in r.data.tags["fmnist.error"]
+    assert_bad_input_failed_the_run(code, err, "unknown model 'knn'")

@@ -2,7 +2,7 @@
 
 import mlflow
 import pytest
-from test_e2e_extract import mlflow_run
+from test_e2e_extract import assert_bad_input_failed_the_run, mlflow_run, mlflow_run_here
 
 pytestmark = pytest.mark.slow
 
@@ -30,10 +30,7 @@ def test_finetune_last_layer_real_subset(real_data_dir, store, tmp_path, monkeyp
     ({"mode": "head"}, "unknown mode 'head'; choose one of: last_layer, full"),
     ({"epochs": "0"}, "0 is not in the range x>=1"),
 ])
-def test_bad_input_fails_the_run(real_data_dir, store, tmp_path, params, message):
-    p = mlflow_run("finetune", {"subset": 100, "weights": "none", "data_dir": real_data_dir, **params}, tmp_path)
-    assert p.returncode != 0
-    line = [ln for ln in p.stderr.splitlines() if ln.startswith("fmnist: error:")]
-    assert len(line) == 1 and message in line[0], p.stderr[-2000:]
-    (r,) = mlflow.search_runs(experiment_names=["fmnist"], output_format="list")
-    assert r.info.status == "FAILED" and message in r.data.tags["fmnist.error"]
+def test_bad_input_fails_the_run(real_data_dir, store, monkeypatch, capsys, params, message):
+    code = mlflow_run_here("finetune", {"subset": 100, "weights": "none", "data_dir": real_data_dir, **params},
+                           monkeypatch)
+    assert_bad_input_failed_the_run(code, capsys.readouterr().err, message)

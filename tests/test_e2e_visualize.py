@@ -6,7 +6,7 @@ import pytest
 
 from fmnist import tracking
 
-from test_e2e_extract import mlflow_run  # tests/ is on sys.path (no package)
+from test_e2e_extract import assert_bad_input_failed_the_run, mlflow_run, mlflow_run_here  # tests/ is on sys.path (no package)
 
 pytestmark = pytest.mark.slow
 
@@ -56,10 +56,6 @@ def test_single_view_in_the_run_mlflow_created(real_data_dir, store, tmp_path):
     ({"method": "mds"}, "unknown method 'mds'; choose one of: pca, tsne, lle, umap"),
     ({"n_samples": "500"}, "n_samples=500 is more than the 200 images in the test split of subset=200"),
 ])
-def test_bad_input_fails_the_run(real_data_dir, store, tmp_path, params, message):
-    p = mlflow_run("visualize", {"feature": "raw", "subset": 200, "data_dir": real_data_dir, **params}, tmp_path)
-    assert p.returncode != 0
-    line = [ln for ln in p.stderr.splitlines() if ln.startswith("fmnist: error:")]
-    assert len(line) == 1 and message in line[0]
-    (r,) = mlflow.search_runs(experiment_names=["fmnist"], output_format="list")
-    assert r.info.status == "FAILED" and message in r.data.tags["fmnist.error"]
+def test_bad_input_fails_the_run(real_data_dir, store, monkeypatch, capsys, params, message):
+    code = mlflow_run_here("visualize", {"feature": "raw", "subset": 200, "data_dir": real_data_dir, **params}, monkeypatch)
+    assert_bad_input_failed_the_run(code, capsys.readouterr().err, message)

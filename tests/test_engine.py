@@ -22,8 +22,10 @@ from stores import BIN, fmnist, fmnist_env
 
 pytestmark = [pytest.mark.filterwarnings("ignore::UserWarning"), pytest.mark.timeout(900)]
 
+# A seed no other module uses: the team server is shared by the session and the cache spans experiments, so
+# the cluster's cells must be computed here, not found in another test's runs.
 STUDY = ["study", "--features", "raw", "--models", "lda,logreg", "--methods", "pca", "--finetune", "false",
-         "--subset", "300", "--weights", "none", "--device", "cpu", "--no-progress"]
+         "--subset", "300", "--seeds", "11", "--weights", "none", "--device", "cpu", "--no-progress"]
 DETERMINISTIC = {("classify", "raw/lda"), ("classify", "raw/logreg"), ("visualize", "raw/pca")}
 
 
@@ -127,15 +129,25 @@ def test_bad_executor_address_or_missing_ray_is_one_line_before_any_run(tmp_path
 # ------------------------------------------------------------------------------- local Ray instance
 
 
-@pytest.mark.slow
-def test_ray_study_equals_serial_and_a_cached_rerun_takes_seconds(tmp_path, real_data_dir):
-    serial_uri, ray_uri = (f"sqlite:///{tmp_path / n}" for n in ("serial.db", "ray.db"))
-    s = fmnist([*STUDY, "--report-output", str(tmp_path / "s.html")], _env(serial_uri, real_data_dir), tmp_path)
+@pytest.fixture(scope="module")
+def serial_reference(tmp_path_factory):
+    """``STUDY`` run serially on sqlite, once: the cells every Ray run of it must equal."""
+    from conftest import REAL_DATA
+
+    d = tmp_path_factory.mktemp("serial-reference")
+    uri = f"sqlite:///{d / 'serial.db'}"
+    s = fmnist([*STUDY, "--report-output", str(d / "s.html")], _env(uri, REAL_DATA), d)
     assert s.returncode == 0, s.stderr[-3000:]
+    return _cells(uri)
+
+
+@pytest.mark.slow
+def test_ray_study_equals_serial_and_a_cached_rerun_takes_seconds(tmp_path, real_data_dir, serial_reference):
+    ray_uri = f"sqlite:///{tmp_path / 'ray.db'}"
     r = fmnist([*STUDY, "--executor", "ray", "--report-output", str(tmp_path / "r.html")],
                _env(ray_uri, real_data_dir), tmp_path)
     assert r.returncode == 0, r.stderr[-3000:]
-    serial, ray_cells = _cells(serial_uri), _cells(ray_uri)
+    serial, ray_cells = serial_reference, _cells(ray_uri)
     assert serial.keys() == ray_cells.keys()
     for k in DETERMINISTIC:
         assert ray_cells[k][1] == pytest.approx(serial[k][1]), k
@@ -243,7 +255,15 @@ def two_node_cluster(tmp_path):
             "--disable-usage-stats"]
 
     def ours():
-        return [p for p in psutil.process_iter(["cmdline"]) if str(temp) in " ".join(p.info["cmdline"] or [])]
+        """This cluster's processes: those naming its temp dir or its port (Ray's client server, started by the
+        head and then orphaned, names only the port), and all their children (Ray's agents name neither)."""
+        found = {}
+        for p in psutil.process_iter(["cmdline"]):
+            cmd = " ".join(p.info["cmdline"] or [])
+            if str(temp) in cmd or ("ray" in cmd and f":{port} " in f"{cmd} "):
+                for q in [p, *p.children(recursive=True)]:
+                    found[q.pid] = q
+        return list(found.values())
 
     try:
         for cmd in (head, node):
@@ -257,9 +277,15 @@ def two_node_cluster(tmp_path):
                 p.terminate()
             except psutil.NoSuchProcess:
                 pass
-        _, alive = psutil.wait_procs(procs, timeout=20)
+        # raylet and the GCS server outlast SIGTERM by far more than 20 s: what is left after a short grace
+        # period is killed, and waited for, so no process of this cluster outlives the test.
+        _, alive = psutil.wait_procs(procs, timeout=3)
         for p in alive:
-            p.kill()
+            try:
+                p.kill()
+            except psutil.NoSuchProcess:
+                pass
+        psutil.wait_procs(alive, timeout=10)
 
 
 def _cluster_nodes(address: str, env: dict) -> set[str]:
@@ -271,7 +297,8 @@ def _cluster_nodes(address: str, env: dict) -> set[str]:
 
 
 @pytest.mark.slow
-def test_study_on_a_two_node_cluster_with_the_team_server(tmp_path, real_data_dir, two_node_cluster, team_server):
+def test_study_on_a_two_node_cluster_with_the_team_server(tmp_path, real_data_dir, two_node_cluster, team_server,
+                                                         serial_reference):
     address, ray_env = two_node_cluster
     nodes = _cluster_nodes(address, ray_env)
     assert len(nodes) == 2
@@ -285,10 +312,7 @@ def test_study_on_a_two_node_cluster_with_the_team_server(tmp_path, real_data_di
     password = team_server.add_user("cluster-user", (exp, "EDIT"))
     env = team_server.as_user({**_env(team_server.uri, real_data_dir), "MLFLOW_EXPERIMENT_NAME": exp},
                               "cluster-user", password)
-    # A seed no other test uses: the server is shared by the session and the cache spans experiments, so
-    # this study's cells must be computed here, not found in another test's runs.
-    study = [*STUDY, "--seeds", "11"]
-    p = fmnist([*study, "--executor", "ray", "--ray-address", address, "--report-output",
+    p = fmnist([*STUDY, "--executor", "ray", "--ray-address", address, "--report-output",
                 str(tmp_path / "r.html")], env, tmp_path, timeout=600)
     assert p.returncode == 0, p.stderr[-3000:]
     cells = _cells(team_server.uri, exp)
@@ -303,12 +327,8 @@ def test_study_on_a_two_node_cluster_with_the_team_server(tmp_path, real_data_di
     everything = client.search_runs([client.get_experiment_by_name(exp).experiment_id], max_results=1000)
     for r in everything:  # the password is in no param or tag
         assert not any(password in v for v in [*r.data.params.values(), *r.data.tags.values()]), r.info.run_id
-    serial_uri = f"sqlite:///{tmp_path / 'serial.db'}"
-    s = fmnist([*study, "--report-output", str(tmp_path / "s.html")], _env(serial_uri, real_data_dir), tmp_path)
-    assert s.returncode == 0, s.stderr[-3000:]
-    serial = _cells(serial_uri)
     for k in DETERMINISTIC:
-        assert cells[k][1] == pytest.approx(serial[k][1]), k
+        assert cells[k][1] == pytest.approx(serial_reference[k][1]), k
     assert "Test accuracy" in (tmp_path / "r.html").read_text()
 
 

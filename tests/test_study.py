@@ -72,6 +72,35 @@ def tiny_study(store, tiny, monkeypatch, tmp_path):
     return dict(SMALL, report_output=str(tmp_path / "report.html"))
 
 
+@pytest.fixture(scope="module")
+def _finished(tmp_path_factory, _migrated_store, tiny):
+    """The tiny study run once, in a store of its own: (its database, its records)."""
+    import fmnist.steps.study as st
+    from conftest import copy_store, reset_store, use_store
+
+    d = tmp_path_factory.mktemp("finished-study")
+    uri = copy_store(_migrated_store, d)
+    with pytest.MonkeyPatch.context() as m:
+        m.chdir(d)  # the artifacts beside the database, where copy_store finds them
+        use_store(uri, m)
+        m.setattr(st, "load_dataset", lambda *a, **k: tiny)
+        try:
+            records = st.run_study(**dict(SMALL, report_output=str(d / "report.html")))
+        finally:
+            reset_store()
+    return d / "mlflow.db", records
+
+
+@pytest.fixture
+def finished_study(_finished, tiny_study, tmp_path, monkeypatch):
+    """``tiny_study``'s params on a copy of a store where that study has already run once; its records."""
+    from conftest import copy_store, use_store
+
+    db, records = _finished
+    use_store(copy_store(db, tmp_path), monkeypatch)  # replaces the empty store tiny_study made
+    return tiny_study, records
+
+
 def _children(parent):
     return mlflow.search_runs(search_all_experiments=True, output_format="list",
                               filter_string=f"tags.mlflow.parentRunId = '{parent}'")
@@ -106,11 +135,11 @@ def test_failure_is_isolated_then_only_it_is_retried(tiny_study, monkeypatch):
     assert all(s == "cached" for (step, _), s in status.items() if step in ("extract", "classify", "finetune"))
 
 
-def test_second_run_hits_the_cache_for_every_step(tiny_study):
+def test_second_run_hits_the_cache_for_every_step(finished_study):
     import fmnist.steps.study as st
     from fmnist import report
 
-    first = st.run_study(**tiny_study)
+    tiny_study, first = finished_study
     assert {r.status for r in first if r.step != "report"} == {"ran"}
     assert len([r for r in first if r.step == "classify"]) == 4 and len([r for r in first if r.step == "finetune"]) == 2
     second = st.run_study(**tiny_study)
@@ -133,10 +162,11 @@ def test_second_run_hits_the_cache_for_every_step(tiny_study):
                for p in parents)  # a reused report is logged onto the new parent as well
 
 
-def test_changing_one_param_reruns_only_what_depends_on_it(tiny_study):
+def test_changing_one_param_reruns_only_what_depends_on_it(finished_study):
     import fmnist.steps.study as st
 
-    first = {(r.step, r.cell): r for r in st.run_study(**tiny_study)}
+    tiny_study, records = finished_study
+    first = {(r.step, r.cell): r for r in records}
     third = st.run_study(**dict(tiny_study, epochs=2))  # only the fine-tunes depend on epochs
     for r in third:
         if r.step == "finetune":

@@ -48,11 +48,11 @@ def _bare_run(parent: str | None = None, status: str | None = None) -> str:
 # ------------------------------------------------------------------------------------------- store
 
 
-def test_prepare_store_sets_a_busy_timeout_once_and_builds_the_schema(store):
+def test_prepare_store_sets_a_busy_timeout_once_and_builds_the_schema(unbuilt_store):
     import sqlalchemy
 
     uri = tracking.prepare_store()
-    assert uri == f"{store}?timeout={tracking.SQLITE_BUSY_TIMEOUT}" == mlflow.get_tracking_uri()
+    assert uri == f"{unbuilt_store}?timeout={tracking.SQLITE_BUSY_TIMEOUT}" == mlflow.get_tracking_uri()
     assert os.environ["MLFLOW_TRACKING_URI"] == uri  # what child processes inherit
     assert tracking.prepare_store() == uri  # idempotent: no second query string
     # The URL reaches sqlite through SQLAlchemy's pysqlite dialect, as MLflow's engine is made.
