@@ -10,7 +10,7 @@ ARGS ?=
 # `mlflow run --env-manager local` calls `python` from PATH: make it this venv's.
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: setup run test ui clean
+.PHONY: setup run test test-fast ui clean
 setup: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml
@@ -21,8 +21,11 @@ $(VENV)/.installed: pyproject.toml
 run: setup  ## the main job through MLflow Projects, in this venv
 	$(BIN)/mlflow run . -e main --env-manager local --experiment-name $(MLFLOW_EXPERIMENT_NAME) $(ARGS)
 
-test: setup
+test: setup  ## the whole suite (CI runs this); ends with where the time went (tests/timing.py)
 	$(BIN)/python -m pytest $(ARGS)
+
+test-fast: setup  ## the inner loop: no server, cluster, browser or child process (tests not marked slow)
+	$(BIN)/python -m pytest -m "not slow" $(ARGS)
 
 ui: setup
 	$(BIN)/mlflow ui --host 127.0.0.1 --port 5000

@@ -262,8 +262,8 @@ def _auth_config(d: Path, pg_port: int, default_permission: str) -> Path:
                  f"default_permission = {default_permission}\n"
                  f"database_uri = {backend_uri(pg_port, AUTH_DB_NAME)}\n"
                  f"admin_username = {ADMIN_USER}\n"
-                 # fmnist.server_auth: hashes each password once per process, not on every request
-                 "authorization_function = fmnist.server_auth:authenticate\n")
+                 # fmnist.tracking.server_auth: hashes each password once per process, not on every request
+                 "authorization_function = fmnist.tracking.server_auth:authenticate\n")
     return f
 
 

@@ -36,11 +36,12 @@ def test_visualize_grid_real_subset(real_data_dir, store, tmp_path):
     assert "best k-NN accuracy per feature: raw ->" in p.stderr
 
 
-def test_single_view_in_the_run_mlflow_created(real_data_dir, store, tmp_path):
+def test_single_view_in_the_run_mlflow_created(real_data_dir, store, monkeypatch, capsys):
     # n_samples=all and a perplexity too large for 60 points: mlflow logged the request, we add what was used.
-    p = mlflow_run("visualize", {"feature": "raw", "method": "tsne", "subset": 60, "n_samples": "all",
-                                 "perplexity": 30, "data_dir": real_data_dir}, tmp_path)
-    assert p.returncode == 0, p.stderr[-3000:]
+    # Launched in-process as `mlflow run` launches it (test_visualize_grid_real_subset runs the launcher).
+    code = mlflow_run_here("visualize", {"feature": "raw", "method": "tsne", "subset": 60, "n_samples": "all",
+                                         "perplexity": 30, "data_dir": real_data_dir}, monkeypatch)
+    assert code == 0, capsys.readouterr().err[-3000:]
     runs = mlflow.search_runs(experiment_names=["fmnist"], output_format="list")
     (r,) = [r for r in runs if r.data.tags["fmnist.step"] == "visualize"]
     assert r.info.status == "FINISHED" and r.data.tags["mlflow.project.entryPoint"] == "visualize"

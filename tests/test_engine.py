@@ -136,7 +136,7 @@ def serial_reference(tmp_path_factory):
 
     d = tmp_path_factory.mktemp("serial-reference")
     uri = f"sqlite:///{d / 'serial.db'}"
-    s = fmnist([*STUDY, "--report-output", str(d / "s.html")], _env(uri, REAL_DATA), d)
+    s = fmnist([*STUDY, "--report", "false"], _env(uri, REAL_DATA), d)
     assert s.returncode == 0, s.stderr[-3000:]
     return _cells(uri)
 
@@ -185,7 +185,7 @@ def test_a_sigkilled_ray_worker_is_retried_and_its_run_never_reused(tmp_path, re
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     args = ["study", "--features", "raw", "--models", "lda", "--methods", "pca", "--finetune", "true",
             "--epochs", "3", "--weights", "none", "--device", "cpu", "--no-progress", "--executor", "ray",
-            "--subset", "600", "--report-output", str(tmp_path / "r.html")]
+            "--subset", "600", "--report", "false"]
     proc = subprocess.Popen([str(BIN / "fmnist"), *args], env=_env(uri, real_data_dir), cwd=tmp_path,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:

@@ -1,6 +1,6 @@
 """The study: profiles, one parent with child runs, every step cached, failures isolated and retried."""
 
-import sys
+from pathlib import Path
 
 import mlflow
 import pandas as pd
@@ -119,6 +119,7 @@ def test_failure_is_isolated_then_only_it_is_retried(tiny_study, monkeypatch):
         return real(x, y, method, **kw)
 
     monkeypatch.setattr(vis, "embed_and_measure", broken)
+    tiny_study = dict(tiny_study, report=False)  # not about the report: the cells only
     with pytest.raises(FmnistError, match="1 step\\(s\\) failed.*visualize scatnet/pca"):
         st.run_study(**tiny_study)
     (parent,) = mlflow.search_runs(search_all_experiments=True, output_format="list",
@@ -167,13 +168,15 @@ def test_changing_one_param_reruns_only_what_depends_on_it(finished_study):
 
     tiny_study, records = finished_study
     first = {(r.step, r.cell): r for r in records}
-    third = st.run_study(**dict(tiny_study, epochs=2))  # only the fine-tunes depend on epochs
+    third = st.run_study(**dict(tiny_study, epochs=2, report=False))  # only the fine-tunes depend on epochs
     for r in third:
         if r.step == "finetune":
             assert r.status == "ran" and r.run_id != first[(r.step, r.cell)].run_id
         elif r.step != "report":
             assert r.status == "cached" and r.run_id == first[(r.step, r.cell)].run_id, (r.step, r.cell)
     assert {mlflow.get_run(r.run_id).data.params["epochs"] for r in third if r.step == "finetune"} == {"2"}
+    # report=False: no report step, nothing written where it would go
+    assert "report" not in {r.step for r in third} and not Path(tiny_study["report_output"]).exists()
 
 
 def test_two_seeds_give_mean_and_std_cells(store, monkeypatch, tmp_path):
@@ -189,7 +192,7 @@ def test_two_seeds_give_mean_and_std_cells(store, monkeypatch, tmp_path):
         return synthetic_dataset(n_train=200, n_test=100, seed=seed)
 
     monkeypatch.setattr(st, "load_dataset", load)
-    kw = dict(SMALL, features="raw", models="lda,logreg", finetune=False, report_output=str(tmp_path / "r.html"))
+    kw = dict(SMALL, features="raw", models="lda,logreg", finetune=False, report=False)  # the report's API reads it
     recs = st.run_study(**kw, seeds="3,4")
     assert sorted(set(drawn)) == [3, 4]
     cells = sorted(r.cell for r in recs if r.step == "classify")
@@ -241,9 +244,8 @@ def test_the_report_is_about_the_study_dataset(store, monkeypatch, tmp_path, dat
 
 
 @pytest.mark.slow
-def test_main_entry_point_on_real_subset(real_data_dir, store, tmp_path):
-    sys.path.insert(0, str(tmp_path.parent))
-    from test_e2e_extract import mlflow_run  # noqa: E402
+def test_main_entry_point_on_real_subset(real_data_dir, store, tmp_path, monkeypatch, capsys):
+    from test_e2e_extract import mlflow_run, mlflow_run_here
 
     # methods=all and epochs=0 (the profile's) are resolved by the study: logged as methods_used/epochs_used
     params = {"subset": 300, "features": "raw,scatnet", "models": "lda,rf", "methods": "all", "epochs": 0,
@@ -259,8 +261,9 @@ def test_main_entry_point_on_real_subset(real_data_dir, store, tmp_path):
     cells = report.latest_cells("classify", ["model", "feature"], experiment="fmnist")
     for _, c in cells.iterrows():
         assert table.loc[c["model"], c["feature"]] == pytest.approx(100 * c["metrics.test_accuracy"])
-    again = mlflow_run("main", params, tmp_path)
-    assert again.returncode == 0, again.stderr[-3000:]
+    # Again, launched in-process as `mlflow run` launches it (the launcher itself ran above): all cached.
+    again = mlflow_run_here("main", params, monkeypatch)
+    assert again == 0, capsys.readouterr().err[-3000:]
     (latest, _) = mlflow.search_runs(experiment_names=["fmnist"], output_format="list",
                                      filter_string="tags.`fmnist.step` = 'study'")
     steps = pd.read_csv(mlflow.artifacts.download_artifacts(run_id=latest.info.run_id, artifact_path="steps.csv"))

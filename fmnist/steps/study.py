@@ -67,6 +67,8 @@ class StudyParams:
                             "model randomness and view sampling, as its own cached cells.")
     weights: str = param("auto", "ResNet-18 weights for features and fine-tuning: imagenet, none, auto or a .pth path.")
     device: str = param("auto", "auto (CUDA when present), cpu, cuda, cuda:N, mps.")
+    report: bool = param(True, "Render the report at the end (false: the cells only, e.g. while iterating on a "
+                               "grid; `fmnist report` renders it later).")
     report_output: str = param(DEFAULT_OUTPUT, "Where to write the HTML report.")
     executor: str = param("serial", f"{' | '.join(EXECUTORS)}: run the cells one after another here, or as Ray "
                                     "tasks (a local instance, or the cluster at --ray-address).",
@@ -156,7 +158,8 @@ class StudyFailed(FmnistError):
 
 
 def run_study(**kw: Any) -> list[Record]:
-    """Extract -> classify -> visualize -> finetune -> report, each cell a child run of one parent."""
+    """Extract -> classify -> visualize -> finetune -> report (unless ``report=False``), each cell a child run of
+    one parent."""
     sp = StudyParams(**kw)
     prof = get_profile(sp.profile, subset=None if sp.subset in ("profile", None) else sp.subset,
                        full_data=sp.subset is None, epochs=sp.epochs or None)
@@ -180,7 +183,8 @@ def run_study(**kw: Any) -> list[Record]:
                                "fmnist.executor": sp.executor})
             ran = dict(zip((c.id for c in todo), _execute(executor, todo, parent, datasets) if todo else []))
             records = [hits.get(c.id) or ran[c.id] for c in cells]
-            records.append(_report(sp, parent, ds.name))
+            if sp.report:
+                records.append(_report(sp, parent, ds.name))
             _summarise(records, time.perf_counter() - t0)
     finally:
         executor.close()

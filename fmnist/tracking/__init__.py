@@ -2,7 +2,8 @@
 
 ``store``: the URI and a sqlite store made safe for concurrent processes (``prepare_store``);
 ``lifecycle``: opening and ending runs; ``records``: what a run logs; ``lookup``: the cache lookup;
-``queries``: reading runs back; ``accounts``: users and permissions on a server with MLflow's basic-auth.
+``queries``: reading runs back; ``accounts``: users and permissions on a server with MLflow's basic-auth;
+``server_auth``: the team server's own password check (imported by ``mlflow server``, not here).
 """
 
 from .lifecycle import (active_experiment_name, active_run_id, check_store, end_if_running, end_unfinished_children, fail_run,
