@@ -60,7 +60,8 @@ def main() -> int:
         print(f"pytest process wall time {wall:.1f} s (exit {rc})")
     if junit.exists():
         print(junit_counts(junit))
-    print("\n".join(format_summary(s)))
+    if a.read:  # a run just made printed it already (tests/timing.py, at the end of pytest's output)
+        print("\n".join(format_summary(s)))
     return rc
 
 

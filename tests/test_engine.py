@@ -110,6 +110,7 @@ def _wait_for_running(uri: str, step: str, timeout: float = 240) -> tuple[str, i
 # ----------------------------------------------------------------------------------- bad input
 
 
+@pytest.mark.slow
 def test_bad_executor_address_or_missing_ray_is_one_line_before_any_run(tmp_path, real_data_dir):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     env = _env(uri, real_data_dir)

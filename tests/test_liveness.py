@@ -6,10 +6,13 @@ import sys
 import threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
+import pytest
+
 from fmnist.liveness import health_problem, pid_alive
 from fmnist.server import free_port
 
 
+@pytest.mark.slow
 def test_pid_alive_live_zombie_and_gone():
     assert pid_alive(os.getpid())
     p = subprocess.Popen([sys.executable, "-c", "pass"])

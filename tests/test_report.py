@@ -89,6 +89,7 @@ def test_empty_store_gives_blanks_not_errors(store):
     assert (report.sota_table()["family"] != "this study").all()
 
 
+@pytest.mark.slow
 def test_notebook_executes_headlessly_against_a_relative_store(study, tmp_path, monkeypatch):
     """The kernel runs elsewhere: a relative default store (sqlite:///mlflow.db) must still be found."""
     from fmnist.steps.report import report_step
@@ -110,6 +111,7 @@ def test_notebook_executes_headlessly_against_a_relative_store(study, tmp_path, 
         "report/report.html", "report/report.ipynb"}
 
 
+@pytest.mark.slow
 def test_report_is_reused_until_a_run_changes(study, tmp_path):
     """Rendering twice with no run changed executes the notebook once; a new run, or a deleted file's
     checksum failing, renders it again."""
@@ -129,6 +131,7 @@ def test_report_is_reused_until_a_run_changes(study, tmp_path):
     assert len(reports) == 2
 
 
+@pytest.mark.slow
 def test_html_is_written_for_readers(study, tmp_path):
     """No code and no prompts in the HTML (the executed notebook keeps them), no warning blocks, summary first."""
     import nbformat

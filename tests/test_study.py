@@ -136,6 +136,7 @@ def test_failure_is_isolated_then_only_it_is_retried(tiny_study, monkeypatch):
     assert all(s == "cached" for (step, _), s in status.items() if step in ("extract", "classify", "finetune"))
 
 
+@pytest.mark.slow
 def test_second_run_hits_the_cache_for_every_step(finished_study):
     import fmnist.steps.study as st
     from fmnist import report
@@ -163,6 +164,7 @@ def test_second_run_hits_the_cache_for_every_step(finished_study):
                for p in parents)  # a reused report is logged onto the new parent as well
 
 
+@pytest.mark.slow
 def test_changing_one_param_reruns_only_what_depends_on_it(finished_study):
     import fmnist.steps.study as st
 
@@ -218,6 +220,7 @@ def test_two_seeds_give_mean_and_std_cells(store, monkeypatch, tmp_path):
         st.run_study(**kw, seeds="1,1")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("dataset,published", [("mnist", "DENSER"), ("kmnist", None)])
 def test_the_report_is_about_the_study_dataset(store, monkeypatch, tmp_path, dataset, published):
     """A study on another dataset of the family: its report's title, tables and published rows are that dataset's."""

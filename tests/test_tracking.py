@@ -82,6 +82,7 @@ def test_tracking_uri_makes_a_relative_store_absolute_and_usable(store, tmp_path
     assert MlflowClient(uri).get_run(rid).info.status == "FINISHED"
 
 
+@pytest.mark.slow
 def test_processes_starting_at_once_on_a_new_store_all_record_their_run(tmp_path):
     """Each creates the schema of a fresh mlflow.db unless prepare_store's lock serialises them."""
     code = ("from fmnist import tracking\n"
@@ -230,6 +231,7 @@ def test_end_unfinished_children_takes_an_end_status(store):
     assert info["status"] == "FAILED" and info["tags"]["fmnist.error"] == "its parent run ended before it did"
 
 
+@pytest.mark.slow
 def test_downloaded_artifacts_live_in_one_folder_removed_at_exit(monkeypatch):
     from types import SimpleNamespace
 

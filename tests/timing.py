@@ -25,6 +25,10 @@ _fixtures: dict[str, list[float]] = defaultdict(list)
 _procs: dict[str, list[tuple[float, float]]] = defaultdict(list)
 _log: list[tuple[float, str, str]] = []  # (seconds, test, command) of every child process
 _current = [""]
+_unmarked: set[str] = set()  # tests not marked slow that started a child process
+_slow: set[str] = set()
+# What library code itself runs in passing (platform and git look-ups): not a reason to mark a test slow.
+INCIDENTAL = ("git", "lscpu", "uname", "ldconfig")
 
 
 def process_kind(args) -> str:
@@ -57,6 +61,8 @@ def _install_process_clock() -> None:
         if kind is not None:
             _procs[kind].append((start, time.perf_counter()))
             _log.append((time.perf_counter() - start, test, cmd))
+            if test and test not in _slow and kind not in INCIDENTAL:
+                _unmarked.add(test)
             self._fmnist_timing = (None, 0.0, "", "")
         return out
 
@@ -91,6 +97,8 @@ def pytest_fixture_setup(fixturedef, request):
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_protocol(item, nextitem):
     _current[0] = item.nodeid
+    if item.get_closest_marker("slow"):
+        _slow.add(item.nodeid)
     yield
     _current[0] = ""
 
@@ -113,7 +121,7 @@ def summary() -> dict:
             "fixtures": {k: [len(v), sum(v)] for k, v in sorted(_fixtures.items(), key=lambda kv: -sum(kv[1]))
                          if sum(v) >= 1.0},
             "processes": {k: [len(v), _union(v)] for k, v in sorted(_procs.items(), key=lambda kv: -_union(kv[1]))},
-            "process_log": sorted(_log, reverse=True)}
+            "process_log": sorted(_log, reverse=True), "unmarked": sorted(_unmarked)}
 
 
 def format_summary(s: dict) -> list[str]:
@@ -126,6 +134,9 @@ def format_summary(s: dict) -> list[str]:
     lines += [f"  {sec:7.1f} s  {n:4d}x  {name}" for name, (n, sec) in s["fixtures"].items()]
     lines.append("child processes by kind (count, wall seconds with overlaps counted once):")
     lines += [f"  {sec:7.1f} s  {n:4d}x  {kind}" for kind, (n, sec) in s["processes"].items()]
+    if s.get("unmarked"):  # `make test-fast` is for what needs no child process: mark these slow
+        lines.append(f"not marked slow, yet started a child process ({len(s['unmarked'])}):")
+        lines += [f"  {node}" for node in s["unmarked"]]
     return lines
 
 
