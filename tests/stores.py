@@ -38,6 +38,46 @@ def fmnist(args: list[str], env: dict, cwd: Path, timeout: float = 300) -> subpr
                           timeout=timeout)
 
 
+def fmnist_here(args: list[str], env: dict, cwd: Path) -> subprocess.CompletedProcess:
+    """``fmnist(args, env, cwd)`` in this process: the CLI's entry function with ``env`` as the environment,
+    for checks where a child process would add only its start-up (seconds of imports). Its stderr is what
+    the child's would be; MLflow's global client state is reset afterwards."""
+    import contextlib
+    import io
+    import signal
+
+    import mlflow
+    import mlflow.tracking._tracking_service.utils as tracking_utils
+    import mlflow.tracking.fluent as fluent
+
+    from fmnist.cli import cli, run_cli
+
+    out, err = io.StringIO(), io.StringIO()
+    sigterm = signal.getsignal(signal.SIGTERM)
+    with pytest.MonkeyPatch.context() as m:
+        for k in set(os.environ) - set(env):
+            m.delenv(k)
+        for k, v in env.items():
+            m.setenv(k, v)
+        m.chdir(cwd)
+        # As a new process: the URI from the environment. (mlflow.set_tracking_uri(None) would also unset
+        # MLFLOW_TRACKING_URI, sending the CLI to ./mlflow.db.) Restored with the environment on exit.
+        m.setattr(tracking_utils, "_tracking_uri", None)
+        m.setattr(fluent, "_active_experiment_id", None)
+        try:
+            with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+                try:
+                    run_cli(cli, args, prog_name="fmnist")
+                    code = 0
+                except SystemExit as e:
+                    code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+        finally:
+            while mlflow.active_run():
+                mlflow.end_run()
+            signal.signal(signal.SIGTERM, sigterm)
+    return subprocess.CompletedProcess(["fmnist", *args], code, out.getvalue(), err.getvalue())
+
+
 def fmnist_at_once(commands: list[list[str]], env: dict | list[dict], cwd: Path, timeout: float = 300) -> list[dict]:
     """Start every command (each with its own ``env`` when given a list) before waiting for any; return
     rc/stdout/stderr/seconds for each."""

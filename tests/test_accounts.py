@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from fmnist.liveness import http_status
-from stores import CREDENTIAL_VARS, SCRIPT, fmnist, fmnist_env, run_ids_in
+from stores import CREDENTIAL_VARS, SCRIPT, fmnist, fmnist_env, fmnist_here, run_ids_in
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
@@ -94,19 +94,22 @@ def test_anonymous_and_wrong_password_are_refused_before_any_work(team_server, r
 
 def test_read_edit_and_removed_users(team_server, real_data_dir, tmp_path, monkeypatch):
     exp = "accounts-lab"
+    # The CLI in-process (a child process adds only start-up): its credentials come from the environment it is
+    # given all the same. test_anonymous_and_wrong_password_are_refused_before_any_work runs fresh processes.
     editor = team_server.add_user("edith", (exp, "EDIT"))
     reader = team_server.add_user("ray", (exp, "READ"))
     env = fmnist_env(team_server.uri, exp, real_data_dir)
     as_editor, as_reader = team_server.as_user(env, "edith", editor), team_server.as_user(env, "ray", reader)
 
     # An EDIT user runs extract + classify + the report.
-    ex = fmnist(["extract", "--feature", "raw", *COMMON], as_editor, tmp_path)
+    ex = fmnist_here(["extract", "--feature", "raw", *COMMON], as_editor, tmp_path)
     assert ex.returncode == 0, ex.stderr[-3000:]
-    cls = fmnist(["classify", "--feature", "raw", "--model", "lda", "--tune", "false", *COMMON], as_editor, tmp_path)
+    cls = fmnist_here(["classify", "--feature", "raw", "--model", "lda", "--tune", "false", *COMMON], as_editor,
+                      tmp_path)
     assert cls.returncode == 0, cls.stderr[-3000:]
     (classify_id,) = run_ids_in(cls.stderr)
-    rep = fmnist(["report", "--experiment", exp, "--output", str(tmp_path / "report.html")], as_editor, tmp_path,
-                 timeout=400)
+    rep = fmnist_here(["report", "--experiment", exp, "--output", str(tmp_path / "report.html")], as_editor,
+                      tmp_path)
     assert rep.returncode == 0, rep.stderr[-3000:]
     runs = _runs(team_server, exp)
     assert sorted(r.data.tags["fmnist.step"] for r in runs) == ["classify", "extract", "report"]
@@ -126,7 +129,7 @@ def test_read_edit_and_removed_users(team_server, real_data_dir, tmp_path, monke
             assert report.comparison_table(experiment=exp, percent=False).loc["lda", "raw"] == acc
         finally:
             mlflow.set_tracking_uri(None)
-    denied = fmnist(["classify", "--feature", "raw", "--model", "logreg", "--tune", "false", *COMMON], as_reader,
+    denied = fmnist_here(["classify", "--feature", "raw", "--model", "logreg", "--tune", "false", *COMMON], as_reader,
                     tmp_path)
     assert denied.returncode == 1
     assert _one_line(denied.stderr).startswith(
@@ -143,7 +146,7 @@ def test_read_edit_and_removed_users(team_server, real_data_dir, tmp_path, monke
     gone = _script(team_server, "user", "remove", "ray")
     assert gone.returncode == 0 and "user 'ray' removed" in gone.stderr, gone.stderr
     assert http_status(team_server.uri + SEARCH, ("ray", reader), 10) == 401
-    after = fmnist(["classify", "--feature", "raw", "--model", "lda", *COMMON], as_reader, tmp_path)
+    after = fmnist_here(["classify", "--feature", "raw", "--model", "lda", *COMMON], as_reader, tmp_path)
     assert after.returncode == 1 and "refused user 'ray' (wrong password, or no such user)" in _one_line(after.stderr)
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from fmnist import cache
-from stores import SCRIPT, fmnist, fmnist_env, run_ids_in
+from stores import SCRIPT, fmnist_env, fmnist_here, run_ids_in
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
@@ -55,23 +55,24 @@ def test_script_reports_state(team_server):
 
 
 def test_study_over_http(on_server, real_data_dir, tmp_path):
-    """extract (twice: the second is a cache hit), classify, then the report, all through the server."""
+    """extract (twice: the second is a cache hit), classify, then the report, all through the server (the CLI
+    in-process: a child process adds only its start-up; tests/test_accounts.py runs it as processes)."""
     from mlflow import MlflowClient
 
     from fmnist import report
 
     env = fmnist_env(on_server.uri, EXPERIMENT, real_data_dir)
     common = ["--subset", "300", "--seed", "3", "--no-progress"]  # a key no other test computes
-    first = fmnist(["extract", "--feature", "raw", *common], env, tmp_path)
+    first = fmnist_here(["extract", "--feature", "raw", *common], env, tmp_path)
     assert first.returncode == 0, first.stderr[-3000:]
     assert "cache hit" not in first.stderr
     (extract_id,) = run_ids_in(first.stderr)
 
-    second = fmnist(["extract", "--feature", "raw", *common], env, tmp_path)
+    second = fmnist_here(["extract", "--feature", "raw", *common], env, tmp_path)
     assert second.returncode == 0, second.stderr[-3000:]
     assert f"cache hit, reusing FINISHED run {extract_id}" in second.stderr
 
-    cls = fmnist(["classify", "--feature", "raw", "--model", "lda", *common], env, tmp_path)
+    cls = fmnist_here(["classify", "--feature", "raw", "--model", "lda", *common], env, tmp_path)
     assert cls.returncode == 0, cls.stderr[-3000:]
     assert f"cache hit, reusing FINISHED run {extract_id}" in cls.stderr
     (classify_id,) = run_ids_in(cls.stderr)
@@ -98,8 +99,8 @@ def test_study_over_http(on_server, real_data_dir, tmp_path):
     assert table.loc["lda", "raw"] == pytest.approx(100 * acc)
     assert report.comparison_table(experiment=EXPERIMENT, percent=False).loc["lda", "raw"] == acc
 
-    rep = fmnist(["report", "--output", str(tmp_path / "out" / "report.html"), "--experiment", EXPERIMENT],
-                 env, tmp_path, timeout=400)
+    rep = fmnist_here(["report", "--output", str(tmp_path / "out" / "report.html"), "--experiment", EXPERIMENT],
+                      env, tmp_path)
     assert rep.returncode == 0, rep.stderr[-3000:]
     html = (tmp_path / "out" / "report.html").read_text()
     assert "Traceback" not in html and f"{100 * acc:.2f}" in html
