@@ -28,7 +28,7 @@ test-fast: setup  ## the inner loop: no server, cluster, browser or child proces
 	$(BIN)/python -m pytest -m "not slow" $(ARGS)
 
 ui: setup
-	$(BIN)/mlflow ui --host 127.0.0.1 --port 5000
+	$(BIN)/fmnist ui --host 127.0.0.1 --port 5000
 
 clean:
 	rm -rf $(VENV) mlruns mlartifacts mlflow.db .pytest_cache

@@ -30,8 +30,11 @@ def render_report(output: str | os.PathLike, *, tracking_uri: str, notebook: str
     out.parent.mkdir(parents=True, exist_ok=True)
     nb = nbformat.read(nb_path, as_version=4)
     # The kernel inherits our environment: that is how it finds the store and the experiment.
+    # The notebook writes the full pairwise-test table there (linked from the page); a stale one goes first.
+    csv = significance_csv(out)
+    csv.unlink(missing_ok=True)
     env = {"MLFLOW_TRACKING_URI": tracking_uri, "FMNIST_REPORT_EXPERIMENT": experiment or "",
-           "FMNIST_REPORT_DATASET": dataset, "TQDM_DISABLE": "1"}
+           "FMNIST_REPORT_DATASET": dataset, "FMNIST_REPORT_CSV": str(csv), "TQDM_DISABLE": "1"}
     t0 = time.perf_counter()
     with environ(env):
         NotebookClient(nb, timeout=timeout, kernel_name="python3",
@@ -43,7 +46,13 @@ def render_report(output: str | os.PathLike, *, tracking_uri: str, notebook: str
     tmp.replace(out)
     executed = out.with_suffix(".ipynb")
     nbformat.write(nb, executed)
-    return {"html": out, "ipynb": executed, "seconds": time.perf_counter() - t0}
+    return {"html": out, "ipynb": executed, "csv": csv if csv.is_file() else None,
+            "seconds": time.perf_counter() - t0}
+
+
+def significance_csv(html: Path) -> Path:
+    """Where the report at ``html`` keeps its full table of paired tests: ``report.significance.csv``."""
+    return Path(html).with_suffix(".significance.csv")
 
 
 def _for_readers(nb):

@@ -38,6 +38,53 @@ def confusion_matrix_figure(cm: np.ndarray, classes, title: str = ""):
     return fig
 
 
+def per_class_figure(table, title: str = "Per-class test accuracy (%)"):
+    """Heatmap of a cells x classes table of accuracies (%), each value written in its square."""
+    values = np.asarray(table.to_numpy(dtype=float))
+    low = float(np.nanmin(values)) if np.isfinite(values).any() else 0.0
+    fig, ax = plt.subplots(figsize=(11, 0.45 * len(table) + 2), dpi=100)
+    im = ax.imshow(values, cmap="viridis", vmin=low, vmax=100, aspect="auto")
+    ax.set_xticks(range(table.shape[1]), table.columns, rotation=30, ha="right")
+    ax.set_yticks(range(len(table)), table.index)
+    for i in range(values.shape[0]):
+        for j in range(values.shape[1]):
+            if np.isfinite(values[i, j]):
+                ax.text(j, i, f"{values[i, j]:.0f}", ha="center", va="center", fontsize=8,
+                        color="white" if values[i, j] < (low + 100) / 2 else "black")
+    fig.colorbar(im, ax=ax, label="test accuracy (%)")
+    ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+# Verdict -> colour in the significance figure (fmnist.report.VERDICTS).
+VERDICT_COLOURS = {"best": "black", "tied with the best": "tab:blue", "significantly worse": "lightgray"}
+
+
+def significance_figure(summary):
+    """Each cell's test accuracy with its 95% interval, most accurate on top, coloured by its verdict against
+    the best cell (``fmnist.report.significance_summary``)."""
+    n = len(summary)
+    fig, ax = plt.subplots(figsize=(9, 0.32 * n + 1.4), dpi=100)
+    y = np.arange(n)[::-1]
+    for verdict, colour in VERDICT_COLOURS.items():
+        m = (summary["verdict"] == verdict).to_numpy()
+        if not m.any():
+            continue
+        acc = summary["accuracy"].to_numpy(dtype=float)[m]
+        err = np.vstack([acc - summary["ci_low"].to_numpy(dtype=float)[m],
+                         summary["ci_high"].to_numpy(dtype=float)[m] - acc])
+        ax.errorbar(acc, y[m], xerr=np.nan_to_num(err), fmt="o", color=colour, ecolor=colour, capsize=3,
+                    label=verdict, markeredgecolor="black" if colour == "lightgray" else colour)
+    ax.set_yticks(y, summary["cell"])
+    ax.set_xlabel("test accuracy (%), with its 95% interval")
+    ax.grid(axis="x", alpha=0.3)
+    ax.legend(loc="lower right", fontsize=8)
+    ax.set_title("Which cells are tied with the best (McNemar's exact test, Holm-corrected)")
+    fig.tight_layout()
+    return fig
+
+
 def scatter_2d(ax, coords: np.ndarray, labels: np.ndarray, classes, title: str = "", legend: bool = True,
                s: float = 3.0, alpha: float = 0.6) -> None:
     """One colour per class (report palette), small markers, legend with class names."""

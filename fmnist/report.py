@@ -6,11 +6,13 @@
     >>> report.significance_table()        # McNemar on shared test images, Holm-corrected
 
 Every function takes ``experiment`` (default: ``$MLFLOW_EXPERIMENT_NAME`` or ``fmnist``) and uses the
-latest FINISHED run per cell. Missing cells are NaN, never an error.
+latest FINISHED run per cell. Missing cells are NaN, never an error. Inside ``with report.snapshot():`` (the
+notebook holds one for its whole render) every table is computed from one reading of the store.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from importlib import resources
 from pathlib import Path
@@ -36,8 +38,45 @@ def _order(values, preferred: list[str]) -> list[str]:
     return sorted(values, key=lambda v: (min((key[p] for p in key if str(v).startswith(p)), default=99), str(v)))
 
 
+# The snapshot in use (None: every call reads the store). Keys: ("runs", step, experiment, dataset),
+# ("predictions", run_id), ("significance", experiment, dataset, alpha), ("history", run_id, key), ...
+_snapshot: dict | None = None
+
+
+@contextlib.contextmanager
+def snapshot():
+    """Within it, each query of the store and each run's files are read once and shared by every table, so the
+    tables agree with each other and a render downloads each run's predictions once."""
+    global _snapshot
+    outer, _snapshot = _snapshot, ({} if _snapshot is None else _snapshot)
+    try:
+        yield _snapshot
+    finally:
+        _snapshot = outer
+
+
+def freeze() -> dict:
+    """Hold one snapshot for the rest of this process (a notebook kernel: one render)."""
+    global _snapshot
+    if _snapshot is None:
+        _snapshot = {}
+    return _snapshot
+
+
+def _memo(key: tuple, compute):
+    if _snapshot is None:
+        return compute()
+    if key not in _snapshot:
+        _snapshot[key] = compute()
+    return _snapshot[key]
+
+
 def runs(step: str, experiment: str | None = None, dataset: str | None = "fashion-mnist") -> pd.DataFrame:
     """FINISHED runs of one step (``fmnist.step`` tag), newest first, with params/metrics/tags columns."""
+    return _memo(("runs", step, experiment, dataset), lambda: _search(step, experiment, dataset)).copy()
+
+
+def _search(step: str, experiment: str | None, dataset: str | None) -> pd.DataFrame:
     filt = f"tags.`fmnist.step` = '{step}' and attributes.status = 'FINISHED'"
     if dataset:
         filt += f" and params.dataset = '{dataset}'"
@@ -47,6 +86,11 @@ def runs(step: str, experiment: str | None = None, dataset: str | None = "fashio
 
 def _col(df: pd.DataFrame, name: str, default=np.nan) -> pd.Series:
     return df[name] if name in df.columns else pd.Series(default, index=df.index)
+
+
+def _whole(values: pd.Series) -> pd.Series:
+    """Counts (epochs, pixels) as integers, not ``1.0``: MLflow keeps metrics as floats and params as text."""
+    return pd.to_numeric(values, errors="coerce").round().astype("Int64")
 
 
 def _feature_label(df: pd.DataFrame) -> pd.Series:
@@ -243,7 +287,8 @@ def embedding_images(experiment: str | None = None,
     out = {}
     for _, r in separation_table(experiment, dataset).iterrows():
         try:
-            out[(r["feature"], r["method"])] = tracking.artifact_local_path(r["run_id"], "embedding.png")
+            out[(r["feature"], r["method"])] = _memo(("artifact", r["run_id"], "embedding.png"),
+                                                     lambda: tracking.artifact_local_path(r["run_id"], "embedding.png"))
         except Exception:  # a run without its picture is shown as missing, not fatal
             continue
     return out
@@ -260,8 +305,8 @@ def finetune_table(experiment: str | None = None, dataset: str | None = "fashion
         "mode": cells["mode"], "weights_used": cells["weights_used"],
         "test_accuracy": 100 * _col(cells, "metrics.test_accuracy"), "macro_f1": _col(cells, "metrics.macro_f1"),
         "best_val_accuracy": 100 * _col(cells, "metrics.best_val_accuracy"),
-        "best_epoch": _col(cells, "metrics.best_epoch"), "epoch_seconds": _col(cells, "metrics.epoch_seconds"),
-        "epochs": _col(cells, "params.epochs"), "image_size": _col(cells, "params.image_size"),
+        "best_epoch": _whole(_col(cells, "metrics.best_epoch")), "epoch_seconds": _col(cells, "metrics.epoch_seconds"),
+        "epochs": _whole(_col(cells, "params.epochs")), "image_size": _whole(_col(cells, "params.image_size")),
         "run_id": cells["run_id"],
     })
     return out.reset_index(drop=True)
@@ -277,7 +322,7 @@ def learning_curves(experiment: str | None = None,
         if len(tracking.metric_history(r["run_id"], "val_accuracy")) < min_epochs:
             continue
         for m in metrics:
-            for step, value in tracking.metric_history(r["run_id"], m):
+            for step, value in _memo(("history", r["run_id"], m), lambda: tracking.metric_history(r["run_id"], m)):
                 rows.append({"mode": r["mode"], "weights_used": r["weights_used"], "metric": m, "epoch": step,
                              "value": value})
     return pd.DataFrame(rows, columns=["mode", "weights_used", "metric", "epoch", "value"])
@@ -285,6 +330,10 @@ def learning_curves(experiment: str | None = None,
 
 def predictions(run_id: str) -> dict[str, np.ndarray]:
     """A classify or finetune run's ``predictions.npz`` (test index, label, predicted, scores), checksum verified."""
+    return _memo(("predictions", run_id), lambda: _load_predictions(run_id))
+
+
+def _load_predictions(run_id: str) -> dict[str, np.ndarray]:
     from .steps.base import PREDICTIONS, verify_artifacts
 
     path = verify_artifacts(run_id).get(PREDICTIONS)
@@ -313,10 +362,12 @@ def scored_cells(experiment: str | None = None, dataset: str | None = "fashion-m
             log.warning("significance: leaving out run %s (%s): %s", r["run_id"], row["cell"], e)
             continue
         out.append({**row, "accuracy": float(r["metrics.test_accuracy"]), "run_id": r["run_id"],
+                    "ci_low": float(r.get("metrics.test_accuracy_ci_low", np.nan)),
+                    "ci_high": float(r.get("metrics.test_accuracy_ci_high", np.nan)),
                     "data_digest": r.get("tags.fmnist.data_digest"), "label": pred["label"],
                     "correct": pred["label"] == pred["predicted"]})
-    return pd.DataFrame(out, columns=["cell", "step", "model", "feature", "accuracy", "run_id", "data_digest",
-                                      "label", "correct"])
+    return pd.DataFrame(out, columns=["cell", "step", "model", "feature", "accuracy", "ci_low", "ci_high", "run_id",
+                                      "data_digest", "label", "correct"])
 
 
 SIGNIFICANCE_COLUMNS = ["family", "a", "b", "accuracy_a", "accuracy_b", "n_test", "only_a", "only_b", "p_value",
@@ -333,6 +384,11 @@ def significance_table(experiment: str | None = None, dataset: str | None = "fas
     paired: those on the data (digest) with the largest test set, e.g. the full profile's runs when a quick
     one shares the experiment. Accuracies in %.
     """
+    return _memo(("significance", experiment, dataset, alpha),
+                 lambda: _significance_table(experiment, dataset, alpha)).copy()
+
+
+def _significance_table(experiment: str | None, dataset: str | None, alpha: float) -> pd.DataFrame:
     from .significance import holm, mcnemar_exact
 
     cells = scored_cells(experiment, dataset)
@@ -380,6 +436,49 @@ def tied_with_best(experiment: str | None = None, dataset: str | None = "fashion
     return ([best] if best else []) + vs.loc[~vs["significant"], "b"].tolist()
 
 
+VERDICTS = ("best", "tied with the best", "significantly worse")
+
+
+def significance_summary(experiment: str | None = None, dataset: str | None = "fashion-mnist") -> pd.DataFrame:
+    """The answer of the paired tests, one row per cell, most accurate first: its accuracy and 95% interval
+    (%), and whether it is the best, tied with it (not significantly worse) or significantly worse (``p_holm``
+    of its test against the best)."""
+    cols = ["cell", "accuracy", "ci_low", "ci_high", "verdict", "p_holm"]
+    sig = significance_table(experiment, dataset)
+    vs = sig[sig["family"] == "vs best"] if not sig.empty else sig
+    if vs.empty:
+        return pd.DataFrame(columns=cols)
+    cells = scored_cells(experiment, dataset).drop_duplicates("cell").set_index("cell")
+    rows = [{"cell": vs["a"].iloc[0], "verdict": VERDICTS[0], "p_holm": np.nan}]
+    rows += [{"cell": r["b"], "verdict": VERDICTS[2] if r["significant"] else VERDICTS[1], "p_holm": r["p_holm"]}
+             for _, r in vs.iterrows()]
+    for r in rows:
+        c = cells.loc[r["cell"]]
+        r.update(accuracy=100 * c["accuracy"], ci_low=100 * c["ci_low"], ci_high=100 * c["ci_high"])
+    return pd.DataFrame(rows, columns=cols).sort_values("accuracy", ascending=False, kind="stable").reset_index(drop=True)
+
+
+def feature_winners(experiment: str | None = None, dataset: str | None = "fashion-mnist") -> pd.DataFrame:
+    """Per classifier, which feature set wins: the most accurate one, the feature sets it is significantly
+    ahead of, and those it is tied with (Holm-corrected McNemar within the classifier's family)."""
+    cols = ["model", "best", "accuracy", "ahead_of", "tied_with"]
+    sig = significance_table(experiment, dataset)
+    fm = sig[sig["family"] == "features per model"] if not sig.empty else sig
+    out = []
+    for model in dict.fromkeys(c.split(" on ")[0] for c in fm["a"]):
+        rows = fm[fm["a"].str.startswith(f"{model} on ")]
+        acc = {**dict(zip(rows["a"], rows["accuracy_a"])), **dict(zip(rows["b"], rows["accuracy_b"]))}
+        best = max(acc, key=lambda c: (acc[c], c))
+        ahead, tied = [], []
+        for _, r in rows.iterrows():
+            if best in (r["a"], r["b"]):
+                other = r["b"] if r["a"] == best else r["a"]
+                (ahead if r["significant"] else tied).append(other.split(" on ", 1)[1])
+        out.append({"model": model, "best": best.split(" on ", 1)[1], "accuracy": acc[best],
+                    "ahead_of": ", ".join(ahead), "tied_with": ", ".join(tied)})
+    return pd.DataFrame(out, columns=cols)
+
+
 def _significance_findings(sig: pd.DataFrame) -> list[str]:
     if sig.empty:
         return []
@@ -393,7 +492,7 @@ def _significance_findings(sig: pd.DataFrame) -> list[str]:
                        "p >= 0.05): treat those as ties.")
         else:
             out.append(f"{best} is significantly more accurate than every other cell (McNemar's exact test, "
-                       f"Holm-corrected over {len(vs)} comparisons, p < 0.05).")
+                       f"Holm-corrected over {len(vs)} comparison{'s' if len(vs) > 1 else ''}, p < 0.05).")
     fm = sig[sig["family"] == "features per model"]
     for model in dict.fromkeys(c.split(" on ")[0] for c in fm["a"]):
         rows = fm[fm["a"].str.startswith(f"{model} on ")]
@@ -417,14 +516,14 @@ def findings(experiment: str | None = None, dataset: str | None = "fashion-mnist
         body = acc.drop(index="Average", columns="Average")
         feats = acc.loc["Average"].drop("Average").dropna()
         models = acc["Average"].drop("Average").dropna()
-        if len(feats):
+        if len(feats) > 1:  # a ranking needs two: "highest ... raw; lowest: raw" reads as a bug
             ahead = _ahead_everywhere(feats.idxmax(), sig)
             out.append(f"Highest average over classifiers: {feats.idxmax()} ({feats.max():.2f}%); lowest: "
                        f"{feats.idxmin()} ({feats.min():.2f}%)" + (
                            f"; {feats.idxmax()} is significantly ahead of every other feature set under every "
                            "classifier." if ahead else "; averages only: the per-classifier tests below say which "
                            "gaps are real."))
-        if len(models):
+        if len(models) > 1 and len(feats) > 1:  # with one feature set, the average is the cell itself
             out.append(f"Highest average over feature sets: {MODEL_NAMES.get(models.idxmax(), models.idxmax())} "
                        f"({models.max():.2f}%).")
         stacked = body.stack().dropna()
@@ -471,10 +570,15 @@ def weights_lines(experiment: str | None = None, dataset: str | None = "fashion-
     if labels:
         out.append("ResNet-18 features: " + ", ".join(labels) + ".")
     ft = finetune_table(experiment, dataset)
-    if not ft.empty:
-        out.append("ResNet-18 fine-tunes: " + ", ".join(f"{m} with {w}" for m, w in zip(ft["mode"], ft["weights_used"]))
-                   + ".")
+    for w, g in (ft.groupby("weights_used", sort=False) if not ft.empty else ()):
+        modes = " and ".join(MODE_NAMES.get(m, m) for m in dict.fromkeys(g["mode"]))
+        out.append(f"ResNet-18 fine-tuned ({modes}) from {WEIGHTS_NAMES.get(w, w)}.")
     return out
+
+
+MODE_NAMES = {"full": "the full network", "last_layer": "the last layer only"}
+WEIGHTS_NAMES = {"none (random init)": "a random initialisation, no ImageNet weights",
+                 "imagenet:IMAGENET1K_V1": "ImageNet weights (IMAGENET1K_V1)"}
 
 
 def best_per_feature(experiment: str | None = None, dataset: str | None = "fashion-mnist") -> pd.DataFrame:

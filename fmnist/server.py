@@ -437,11 +437,28 @@ def _start(state_dir, host, port, pg_port, pg_dir, artifacts, workers, no_auth, 
         click.echo(f"[fmnist] accounts on (basic-auth): admin user '{st.admin_user}', its password in "
                    f"{Path(st.dir) / 'admin.password'} (owner-only); add users with "
                    f"`scripts/team_server.sh user add NAME`", err=True)
+    click.echo(f"[fmnist] MLflow UI: open {_runs_link(st)}", err=True)
     if not is_loopback(host):
         click.echo(f"[fmnist] note: the server speaks plain HTTP on {host}:{port}: passwords and results cross "
                    "the network readable by anyone on the path; put TLS in front (a reverse proxy such as Caddy, "
                    "or an SSH tunnel: docs/team-server.md, \"TLS in front\")", err=True)
     click.echo(f"export MLFLOW_TRACKING_URI={st.tracking_uri}")
+
+
+def _runs_link(st) -> str:
+    """The UI's link to the experiment's runs table (its experiments list until the experiment exists)."""
+    from .envvars import environ
+    from .tracking import runs_table_url
+    from .tracking.accounts import PASSWORD_VAR, USER_VAR
+
+    env = {"MLFLOW_TRACKING_URI": st.tracking_uri}
+    if st.auth:
+        env |= {USER_VAR: st.admin_user, PASSWORD_VAR: admin_password(st.dir)}
+    try:
+        with environ(env):
+            return runs_table_url(st.tracking_uri)
+    except Exception:  # a link is a courtesy: never fail a healthy start over it
+        return f"{st.tracking_uri}/#/experiments"
 
 
 def _admin(state_dir) -> tuple[str, object]:

@@ -49,7 +49,11 @@ def _download_imagenet(quiet: bool = False) -> Path:
 
     target = imagenet_cache_path()
     try:
-        with contextlib.redirect_stderr(io.StringIO()) if quiet else contextlib.nullcontext():
+        # torch.hub prints its "Downloading: ..." line on stdout and the progress bar on stderr.
+        with contextlib.ExitStack() as hush:
+            if quiet:
+                hush.enter_context(contextlib.redirect_stdout(io.StringIO()))
+                hush.enter_context(contextlib.redirect_stderr(io.StringIO()))
             ResNet18_Weights.IMAGENET1K_V1.get_state_dict(progress=not quiet, check_hash=True)
     except Exception as e:  # URLError, timeouts, hash mismatch: all mean "not available"
         raise WeightsError(

@@ -74,6 +74,9 @@ def test_separation_finetune_curves_findings(study):
     assert list(zip(sep["feature"], sep["method"])) == [("raw", "pca"), ("raw", "umap"), ("scatnet", "umap")]
     ft = report.finetune_table()
     assert ft.loc[0, "test_accuracy"] == pytest.approx(92.0)
+    # counts read as counts: "2", not "2.0" (MLflow keeps metrics as floats and params as text)
+    assert [str(ft[c].dtype) for c in ("best_epoch", "epochs", "image_size")] == ["Int64"] * 3
+    assert (ft.loc[0, "best_epoch"], ft.loc[0, "epochs"], ft.loc[0, "image_size"]) == (2, 2, 32)
     curves = report.learning_curves()
     assert set(curves["metric"]) == {"train_loss", "val_accuracy"}
     assert curves[curves["metric"] == "val_accuracy"]["value"].tolist() == [0.8, 0.925]
@@ -148,7 +151,7 @@ def test_html_is_written_for_readers(study, tmp_path):
     assert "Warning" not in html and "Traceback" not in html
     assert "Fashion-MNIST: features, 2-D views" in html
     assert html.index("Summary") < html.index("1. Test accuracy") < html.index("3. State of the art")
-    assert "Best on scatnet: SVM, 91.00%" in html and "ResNet-18 fine-tunes: full with none (random init)" in html
+    assert "Best on scatnet: SVM, 91.00%" in html and "ResNet-18 fine-tuned (the full network) from a random initialisation, no ImageNet weights." in html
     code = [c for c in nbformat.read(out.with_suffix(".ipynb"), 4).cells if c.cell_type == "code"]
     assert code and all(c.source for c in code)  # authors keep the code
 

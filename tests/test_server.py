@@ -36,6 +36,8 @@ def on_server(team_server, monkeypatch):
 
 
 def test_script_reports_state(team_server):
+    # the start line links the UI's runs table (the experiments list while no experiment exists yet)
+    assert f"[fmnist] MLflow UI: open {team_server.uri}/#/experiments" in team_server.start_output
     st = subprocess.run([str(SCRIPT), "status", "--dir", str(team_server.state_dir)], capture_output=True,
                         text=True, timeout=60)
     assert st.returncode == 0, st.stderr
@@ -78,6 +80,10 @@ def test_study_over_http(on_server, real_data_dir, tmp_path):
     (classify_id,) = run_ids_in(cls.stderr)
 
     client = MlflowClient(on_server.uri)
+    from fmnist.tracking import runs_table_url
+
+    exp_id = client.get_experiment_by_name(EXPERIMENT).experiment_id
+    assert runs_table_url(on_server.uri, EXPERIMENT) == f"{on_server.uri}/#/experiments/{exp_id}/runs"
     ex = client.get_run(extract_id)
     assert ex.info.status == "FINISHED" and ex.info.artifact_uri.startswith("mlflow-artifacts:")
     # Proxied artifacts: the client uploaded through HTTP; the file sits in the server's folder, intact.

@@ -113,3 +113,41 @@ def test_significance_table_marks_a_constructed_difference_and_not_an_identical_
     assert "(95% CI" in text
     # scatnet has the highest average, but under logistic regression it is not significantly ahead of raw.
     assert "Highest average over classifiers: scatnet" in text and "averages only" in text
+
+
+def test_answer_first_and_one_reading_per_render(store, tmp_path, monkeypatch):
+    """The summary of the tests (verdict per cell, winner per classifier) agrees with the pairwise table, and
+    inside a snapshot every table reads each run's predictions once."""
+    from fmnist.steps import base
+
+    rng = np.random.default_rng(1)
+    label = rng.integers(0, 10, 1000)
+    best = label.copy()
+    best[:50] = (label[:50] + 1) % 10                   # 95.0%
+    close = best.copy()
+    close[60] = (label[60] + 1) % 10                     # 94.9%: tied with the best
+    worse = best.copy()
+    worse[100:180] = (label[100:180] + 1) % 10           # 87.0%
+    ids = [_cell("classify", {"model": "svm", "feature": "scatnet"}, label, best, tmp_path),
+           _cell("classify", {"model": "svm", "feature": "raw"}, label, worse, tmp_path),
+           _cell("classify", {"model": "logreg", "feature": "scatnet"}, label, close, tmp_path),
+           _cell("classify", {"model": "logreg", "feature": "raw"}, label, close, tmp_path)]
+    reads = []
+    real = base.verify_artifacts
+    monkeypatch.setattr(base, "verify_artifacts", lambda run_id: reads.append(run_id) or real(run_id))
+    with report.snapshot():
+        summ = report.significance_summary()
+        wins = report.feature_winners()
+        report.summary(), report.tied_with_best(), report.best_cell(), report.significance_table()
+    assert sorted(reads) == sorted(ids)  # each run's predictions once, for every table above
+    assert list(summ["cell"]) == ["SVM on scatnet", "Logistic regression on raw", "Logistic regression on scatnet",
+                                  "SVM on raw"]
+    assert list(summ["verdict"]) == ["best", "tied with the best", "tied with the best", "significantly worse"]
+    assert summ["accuracy"].tolist() == pytest.approx([95.0, 94.9, 94.9, 87.0])
+    assert (summ["ci_low"] < summ["accuracy"]).all() and (summ["accuracy"] < summ["ci_high"]).all()
+    assert wins.to_dict("records") == [
+        {"model": "Logistic regression", "best": "scatnet", "accuracy": pytest.approx(94.9), "ahead_of": "",
+         "tied_with": "raw"},
+        {"model": "SVM", "best": "scatnet", "accuracy": pytest.approx(95.0), "ahead_of": "raw", "tied_with": ""}]
+    report.significance_table()
+    assert len(reads) == len(ids) + 4  # outside the snapshot each call reads the store again

@@ -246,6 +246,15 @@ def test_the_report_is_about_the_study_dataset(store, monkeypatch, tmp_path, dat
         assert f"No published results for {spec.title}" in html
 
 
+def section_images(html: str) -> dict[str, int]:
+    """Images per section of a rendered report: counted between an <h2> heading and the next."""
+    import re
+
+    parts = re.split(r"<h2[^>]*>(.*?)</h2>", html, flags=re.S)
+    title = lambda h: re.sub(r"<[^>]+>", "", h).replace("¶", "").strip()  # noqa: E731
+    return {title(parts[i]): parts[i + 1].count("<img") for i in range(1, len(parts), 2)}
+
+
 @pytest.mark.slow
 def test_main_entry_point_on_real_subset(real_data_dir, store, tmp_path, monkeypatch, capsys):
     from test_e2e_extract import mlflow_run, mlflow_run_here
@@ -257,6 +266,15 @@ def test_main_entry_point_on_real_subset(real_data_dir, store, tmp_path, monkeyp
     assert p.returncode == 0, p.stderr[-3000:]
     html = (tmp_path / "out" / "report.html").read_text()
     assert "Test accuracy" in html and "Traceback" not in html and "Error" not in html.split('id="Summary"')[-1]
+    # Every section's figures reach the page: 1 the paired tests' picture, 2 the per-class heatmap and the best
+    # cell's confusion matrix, 4 the eight views (2 features x 4 methods); 5 has no curves for 1-epoch runs.
+    assert section_images(html) == {"Summary": 0, "1. Test accuracy (%): classifiers x feature sets": 1,
+                                    "2. Per class": 2, "3. State of the art, with this study's best rows ranked in": 0,
+                                    "4. 2-D views and how well they separate the classes": 8,
+                                    "5. Fine-tuning ResNet-18": 0}
+    assert 'href="report.significance.csv"' in html
+    sig = pd.read_csv(tmp_path / "out" / "report.significance.csv")
+    assert len(sig) == 5 + 2 * 1 and set(sig["family"]) == {"vs best", "features per model"}  # 6 cells; 2 models
     from fmnist import report
 
     table = report.comparison_table(experiment="fmnist")

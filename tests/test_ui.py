@@ -1,7 +1,7 @@
 """The MLflow UI as a person sees it: ``mlflow ui`` on loopback over a small study, in headless Chromium.
 
-Screenshots go to test-artifacts/ui/. With FMNIST_UPDATE_DOCS_SCREENSHOT=1 the runs-table shot also
-replaces docs/img/mlflow-ui.png (the README's picture).
+Screenshots go to test-artifacts/ui/. With FMNIST_UPDATE_DOCS_SCREENSHOT=1 the runs-table shot and the
+report's top also replace docs/img/mlflow-ui.png and docs/img/report-top.png (the README's pictures).
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-ne
          "--disable-component-update", "--disable-sync"]
 SHOTS = ROOT / "test-artifacts" / "ui"
 DOCS_SHOT = ROOT / "docs" / "img" / "mlflow-ui.png"
+DOCS_REPORT_SHOT = ROOT / "docs" / "img" / "report-top.png"
 MODELS = ["lda", "logreg"]
 
 
@@ -74,15 +75,15 @@ def study(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def ui(study):
-    """``mlflow ui`` on a free loopback port; stopped (its whole process group) at the end."""
+    """``fmnist ui`` (what ``make ui`` runs: ``mlflow ui`` after printing the runs table's link) on a free
+    loopback port; the link it printed is ``study["ui_link"]``. Stopped (its whole process group) at the end."""
     from fmnist.server import free_port
 
     port = free_port()
-    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    env = {**fmnist_env(study["uri"], "fmnist", REAL_DATA), "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
     log = open(study["dir"] / "ui.log", "wb")
-    proc = subprocess.Popen([str(BIN / "mlflow"), "ui", "--backend-store-uri", study["uri"], "--host", "127.0.0.1",
-                             "--port", str(port)], cwd=study["dir"], env=env, stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True)
+    proc = subprocess.Popen([str(BIN / "fmnist"), "ui", "--host", "127.0.0.1", "--port", str(port)],
+                            cwd=study["dir"], env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 120
@@ -96,6 +97,8 @@ def ui(study):
             assert proc.poll() is None, (study["dir"] / "ui.log").read_text()[-2000:]
             assert time.monotonic() < deadline, "mlflow ui not healthy after 120 s"
             time.sleep(0.5)
+        said = (study["dir"] / "ui.log").read_text()
+        study["ui_link"] = said.split("[fmnist] MLflow UI for ", 1)[1].split(": open ", 1)[1].split()[0]
         yield base
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
@@ -161,7 +164,9 @@ def _rows(page) -> list[str]:
 
 
 def test_runs_table_shows_feature_model_and_accuracy(study, ui, page):
-    page.goto(f"{ui}/#/experiments/{study['experiment_id']}/runs", wait_until="domcontentloaded")
+    # the link `make ui` prints opens the runs table, not the UI's empty GenAI overview
+    assert study["ui_link"] == f"{ui}/#/experiments/{study['experiment_id']}/runs"
+    page.goto(study["ui_link"], wait_until="domcontentloaded")
     page.get_by_text("classify-raw-lda").first.wait_for()
     _close_assistant(page)
     page.get_by_role("button", name="Columns", exact=True).click()
@@ -269,5 +274,7 @@ def test_report_html_reads_on_a_laptop_screen(study, tmp_path):
             page.screenshot(path=str(SHOTS / "report-embeddings.png"))
             page.goto(out.as_uri(), wait_until="load")
             page.screenshot(path=str(SHOTS / "report-top.png"))
+            if os.environ.get("FMNIST_UPDATE_DOCS_SCREENSHOT") == "1":
+                shutil.copyfile(SHOTS / "report-top.png", DOCS_REPORT_SHOT)
         finally:
             browser.close()

@@ -102,6 +102,7 @@ from .finetune import finetune  # noqa: E402
 from .report import report  # noqa: E402
 from .search import scatnet_search  # noqa: E402
 from .study import study  # noqa: E402
+from .ui import ui  # noqa: E402
 from .visualize import visualize  # noqa: E402
 
 cli.add_command(classify)
@@ -110,6 +111,7 @@ cli.add_command(finetune)
 cli.add_command(report)
 cli.add_command(scatnet_search)
 cli.add_command(study)
+cli.add_command(ui)
 cli.add_command(visualize)
 
 

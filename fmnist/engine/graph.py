@@ -38,16 +38,30 @@ def skipped_because(cell: Cell, records: dict[str, Record]) -> str | None:
     return f"{bad[0]} {records[bad[0]].status}" if bad else None
 
 
-class Progress:
-    """One live line for the whole graph: done / running / failed, elapsed (tqdm; silent when off)."""
+def _is_terminal(stream) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
 
-    def __init__(self, total: int, enabled: bool = True, desc: str = "study"):
+
+class Progress:
+    """Where the graph stands: on a terminal one live line (done / running / failed, elapsed; tqdm), else (a
+    log file, CI) one plain line per finished cell, never a redrawn bar. Silent when off."""
+
+    def __init__(self, total: int, enabled: bool = True, desc: str = "study", stream=None):
+        import sys
+
         from tqdm.auto import tqdm
 
         self.t0 = time.perf_counter()
-        self.running = self.failed = 0
-        self.bar = tqdm(total=total, desc=desc, unit="cell", disable=not enabled, dynamic_ncols=True,
-                        mininterval=0.5, bar_format="{desc}: {n}/{total} cells {bar} {elapsed} {postfix}")
+        self.total, self.done, self.running, self.failed = total, 0, 0, 0
+        self.stream = stream or sys.stderr
+        self.lines = enabled and not _is_terminal(self.stream)
+        self.desc = desc
+        self.bar = tqdm(total=total, desc=desc, unit="cell", disable=not enabled or self.lines, dynamic_ncols=True,
+                        mininterval=0.5, file=self.stream,
+                        bar_format="{desc}: {n}/{total} cells {bar} {elapsed} {postfix}")
 
     def started(self) -> None:
         self.running += 1
@@ -56,9 +70,16 @@ class Progress:
     def finished(self, rec: Record) -> None:
         self.running = max(self.running - 1, 0)
         self.failed += not rec.ok
+        self.done += 1
         self.bar.update(1)
+        if self.lines:
+            took = f" in {rec.seconds:.1f}s" if rec.status == "ran" else ""
+            print(f"[fmnist] {self.desc} {self.done}/{self.total}: {rec.step} {rec.cell} {rec.status}{took}"
+                  + (f": {rec.error}" if not rec.ok and rec.error else "")
+                  + f" ({time.perf_counter() - self.t0:.0f}s elapsed)", file=self.stream, flush=True)
+            return
         if not rec.ok:
-            self.bar.write(f"[fmnist] {rec.step} {rec.cell} {rec.status}: {rec.error}")
+            self.bar.write(f"[fmnist] {rec.step} {rec.cell} {rec.status}: {rec.error}", file=self.stream)
         self._show()
 
     def _show(self) -> None:

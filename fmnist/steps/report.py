@@ -17,7 +17,7 @@ import click
 
 from .. import cache, tracking
 from ..data import dataset_names
-from ..notebook import DEFAULT_NOTEBOOK, render_report
+from ..notebook import DEFAULT_NOTEBOOK, render_report, significance_csv
 from .base import Outcome, RunContext, Step, get_or_run, verify_artifacts
 from .params import param
 
@@ -69,40 +69,49 @@ class Report(Step):
                              tracking_uri=tracking.tracking_uri())
 
     def log(self, p: ReportParams, ds, res: dict[str, Any]) -> dict[str, str]:
-        tracking.log_artifact(res["html"], "report")
-        tracking.log_artifact(res["ipynb"], "report")
+        for f in report_files(res):
+            tracking.log_artifact(f, "report")
         tracking.log_metrics({"report_seconds": res["seconds"]})
         log.info("report written to %s (%.1fs)", res["html"], res["seconds"])
-        return {f"report/{Path(res[k]).name}": cache.file_sha256(res[k]) for k in ("html", "ipynb")}
+        return {f"report/{Path(f).name}": cache.file_sha256(f) for f in report_files(res)}
 
     def load(self, run_id: str, p: ReportParams, ds) -> dict[str, Any]:
         """The reused report, verified, copied to ``p.output`` (and its notebook beside it)."""
         import shutil
 
         paths = {Path(name).suffix: path for name, path in verify_artifacts(run_id).items()}
-        if set(paths) != {".html", ".ipynb"}:
+        if not {".html", ".ipynb"} <= set(paths):
             from ..errors import CacheError
 
             raise CacheError(f"run {run_id} holds no verified report")
         out = Path(p.output)
         out.parent.mkdir(parents=True, exist_ok=True)
-        for src, dst in ((paths[".html"], out), (paths[".ipynb"], out.with_suffix(".ipynb"))):
+        csv = significance_csv(out)
+        copies = [(paths[".html"], out), (paths[".ipynb"], out.with_suffix(".ipynb"))]
+        copies += [(paths[".csv"], csv)] if ".csv" in paths else []
+        for src, dst in copies:
             tmp = dst.with_suffix(dst.suffix + ".tmp")
             shutil.copyfile(src, tmp)
             tmp.replace(dst)
         log.info("report written to %s (reused from run %s: no run changed since)", out, run_id)
-        return {"html": out, "ipynb": out.with_suffix(".ipynb"), "seconds": 0.0}
+        return {"html": out, "ipynb": out.with_suffix(".ipynb"), "csv": csv if ".csv" in paths else None,
+                "seconds": 0.0}
 
 
 REPORT = Report()
+
+
+def report_files(res: dict[str, Any]) -> list:
+    """The files a render leaves: the page, the executed notebook, the paired tests' CSV when there are any."""
+    return [res[k] for k in ("html", "ipynb", "csv") if res.get(k)]
 
 
 def render_or_reuse(p: ReportParams) -> Outcome:
     """The report through ``get_or_run``; a reused one is still logged onto the active run (a study's parent)."""
     out = get_or_run(REPORT, p)
     if out.cached and tracking.active_run_id() not in (None, out.run_id):
-        tracking.log_artifact(out.result["html"], "report")
-        tracking.log_artifact(out.result["ipynb"], "report")
+        for f in report_files(out.result):
+            tracking.log_artifact(f, "report")
         tracking.set_tags({"fmnist.report_reused_run_id": out.run_id})
     return out
 

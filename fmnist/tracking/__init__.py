@@ -11,7 +11,7 @@ from .lifecycle import (active_experiment_name, active_run_id, check_store, end_
 from .accounts import as_env as credentials_env
 from .lookup import _tagged_runs, find_cached_run, find_unfinished_runs
 from .queries import (artifact_local_path, child_runs, get_run_info, metric_history, run_exists, runs_fingerprint,
-                      search_runs, set_run_tags)
+                      runs_table_url, search_runs, set_run_tags)
 from .records import (log_artifact, log_dict, log_figure, log_metrics, log_numpy_input, log_params,
                       log_pytorch_model, log_sklearn_model, log_table, log_text, pinned_requirements, set_tags)
 from .store import (ARTIFACT_SHA_TAG, CACHE_KEY_TAG, DEFAULT_EXPERIMENT, ERROR_TAG, PARENT_TAG, SQLITE_BUSY_TIMEOUT,
@@ -25,5 +25,5 @@ __all__ = [
     "find_unfinished_runs", "get_run_info", "log_artifact", "log_dict", "log_figure", "log_metrics",
     "log_numpy_input", "log_params", "log_pytorch_model", "log_sklearn_model", "log_table", "log_text",
     "metric_history", "one_line", "pinned_requirements", "prepare_store", "reap_dead_runs", "refusal", "reopen_run",
-    "retry_on_conflict", "run", "run_exists", "runs_fingerprint", "search_runs", "set_run_tags", "set_tags", "tracking_uri",
+    "retry_on_conflict", "run", "run_exists", "runs_fingerprint", "runs_table_url", "search_runs", "set_run_tags", "set_tags", "tracking_uri",
 ]

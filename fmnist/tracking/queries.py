@@ -106,3 +106,16 @@ def run_exists(run_id: str) -> bool:
     except Exception:  # MlflowException (not found) or a malformed id
         return False
     return True
+
+
+def runs_table_url(ui: str, experiment: str | None = None, create: bool = False) -> str:
+    """The MLflow UI's link to an experiment's runs table (the UI opens an experiment on its GenAI overview,
+    empty for this project). ``create``: make the experiment first; else, while it does not exist, the list of
+    experiments."""
+    from .store import create_experiment_once
+
+    name = experiment or os.environ.get("MLFLOW_EXPERIMENT_NAME") or DEFAULT_EXPERIMENT
+    if create:
+        create_experiment_once(name)
+    exp = _client().get_experiment_by_name(name)
+    return f"{ui.rstrip('/')}/#/experiments/{exp.experiment_id}/runs" if exp else f"{ui.rstrip('/')}/#/experiments"
