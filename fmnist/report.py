@@ -683,3 +683,53 @@ def _ahead_everywhere(feature: str, sig: pd.DataFrame) -> bool:
     pairs = [r for _, r in fm.iterrows() if r["a"].endswith(f" on {feature}") or r["b"].endswith(f" on {feature}")]
     return bool(pairs) and all(r["significant"] and ((r["accuracy_a"] > r["accuracy_b"]) == r["a"].endswith(
         f" on {feature}")) for r in pairs)
+
+
+# ------------------------------------------------------------------------------------- docs/results.md
+
+
+def markdown_table(df: pd.DataFrame, index: bool = True) -> str:
+    """A GitHub-flavoured Markdown table (floats to 2 decimals, blanks for missing values)."""
+    df = df.reset_index() if index else df
+    fmt = lambda v: "" if v is None or (isinstance(v, float) and np.isnan(v)) else (  # noqa: E731
+        f"{v:.2f}" if isinstance(v, float) else str(v))
+    rows = [[str(c) for c in df.columns]] + [[fmt(v) for v in r] for r in df.itertuples(index=False)]
+    lines = ["| " + " | ".join(r).replace("\n", " ") + " |" for r in rows]
+    return "\n".join([lines[0], "|" + "---|" * len(df.columns), *lines[1:]])
+
+
+def results_markdown(experiment: str | None = None, dataset: str | None = "fashion-mnist", about: str = "") -> str:
+    """The study's results as a Markdown page (docs/results.md): accuracy table with intervals, which
+    differences are real, fine-tuning, and the published results with ours ranked in; ``about`` opens it
+    (the command, date and machine of the run)."""
+    with snapshot():
+        acc = comparison_display(experiment, dataset)
+        summ = significance_summary(experiment, dataset)
+        wins = feature_winners(experiment, dataset)
+        ft = finetune_table(experiment, dataset)
+        sota = sota_table(experiment=experiment, dataset=dataset)
+        weights = weights_lines(experiment, dataset)
+    out = ["# Results", "", about.strip(), ""] if about.strip() else ["# Results", ""]
+    out += [f"- {w}" for w in weights] + ([""] if weights else [])
+    out += ["## Test accuracy (%): classifiers x feature sets", "",
+            "Each cell: the test accuracy with its 95% Wilson interval over the test images (or mean ± std over "
+            "seeds).", ""]
+    out += [markdown_table(acc.rename_axis(index="model", columns=None)) if not acc.empty else "_No classify runs._", ""]
+    if not summ.empty:
+        s = summ.assign(interval=[f"[{lo:.2f}, {hi:.2f}]" for lo, hi in zip(summ["ci_low"], summ["ci_high"])],
+                        p_holm=[("" if pd.isna(p) else f"{p:.2g}") for p in summ["p_holm"]])
+        out += ["## Which differences are real", "",
+                "Each cell against the most accurate one (McNemar's exact test on the shared test images, "
+                "Holm-corrected, p < 0.05).", "",
+                markdown_table(s[["cell", "accuracy", "interval", "verdict", "p_holm"]], index=False), ""]
+    if not wins.empty:
+        w = wins.assign(model=[MODEL_NAMES.get(m, m) for m in wins["model"]])
+        out += ["Per classifier, the best feature set and what it is significantly ahead of or tied with:", "",
+                markdown_table(w, index=False), ""]
+    if not ft.empty:
+        out += ["## Fine-tuning ResNet-18", "",
+                markdown_table(ft.drop(columns="run_id"), index=False), ""]
+    if not sota.empty:
+        out += ["## Published results, with this study's best rows ranked in", "",
+                markdown_table(sota, index=False), ""]
+    return "\n".join(out).rstrip() + "\n"

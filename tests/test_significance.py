@@ -151,3 +151,12 @@ def test_answer_first_and_one_reading_per_render(store, tmp_path, monkeypatch):
         {"model": "SVM", "best": "scatnet", "accuracy": pytest.approx(95.0), "ahead_of": "raw", "tied_with": ""}]
     report.significance_table()
     assert len(reads) == len(ids) + 4  # outside the snapshot each call reads the store again
+
+    # docs/results.md is these tables as Markdown (scripts/results_page.py writes it from a study's store)
+    page = report.results_markdown(about="From one study run: `x`.").splitlines()
+    assert page[:3] == ["# Results", "", "From one study run: `x`."]
+    assert "| model | raw | scatnet | Average |" in page
+    lo, hi = summ.loc[0, "ci_low"], summ.loc[0, "ci_high"]
+    assert f"| SVM on scatnet | 95.00 | [{lo:.2f}, {hi:.2f}] | best |  |" in page
+    assert any(r.startswith("| SVM on raw | 87.00 |") and "| significantly worse |" in r for r in page)
+    assert "| SVM | scatnet | 95.00 | raw |  |" in page
