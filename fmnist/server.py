@@ -451,10 +451,12 @@ def _runs_link(st) -> str:
     from .tracking import runs_table_url
     from .tracking.accounts import PASSWORD_VAR, USER_VAR
 
-    env = {"MLFLOW_TRACKING_URI": st.tracking_uri}
-    if st.auth:
-        env |= {USER_VAR: st.admin_user, PASSWORD_VAR: admin_password(st.dir)}
+    # One quick try: MLflow's client would otherwise retry with backoff for minutes.
+    env = {"MLFLOW_TRACKING_URI": st.tracking_uri, "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
+           "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"}
     try:
+        if st.auth:
+            env |= {USER_VAR: st.admin_user, PASSWORD_VAR: admin_password(st.dir)}
         with environ(env):
             return runs_table_url(st.tracking_uri)
     except Exception:  # a link is a courtesy: never fail a healthy start over it
