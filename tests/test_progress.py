@@ -42,3 +42,23 @@ def test_off_is_silent():
     bar.finished(Record("extract", "raw", "ran"))
     bar.close()
     assert out.getvalue() == ""
+
+
+def test_step_bars_redraw_only_on_a_terminal(capsys, monkeypatch):
+    """A step's own bar (feature extraction, fine-tune epochs) is tqdm's: off when stderr is a log file."""
+    import numpy as np
+    import torch
+
+    from fmnist.features._torch import batched_apply
+
+    images = np.zeros((8, 28, 28), dtype=np.uint8)
+    out = batched_apply(images, lambda x: x.flatten(1), batch_size=4, device=torch.device("cpu"), desc="bar",
+                        progress=True)
+    assert out.shape == (8, 784)
+    assert "bar" not in capsys.readouterr().err  # captured stderr is not a terminal: no redraws
+    import sys
+
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True, raising=False)
+    batched_apply(images, lambda x: x.flatten(1), batch_size=4, device=torch.device("cpu"), desc="bar",
+                  progress=True)
+    assert "bar: 100%" in capsys.readouterr().err

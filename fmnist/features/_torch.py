@@ -15,7 +15,8 @@ def batched_apply(
     from tqdm.auto import tqdm
 
     out: np.ndarray | None = None
-    with torch.inference_mode(), tqdm(total=len(images), desc=desc, unit="img", disable=not progress,
+    # disable=None: tqdm's own "off unless a terminal" (a log file gets the step's one finished line)
+    with torch.inference_mode(), tqdm(total=len(images), desc=desc, unit="img", disable=None if progress else True,
                                       mininterval=1.0) as bar:
         for start in range(0, len(images), batch_size):
             # IDX arrays are read-only views (torch warns on non-writable memory): copy only those.

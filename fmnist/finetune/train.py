@@ -239,7 +239,9 @@ def train_one_epoch(model, optimizer, scheduler, images, labels, *, generator, i
     loss_sum = torch.zeros((), device=dev)
     correct = torch.zeros((), device=dev, dtype=torch.long)
     seen = 0
-    with tqdm(total=steps * bs, desc=desc, unit="img", disable=not progress, mininterval=1.0, leave=False) as bar:
+    # disable=None: tqdm's own "off unless a terminal" (a log file gets the epoch lines, not redraws)
+    with tqdm(total=steps * bs, desc=desc, unit="img", disable=None if progress else True, mininterval=1.0,
+              leave=False) as bar:
         for i, (xb, yb) in enumerate(_loader(x_all, y_all, perm, bs, steps, num_workers, cuda)):
             xb, yb = xb.to(dev, non_blocking=True), yb.to(dev, non_blocking=True)
             x = _inputs(xb, image_size, nhwc, augment, generator)
