@@ -319,13 +319,17 @@ def learning_curves(experiment: str | None = None,
     runs with at least ``min_epochs`` epochs (a curve of one epoch is a dot)."""
     rows = []
     for _, r in finetune_table(experiment, dataset).iterrows():
-        if len(tracking.metric_history(r["run_id"], "val_accuracy")) < min_epochs:
+        if len(_history(r["run_id"], "val_accuracy")) < min_epochs:
             continue
         for m in metrics:
-            for step, value in _memo(("history", r["run_id"], m), lambda: tracking.metric_history(r["run_id"], m)):
+            for step, value in _history(r["run_id"], m):
                 rows.append({"mode": r["mode"], "weights_used": r["weights_used"], "metric": m, "epoch": step,
                              "value": value})
     return pd.DataFrame(rows, columns=["mode", "weights_used", "metric", "epoch", "value"])
+
+
+def _history(run_id: str, key: str) -> list[tuple[int, float]]:
+    return _memo(("history", run_id, key), lambda: tracking.metric_history(run_id, key))
 
 
 def predictions(run_id: str) -> dict[str, np.ndarray]:
@@ -444,11 +448,12 @@ def significance_summary(experiment: str | None = None, dataset: str | None = "f
     (%), and whether it is the best, tied with it (not significantly worse) or significantly worse (``p_holm``
     of its test against the best)."""
     cols = ["cell", "accuracy", "ci_low", "ci_high", "verdict", "p_holm"]
-    sig = significance_table(experiment, dataset)
-    vs = sig[sig["family"] == "vs best"] if not sig.empty else sig
-    if vs.empty:
-        return pd.DataFrame(columns=cols)
-    cells = scored_cells(experiment, dataset).drop_duplicates("cell").set_index("cell")
+    with snapshot():  # the table and the cells' intervals from one reading of the store
+        sig = significance_table(experiment, dataset)
+        vs = sig[sig["family"] == "vs best"] if not sig.empty else sig
+        if vs.empty:
+            return pd.DataFrame(columns=cols)
+        cells = scored_cells(experiment, dataset).drop_duplicates("cell").set_index("cell")
     rows = [{"cell": vs["a"].iloc[0], "verdict": VERDICTS[0], "p_holm": np.nan}]
     rows += [{"cell": r["b"], "verdict": VERDICTS[2] if r["significant"] else VERDICTS[1], "p_holm": r["p_holm"]}
              for _, r in vs.iterrows()]
