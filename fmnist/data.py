@@ -351,3 +351,39 @@ def train_val_split(y: np.ndarray, val_fraction: float = 0.1, seed: int = 0) -> 
     mask = np.ones(len(y), dtype=bool)
     mask[val] = False
     return np.flatnonzero(mask), val
+
+
+# ------------------------------------------------------------------------------------- images to predict
+
+
+def read_images(path: str | os.PathLike) -> tuple[np.ndarray, list[str]]:
+    """Images to classify and a name for each: an IDX images file (``.gz`` or not), a ``.npy`` array, or a folder
+    of PNGs (greyscale or not; sorted by file name)."""
+    p = Path(path)
+    if p.is_dir():
+        from PIL import Image
+
+        files = sorted(f for f in p.iterdir() if f.suffix.lower() == ".png")
+        if not files:
+            raise DataError(f"{p}: no .png files in this folder")
+        imgs = []
+        for f in files:
+            try:
+                with Image.open(f) as im:
+                    imgs.append(np.asarray(im.convert("L")))
+            except OSError as e:
+                raise DataError(f"{f}: not a readable PNG ({e})") from None
+        sizes = {a.shape for a in imgs}
+        if len(sizes) > 1:
+            raise DataError(f"{p}: PNGs of different sizes {sorted(sizes)}; each must be 28x28")
+        return np.stack(imgs), [f.name for f in files]
+    if not p.is_file():
+        raise DataError(f"{p}: no such file or folder; give an IDX images file (.gz), a .npy array or a folder of PNGs")
+    if p.suffix == ".npy":
+        try:
+            a = np.load(p, allow_pickle=False)
+        except ValueError as e:
+            raise DataError(f"{p}: not a plain .npy array ({e})") from None
+    else:
+        a = parse_idx(_read_bytes(p), IMAGES_MAGIC, str(p))
+    return a, [str(i) for i in range(len(a))]

@@ -514,13 +514,17 @@ def _user_remove(state_dir, name) -> None:
 @click.argument("experiment")
 @click.argument("level", type=click.Choice(PERMISSIONS, case_sensitive=False))
 def _grant(state_dir, name, experiment, level) -> None:
-    """Give user NAME LEVEL on EXPERIMENT (created, empty, if it does not exist yet)."""
+    """Give user NAME LEVEL on EXPERIMENT (created, empty, if it does not exist yet) and on the study's
+    registered models (fmnist-<feature>, fmnist-finetune)."""
     from .tracking import accounts
 
+    from .steps.register import model_names
+
     uri, admin = _admin(state_dir)
-    exp_id, created = accounts.grant(uri, admin, name, experiment, level.upper())
+    models = tuple(model_names())
+    exp_id, created = accounts.grant(uri, admin, name, experiment, level.upper(), models=models)
     click.echo(f"[fmnist] {name} has {level.upper()} on experiment {experiment} (id {exp_id}"
-               f"{', created now' if created else ''})", err=True)
+               f"{', created now' if created else ''}) and on the registered models {', '.join(models)}", err=True)
 
 
 @cli.command("stop")

@@ -6,7 +6,8 @@ only change how fast it runs. What else a feature needs is declared beside its f
 module: ``fn.validate(**params)``, ``fn.label(params)`` (how reports name it), ``fn.run_params(params)``
 (extra params its runs record), ``fn.input_transform`` (steps put ahead of every classifier) and
 ``fn.resources`` (what an extraction keeps busy), ``fn.cost`` (its rough seconds for 60k+10k images on
-2 cores) and ``fn.dims(params)`` (features per image, from which a classifier's cost grows), for executors.
+2 cores) and ``fn.dims(params)`` (features per image, from which a classifier's cost grows), for executors;
+``fn.carry(params)``: files a served model must hold ({param: path}, e.g. pretrained weights).
 """
 
 from __future__ import annotations

@@ -6,7 +6,9 @@ import numpy as np
 
 from ..device import resolve_device
 from ..errors import ParamError
-from ..weights import Weights, build_resnet18, imagenet_preprocess, resolve_weights
+from functools import lru_cache
+
+from ..weights import Weights, build_resnet18, imagenet_cache_path, imagenet_preprocess, resolve_weights
 from . import FEATURES
 from ._torch import batched_apply
 
@@ -31,10 +33,8 @@ def resnet18(images: np.ndarray, *, weights: str, image_size: int, weights_sha25
     if weights_sha256 and w.sha256 != weights_sha256:
         raise ParamError(f"weights file changed since it was resolved ({w.path})")
     dev = resolve_device(device)
-    model = build_resnet18(w).to(dev).eval()
+    model = _backbone(w, str(dev))
     cuda = dev.type == "cuda"
-    if cuda:
-        model = model.to(memory_format=torch.channels_last)
 
     def forward(x):
         x = imagenet_preprocess(x, image_size)
@@ -48,7 +48,25 @@ def resnet18(images: np.ndarray, *, weights: str, image_size: int, weights_sha25
                          desc=f"resnet18 {w.label} {image_size}px", progress=progress)
 
 
+@lru_cache(maxsize=2)
+def _backbone(w: Weights, device: str):
+    """The network for these weights, built once per process (a served model predicts batch after batch)."""
+    import torch
+
+    model = build_resnet18(w).to(device).eval()
+    return model.to(memory_format=torch.channels_last) if device.startswith("cuda") else model
+
+
+def _carry(params: dict) -> dict[str, str]:
+    """The weights file a served model holds (random init: rebuilt from its fixed seed instead)."""
+    kind = params.get("weights", "none")
+    if kind == "none":
+        return {}
+    return {"weights": str(imagenet_cache_path()) if kind == "imagenet" else kind}
+
+
 resnet18.validate = _validate
+resnet18.carry = _carry
 
 
 def weights_label(params: dict) -> str:

@@ -26,6 +26,7 @@ log = logging.getLogger("fmnist")
 ARTIFACTS_TAG = "fmnist.artifacts_sha256"  # JSON {artifact path: sha256} written by the step's log()
 REUSED_TAG = "fmnist.reused_run_id"
 PREDICTIONS = "predictions.npz"  # classify and finetune: every test image's label, prediction (and scores)
+IMAGE_MODEL = "image_model"  # classify and finetune: the model a user serves (raw images in, classes out)
 
 
 @dataclass

@@ -18,7 +18,8 @@ from ..errors import CacheError, ParamError
 from ..evaluation import (CI_METHOD, accuracy_metrics, class_probabilities, classification_report,
                           predictions_arrays, slug)
 from ..features import FEATURES
-from .base import PREDICTIONS, RunContext, Step, get_or_run, log_predictions, scaled
+from ..predictor import for_classifier
+from .base import IMAGE_MODEL, PREDICTIONS, RunContext, Step, get_or_run, log_predictions, scaled
 from .extract import EXTRACT, ExtractParams, extract_params_of, FeatureSet, load_feature_run
 from .params import Common, FeatureOpts, param
 
@@ -104,7 +105,11 @@ class Classify(Step):
         return fit_cell(inputs["features"], p, ctx.run_id)
 
     def log(self, p: ClassifyParams, ds: Dataset, r: CellResult) -> dict[str, str]:
-        return log_cell(r, inputs_classes=ds.classes, trusted=r.extra["trusted_types"])
+        shas = log_cell(r, inputs_classes=ds.classes, trusted=r.extra["trusted_types"])
+        with announce(f"log image model {r.model} on {r.label}"):
+            tracking.log_image_model(for_classifier(p.feature, p.extract_params().resolved(), r.extra["fit"].model,
+                                                    ds.classes), name=IMAGE_MODEL, input_example=ds.x_test[:2])
+        return shas
 
 
 CLASSIFY = Classify()

@@ -22,7 +22,7 @@ from ..errors import CacheError, FmnistError, ParamError
 from ..evaluation import CI_METHOD, accuracy_metrics, classification_report, predictions_arrays, slug
 from ..finetune import MODES, OPTIMIZERS, SCHEDULES, FitConfig
 from ..weights import build_resnet18, resolve_weights
-from .base import PREDICTIONS, RunContext, Step, get_or_run, log_predictions, scaled
+from .base import IMAGE_MODEL, PREDICTIONS, RunContext, Step, get_or_run, log_predictions, scaled
 from .params import Common, key_fields, param
 
 log = logging.getLogger("fmnist")
@@ -252,6 +252,7 @@ def _log_final(r: dict[str, Any], p: FinetuneParams, ds: Dataset) -> None:
 
     from .. import plots
     from ..finetune import export_model
+    from ..predictor import for_network
 
     rep = r["report"]
     tracking.log_metrics(r["metrics"])
@@ -267,6 +268,8 @@ def _log_final(r: dict[str, Any], p: FinetuneParams, ds: Dataset) -> None:
     example = (ds.x_test[:2].astype(np.float32) / 255.0)  # raw pixels in [0, 1], shape (B, 28, 28)
     tracking.log_pytorch_model(export_model(r["model"], p.image_size, ds.x_test.shape[-1]), name="model",
                                input_example=example)
+    tracking.log_image_model(for_network(r["model"], p.image_size, ds.classes), name=IMAGE_MODEL,
+                             input_example=ds.x_test[:2])
 
 
 def params_to_resume(run_id: str, p: FinetuneParams) -> tuple[FinetuneParams, str]:

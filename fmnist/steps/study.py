@@ -31,6 +31,7 @@ from .extract import EXTRACT, ExtractParams
 from .finetune import FINETUNE, FinetuneParams
 from .params import COUNT, param
 from .report import DEFAULT_OUTPUT, REPORT, ReportParams, render_or_reuse
+from .register import register_best
 from .visualize import VISUALIZE, VisualizeParams
 
 log = logging.getLogger("fmnist")
@@ -183,6 +184,7 @@ def run_study(**kw: Any) -> list[Record]:
                                "fmnist.executor": sp.executor})
             ran = dict(zip((c.id for c in todo), _execute(executor, todo, parent, datasets) if todo else []))
             records = [hits.get(c.id) or ran[c.id] for c in cells]
+            records.append(_register(records, parent))
             if sp.report:
                 records.append(_report(sp, parent, ds.name))
             _summarise(records, time.perf_counter() - t0)
@@ -266,6 +268,22 @@ def _study_params(sp: StudyParams, prof, cells: list[Cell], ds: Dataset) -> dict
             "subset": prof.subset or "all", "dataset": ds.name, "seeds": sp.seeds, "weights": sp.weights,
             "device": sp.device, "tune": prof.tune, "n_samples": n_samples, "epochs": epochs,
             "executor": sp.executor, "ray_address": sp.ray_address}
+
+
+def _register(records: list[Record], parent: str) -> Record:
+    """The best model per feature and of fine-tuning into the Model Registry (``fmnist.steps.register``)."""
+    rec = Record("register", "models", run_id=parent, node=socket.gethostname())
+    t = time.perf_counter()
+    try:
+        done = register_best([r.run_id for r in records if r.ok and r.step in ("classify", "finetune")])
+        rec.status = "ran"
+        tracking.set_tags({"fmnist.registered": ", ".join(f"{r.name} v{r.version} ({r.alias})" for r in done)
+                           or "none"})
+    except Exception as e:
+        rec.status, rec.error = "failed", tracking.one_line(e)
+        log.error("study: registering the best models failed: %s", rec.error)
+    rec.seconds = time.perf_counter() - t
+    return rec
 
 
 def _report(sp: StudyParams, parent: str, dataset: str) -> Record:

@@ -84,15 +84,25 @@ def remove_user(uri: str, admin: Credentials, name: str) -> None:
             raise _error(e, uri, admin, f"remove user '{name}'") from None
 
 
-def grant(uri: str, admin: Credentials, name: str, experiment: str, level: str) -> tuple[str, bool]:
-    """Give ``name`` ``level`` on ``experiment`` (created if missing); returns (experiment id, created)."""
+def grant(uri: str, admin: Credentials, name: str, experiment: str, level: str,
+          models: tuple[str, ...] = ()) -> tuple[str, bool]:
+    """Give ``name`` ``level`` on ``experiment`` (created if missing) and on the registered ``models`` (created,
+    empty, if missing: the study registers versions of them); returns (experiment id, created)."""
     with _as(admin):
         try:
             client = MlflowClient(uri)
             exp = client.get_experiment_by_name(experiment)
             created = exp is None
             exp_id = client.create_experiment(experiment) if created else exp.experiment_id
-            get_app_client("basic-auth", tracking_uri=uri).grant_user_permission(name, "experiment", exp_id, level)
+            auth = get_app_client("basic-auth", tracking_uri=uri)
+            auth.grant_user_permission(name, "experiment", exp_id, level)
+            for model in models:
+                try:
+                    client.create_registered_model(model)
+                except MlflowException as e:
+                    if getattr(e, "error_code", "") != "RESOURCE_ALREADY_EXISTS":
+                        raise
+                auth.grant_user_permission(name, "registered_model", model, level)
         except MlflowException as e:
             if getattr(e, "error_code", "") == "RESOURCE_DOES_NOT_EXIST":
                 raise FmnistError(f"no user '{name}' on {uri}; add it first: scripts/team_server.sh user add "

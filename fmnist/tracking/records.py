@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -116,6 +117,37 @@ def log_sklearn_model(model, *, name: str, input_example, trusted_types: list[st
     mlflow.sklearn.log_model(model, name=name, signature=signature, input_example=input_example,
                              pip_requirements=pinned_requirements("scikit-learn", "scipy", "skops"),
                              skops_trusted_types=list(trusted_types or []) or None)
+
+
+def log_image_model(predictor, *, name: str, input_example, packages: tuple[str, ...] = ()) -> None:
+    """The model a user serves: raw images in, classes out (``fmnist.predictor``), with this package inside.
+
+    Its signature declares the output columns. The input is any batch ``fmnist.predictor.as_images`` takes
+    (integers or floats, (N, 28, 28) or (N, 784)), which no one tensor dtype and shape can say, and MLflow's
+    schema check would answer bad input (an empty batch, say) with its own multi-line message: so the signature
+    has no input schema, the input example shows the form, and the model answers bad input in one line.
+    """
+    import mlflow.pyfunc
+    import numpy as np
+    from mlflow.models import ModelSignature, infer_signature
+
+    import fmnist
+
+    out = predictor.predict(input_example)
+    signature = ModelSignature(inputs=None, outputs=infer_signature(None, out).outputs)
+    with tempfile.TemporaryDirectory() as d:
+        code = Path(d) / "fmnist"  # the package without its bytecode caches
+        shutil.copytree(Path(fmnist.__file__).parent, code, ignore=shutil.ignore_patterns("__pycache__"))
+        mlflow.pyfunc.log_model(
+            name=name, python_model=str(Path(__file__).with_name("image_model.py")),
+            artifacts=predictor.save(Path(d)), code_paths=[str(code)],
+            signature=signature, input_example=np.asarray(input_example),
+            pip_requirements=pinned_requirements("pandas", "scikit-learn", "scipy", "torch", "torchvision",
+                                                 "kymatio", "tqdm", *packages),
+            metadata={"fmnist.input": "a batch of 28x28 images: integers 0-255 or floats 0-1, shape (N, 28, 28) "
+                                      "or (N, 784)",
+                      "fmnist.classes": list(predictor.classes),
+                      "fmnist.probabilities": predictor.has_probabilities})
 
 
 def log_pytorch_model(model, *, name: str, input_example) -> None:

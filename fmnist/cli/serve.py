@@ -1,0 +1,65 @@
+"""``fmnist serve`` (a registered model over HTTP, MLflow's scoring server) and ``fmnist predict`` (a CSV)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import click
+
+MODEL_HELP = ("NAME@ALIAS (fmnist-scatnet@champion), NAME/VERSION, or a model URI (runs:/RUN_ID/image_model, "
+              "models:/...)")
+
+
+@click.command()
+@click.option("--model", "spec", required=True, help=MODEL_HELP)
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
+@click.option("--port", type=click.IntRange(1, 65535), default=5001, show_default=True)
+@click.option("--workers", type=click.IntRange(1), default=1, show_default=True,
+              help="Server processes (each loads the model).")
+def serve(spec: str, host: str, port: int, workers: int) -> None:
+    """Serve a model through MLflow's scoring server (POST /invocations {"inputs": images})."""
+    from .. import tracking
+    from ..steps.register import PREFIX
+
+    uri = tracking.resolve_model(spec, PREFIX)
+    bindir = os.path.dirname(sys.executable)
+    mlflow = shutil.which("mlflow", path=bindir) or "mlflow"
+    # MLflow starts its server as `uvicorn` from PATH: this environment's, even when it is not activated
+    os.environ["PATH"] = os.pathsep.join([bindir, os.environ.get("PATH", "")])
+    click.echo(f"[fmnist] serving {uri} on http://{host}:{port}/invocations (POST {{\"inputs\": [28x28 images]}})",
+               err=True)
+    sys.stderr.flush()
+    os.execv(mlflow, [mlflow, "models", "serve", "-m", uri, "--env-manager", "local", "--host", host,
+                      "--port", str(port), "--workers", str(workers)])
+
+
+@click.command()
+@click.option("--model", "spec", required=True, help=MODEL_HELP)
+@click.option("--images", "images_path", required=True, type=click.Path(exists=True, path_type=Path),
+              help="An IDX images file (.gz), a .npy array (N, 28, 28) or a folder of 28x28 PNGs.")
+@click.option("--output", type=click.Path(dir_okay=False, path_type=Path), default=Path("predictions.csv"),
+              show_default=True)
+@click.option("--batch-size", type=click.IntRange(1), default=1024, show_default=True)
+def predict(spec: str, images_path: Path, output: Path, batch_size: int) -> None:
+    """Write a CSV of a model's predictions (one row per image) for a file or folder of images."""
+    import pandas as pd
+
+    from .. import tracking
+    from ..data import read_images
+    from ..steps.register import PREFIX
+
+    uri = tracking.resolve_model(spec, PREFIX)
+    images, names = read_images(images_path)
+    model = tracking.load_image_model(uri)
+    parts = [model.predict(images[s:s + batch_size]) for s in range(0, len(images), batch_size)]
+    out = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+    out.insert(0, "image", names)
+    tmp = output.with_name(output.name + ".tmp")
+    out.to_csv(tmp, index=False)
+    tmp.replace(output)  # never a half-written CSV
+    counts = out["class_name"].value_counts().head(3)
+    click.echo(f"[fmnist] {len(out)} images -> {output} (most predicted: "
+               f"{', '.join(f'{k} {v}' for k, v in counts.items())})", err=True)

@@ -1,0 +1,155 @@
+"""What a served model does: raw images in, classes out. Library code: ``fmnist.tracking.image_model`` wraps it
+as an MLflow pyfunc.
+
+Input: a batch of 28x28 images, integers 0-255 (uint8) or floats 0-1, shaped (N, 28, 28) or flattened (N, 784);
+one (28, 28) image is a batch of one. Output: a DataFrame with ``class_index``, ``class_name`` and, where the
+model has probabilities, one ``proba_<class>`` column per class.
+"""
+
+from __future__ import annotations
+
+import pickle
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import FmnistError
+
+SIDE = 28
+PREDICTOR_FILE = "predictor.pkl"
+
+
+class InputError(FmnistError, ValueError):
+    """Images a model cannot take; the message is one line saying why (a server answers it with HTTP 400)."""
+
+
+def as_images(x: Any) -> np.ndarray:
+    """A batch of images as uint8 (N, 28, 28), or InputError naming what is wrong with it."""
+    if hasattr(x, "to_numpy"):  # a DataFrame: one row per image (MLflow's dataframe_split)
+        x = x.to_numpy()
+    try:
+        a = np.asarray(x)
+        if a.dtype == object:  # JSON nested lists: numpy decides int (all integers) or float (any float)
+            a = np.array(a.tolist())
+    except (ValueError, TypeError):
+        raise InputError("images of different sizes in one batch: each must be 28x28 (or 784 values)") from None
+    if a.ndim >= 1 and len(a) == 0:
+        raise InputError("an empty batch: send at least one image")
+    if a.shape == (SIDE, SIDE):
+        a = a[None]
+    elif a.ndim == 2 and a.shape[1] == SIDE * SIDE:
+        a = a.reshape(len(a), SIDE, SIDE)
+    if a.ndim != 3 or a.shape[1:] != (SIDE, SIDE):
+        raise InputError(f"expected a batch of 28x28 images, shape (N, 28, 28) or (N, 784); got shape {a.shape}")
+    if a.dtype.kind not in "uif":
+        raise InputError(f"pixels must be numbers, integers 0-255 or floats 0-1; got {_kind(a)}")
+    if a.dtype.kind in "ui":
+        lo, hi = int(a.min()), int(a.max())
+        if lo < 0 or hi > 255:
+            raise InputError(f"integer pixels must lie in 0..255; got {lo}..{hi}")
+        return a.astype(np.uint8, copy=False)
+    if not np.isfinite(a).all():
+        raise InputError("pixels must be finite: the batch holds NaN or infinity")
+    lo, hi = float(a.min()), float(a.max())
+    if lo < 0 or hi > 1:
+        raise InputError(f"float pixels must lie in [0, 1]; got {lo:g}..{hi:g} (send integers for 0-255 images)")
+    # Floats are k/255 for the 8-bit images the models were trained on: rounding gives back exactly those.
+    return np.rint(a * 255.0).astype(np.uint8)
+
+
+def _kind(a: np.ndarray) -> str:
+    return {"b": "true/false values", "U": "text", "S": "bytes", "O": "objects"}.get(a.dtype.kind, str(a.dtype))
+
+
+@dataclass
+class ImagePredictor:
+    """A feature extractor and a fitted classifier (``feature`` set), or a fine-tuned ResNet-18 (``network``)."""
+
+    classes: tuple[str, ...]
+    feature: str = ""
+    feature_params: dict[str, Any] = field(default_factory=dict)
+    classifier: Any = None  # scikit-learn pipeline on the features (its input steps included)
+    network: dict[str, Any] | None = None  # fine-tune: the ResNet-18's state dict
+    image_size: int = 0  # fine-tune: the size its images are resized to
+    device: str = "auto"
+    _net: Any = field(default=None, repr=False, compare=False)
+
+    @property
+    def has_probabilities(self) -> bool:
+        return self.network is not None or hasattr(self.classifier, "predict_proba")
+
+    def columns(self) -> list[str]:
+        from .evaluation import slug
+
+        probs = [f"proba_{slug(c)}" for c in self.classes] if self.has_probabilities else []
+        return ["class_index", "class_name", *probs]
+
+    def predict_arrays(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """(class indices int64, probabilities float32 or None) for uint8 images (N, 28, 28)."""
+        if self.network is not None:
+            from .finetune.train import predict_proba
+
+            proba = predict_proba(self._network(), images, image_size=self.image_size, device=self._device())
+            return proba.argmax(1).astype(np.int64), proba
+        from .evaluation import class_probabilities
+        from .features import extract_features
+
+        feats = extract_features(self.feature, images, self.feature_params, device=self.device, progress=False)
+        return np.asarray(self.classifier.predict(feats), np.int64), class_probabilities(self.classifier, feats)
+
+    def predict(self, x: Any):
+        """The output DataFrame for any accepted input (see the module docstring)."""
+        import pandas as pd
+
+        pred, proba = self.predict_arrays(as_images(x))
+        out = pd.DataFrame({"class_index": pred, "class_name": np.asarray(self.classes, dtype=object)[pred]})
+        if proba is not None:
+            out = pd.concat([out, pd.DataFrame(proba, columns=self.columns()[2:])], axis=1)
+        return out
+
+    def carried_files(self) -> dict[str, str]:
+        """Files the model must carry (e.g. pretrained weights), by the feature param that names them."""
+        from .features import FEATURES
+
+        carry = FEATURES.get(self.feature).hook("carry") if self.feature else None
+        return carry(self.feature_params) if carry else {}
+
+    def save(self, folder: Path) -> dict[str, str]:
+        """Write the predictor (and its carried files stay where they are); MLflow artifacts {name: path}."""
+        path = Path(folder) / PREDICTOR_FILE
+        with open(path, "wb") as f:
+            pickle.dump(replace(self, _net=None), f, protocol=pickle.HIGHEST_PROTOCOL)
+        return {"predictor": str(path), **self.carried_files()}
+
+    def _device(self):
+        from .device import resolve_device
+
+        return resolve_device(self.device)
+
+    def _network(self):
+        if self._net is None:
+            from .weights import Weights, build_resnet18
+
+            net = build_resnet18(Weights("none"), num_classes=len(self.classes))
+            net.load_state_dict(self.network)
+            self._net = net.to(self._device()).eval()
+        return self._net
+
+
+def load_predictor(artifacts: dict[str, str]) -> ImagePredictor:
+    """The predictor ``save`` wrote, its carried files' params pointing at their local copies."""
+    with open(artifacts["predictor"], "rb") as f:
+        p: ImagePredictor = pickle.load(f)
+    carried = {k: artifacts[k] for k in p.carried_files() if k in artifacts}
+    return replace(p, feature_params={**p.feature_params, **carried}) if carried else p
+
+
+def for_classifier(feature: str, feature_params: dict[str, Any], classifier, classes) -> ImagePredictor:
+    return ImagePredictor(tuple(classes), feature=feature, feature_params=dict(feature_params), classifier=classifier)
+
+
+def for_network(model, image_size: int, classes) -> ImagePredictor:
+    state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+    return ImagePredictor(tuple(classes), network=state, image_size=int(image_size))

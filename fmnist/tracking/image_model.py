@@ -1,0 +1,46 @@
+"""The served model, as MLflow "models from code": ``fmnist.predictor`` behind MLflow's pyfunc interface.
+
+MLflow runs this file when it loads the model (the package travels with it as ``code_paths``).
+"""
+
+from mlflow.exceptions import MlflowException
+from mlflow.models import set_model
+from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
+from mlflow.pyfunc import PythonModel
+
+
+class BadImages(MlflowException):
+    """HTTP 400 with the one-line reason. MLflow's scoring server rewrites a failed predict's ``message`` to
+    prefix it with the whole request batch (hundreds of lines); this message keeps the reason only."""
+
+    def __init__(self, reason: str):
+        self._reason = reason
+        super().__init__(reason, error_code=INVALID_PARAMETER_VALUE)
+
+    @property
+    def message(self) -> str:
+        return self._reason
+
+    @message.setter
+    def message(self, _value: str) -> None:
+        pass
+
+
+class ImageModel(PythonModel):
+    """Raw images in (see ``fmnist.predictor``), a DataFrame of classes (and probabilities) out."""
+
+    def load_context(self, context):
+        from fmnist.predictor import load_predictor
+
+        self.predictor = load_predictor(context.artifacts)
+
+    def predict(self, context, model_input, params=None):
+        from fmnist.predictor import InputError
+
+        try:
+            return self.predictor.predict(model_input)
+        except InputError as e:
+            raise BadImages(str(e)) from None
+
+
+set_model(ImageModel())

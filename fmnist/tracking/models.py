@@ -1,0 +1,143 @@
+"""The Model Registry: versions of ``fmnist-<feature>`` / ``fmnist-finetune``, their tags and aliases."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator, NamedTuple
+
+from mlflow.exceptions import MlflowException
+
+from ..errors import FmnistError
+from .accounts import current
+from .store import _client, tracking_uri
+
+
+class Version(NamedTuple):
+    name: str
+    version: str
+    run_id: str
+    aliases: tuple[str, ...]
+    tags: dict[str, str]
+
+
+@contextmanager
+def _writing(name: str) -> Iterator[None]:
+    """A server refusing this user on ``name`` fails in one line saying who grants it."""
+    try:
+        yield
+    except MlflowException as e:
+        if getattr(e, "error_code", "") == "PERMISSION_DENIED" or "error code 403" in str(e):
+            who = current()
+            user = f"user '{who.username}'" if who else "anonymous"
+            raise FmnistError(f"permission denied on registered model {name} for {user}: it needs EDIT there to "
+                              f"register versions; an admin can grant it: scripts/team_server.sh grant "
+                              f"{who.username if who else 'NAME'} EXPERIMENT EDIT (the study's experiment and "
+                              f"its registered models)") from None
+        raise
+
+
+def _version(mv) -> Version:
+    return Version(mv.name, str(mv.version), mv.run_id or "", tuple(getattr(mv, "aliases", ()) or ()),
+                   dict(mv.tags or {}))
+
+
+def ensure_model(name: str, description: str) -> None:
+    """Create the registered model unless it exists."""
+    client = _client()
+    with _writing(name):
+        try:
+            client.get_registered_model(name)
+            return
+        except MlflowException as e:
+            if getattr(e, "error_code", "") != "RESOURCE_DOES_NOT_EXIST":
+                raise
+        try:
+            client.create_registered_model(name, description=description)
+        except MlflowException as e:  # another process created it meanwhile
+            if getattr(e, "error_code", "") != "RESOURCE_ALREADY_EXISTS":
+                raise
+
+
+def versions(name: str, run_id: str | None = None) -> list[Version]:
+    """Versions of ``name`` (of one run, if given), newest first; none if the model does not exist."""
+    query = f"name='{name}'" + (f" and run_id='{run_id}'" if run_id else "")
+    found = [_version(mv) for mv in _client().search_model_versions(query)]
+    # search results carry no aliases on every store: read them from the model
+    aliases = _aliases(name) if found else {}
+    found = [v._replace(aliases=tuple(a for a, n in aliases.items() if n == v.version)) for v in found]
+    return sorted(found, key=lambda v: int(v.version), reverse=True)
+
+
+def _aliases(name: str) -> dict[str, str]:
+    try:
+        return {a: str(v) for a, v in (_client().get_registered_model(name).aliases or {}).items()}
+    except MlflowException:
+        return {}
+
+
+def by_alias(name: str, alias: str) -> Version | None:
+    try:
+        mv = _client().get_model_version_by_alias(name, alias)
+    except MlflowException as e:
+        if getattr(e, "error_code", "") in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND"):
+            return None
+        raise
+    return _version(mv)._replace(aliases=tuple(a for a, n in _aliases(name).items() if n == str(mv.version)))
+
+
+def register(name: str, run_id: str, artifact: str, tags: dict[str, Any]) -> Version:
+    """A new version of ``name`` from the run's logged model ``artifact``, tagged."""
+    import mlflow
+
+    with _writing(name):
+        # register_model resolves a run's model to the logged model that holds its files (MLflow 3)
+        mv = mlflow.register_model(f"runs:/{run_id}/{artifact}", name, await_registration_for=0,
+                                   tags={k: str(v) for k, v in tags.items()})
+    return _version(mv)
+
+
+def set_alias(name: str, alias: str, version: str) -> None:
+    with _writing(name):
+        _client().set_registered_model_alias(name, alias, version)
+
+
+def set_version_tags(name: str, version: str, tags: dict[str, Any]) -> None:
+    client = _client()
+    with _writing(name):
+        for k, v in tags.items():
+            client.set_model_version_tag(name, version, k, str(v))
+
+
+def registered_models(prefix: str = "") -> dict[str, dict[str, str]]:
+    """{model name: {alias: version}} of the registered models whose name starts with ``prefix``."""
+    out = {}
+    for rm in _client().search_registered_models(f"name LIKE '{prefix}%'" if prefix else None):
+        out[rm.name] = {a: str(v) for a, v in (rm.aliases or {}).items()}
+    return dict(sorted(out.items()))
+
+
+def resolve(spec: str, prefix: str = "") -> str:
+    """``NAME@ALIAS`` / ``NAME/VERSION`` / a ``models:/`` or ``runs:/`` URI / a folder -> a URI MLflow loads;
+    an unknown name or alias fails in one line naming the registered models and their aliases."""
+    if not spec.startswith("models:/") and (":/" in spec or Path(spec).exists()):
+        return spec  # a run's model, another URI or a model folder: MLflow says what is wrong with it
+    body = spec.removeprefix("models:/")
+    name, sep, ref = body.partition("@") if "@" in body else body.partition("/")
+    known = registered_models(prefix)
+    listing = "; ".join(f"{n} ({', '.join(f'@{a}=v{v}' for a, v in sorted(al.items())) or 'no aliases'})"
+                        for n, al in known.items()) or "none yet: run the study (make run) first"
+    if name not in known:
+        raise FmnistError(f"no registered model {name!r} on {tracking_uri().split('?')[0]}; registered: {listing}")
+    if sep == "@" and ref not in known[name]:
+        raise FmnistError(f"model {name!r} has no alias {ref!r}; registered: {listing}")
+    if sep == "/" and not any(v.version == ref for v in versions(name)):
+        raise FmnistError(f"model {name!r} has no version {ref!r}; registered: {listing}")
+    return f"models:/{name}{sep}{ref}" if sep else f"models:/{name}@champion"
+
+
+def load_image_model(uri: str):
+    """The pyfunc at ``uri`` (``resolve`` it first), for in-process predictions."""
+    import mlflow.pyfunc
+
+    return mlflow.pyfunc.load_model(uri)
