@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import platform
+import subprocess
 from pathlib import Path
 
 import click
@@ -21,3 +24,10 @@ def bench_data_dir(given: str | None) -> Path:
     if given:
         return Path(given)
     return SHARED if SHARED.is_dir() else default_data_dir(None)
+
+
+def machine() -> str:
+    """The ``lscpu`` model line, cores and Python: what an absolute time is measured on."""
+    model = next((ln.split(":", 1)[1].strip() for ln in subprocess.run(["lscpu"], capture_output=True, text=True)
+                  .stdout.splitlines() if ln.startswith("Model name")), platform.processor() or "?")
+    return f"{model}, {os.cpu_count()} cores, Python {platform.python_version()}"

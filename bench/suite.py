@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import subprocess
 import sys
 import time
@@ -26,13 +24,8 @@ ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "test-artifacts"
 sys.path.insert(0, str(ROOT / "tests"))
 
+from _data import machine  # noqa: E402  (bench/ is sys.path[0])
 from timing import format_summary  # noqa: E402
-
-
-def machine() -> str:
-    model = next((ln.split(":", 1)[1].strip() for ln in subprocess.run(["lscpu"], capture_output=True, text=True)
-                  .stdout.splitlines() if ln.startswith("Model name")), platform.processor() or "?")
-    return f"{model}, {os.cpu_count()} cores, Python {platform.python_version()}"
 
 
 def junit_counts(path: Path) -> str:

@@ -242,6 +242,31 @@ def reference_results(dataset: str | None = "fashion-mnist") -> pd.DataFrame:
     return table.drop(columns="dataset").reset_index(drop=True)
 
 
+def course_table(experiment: str | None = None, dataset: str | None = "fashion-mnist") -> pd.DataFrame:
+    """The course report's accuracies (``fmnist/resources/course_report.csv``) beside this study's cells, in %:
+    one row per model (and the full fine-tune); empty for other datasets."""
+    if dataset not in (None, "fashion-mnist"):
+        return pd.DataFrame()
+    with resources.files("fmnist").joinpath("resources/course_report.csv").open() as f:
+        course = pd.read_csv(f)
+    acc = comparison_table(experiment=experiment, dataset=dataset, averages=False)
+    ft = finetune_table(experiment, dataset)
+    rows = []
+    for model, part in course.groupby("model", sort=False):
+        row = {"model": MODEL_NAMES.get(model, "ResNet-18, full fine-tune (on the images)"
+                                        if model == "finetune-full" else model)}
+        for _, c in part.iterrows():
+            if c["feature"] == "images":  # in the raw column: it too learns from the pixels
+                ours = ft.loc[ft["mode"] == "full", "test_accuracy"]
+                row.update({"course report: raw": c["accuracy"], "this study: raw": ours.max() if len(ours) else np.nan})
+                continue
+            have = model in acc.index and c["feature"] in acc.columns
+            row.update({f"course report: {c['feature']}": c["accuracy"],
+                        f"this study: {c['feature']}": acc.loc[model, c["feature"]] if have else np.nan})
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
 def sota_table(experiment: str | None = None, best_only: bool = True,
                dataset: str | None = "fashion-mnist") -> pd.DataFrame:
     """Published results for ``dataset`` with this study's best rows ranked in: only runs scored on the full test
@@ -690,6 +715,40 @@ def _ahead_everywhere(feature: str, sig: pd.DataFrame) -> bool:
         f" on {feature}")) for r in pairs)
 
 
+def registry_table(prefix: str = "fmnist-") -> pd.DataFrame:
+    """Each registered model: its champion (version, run, test accuracy and interval) and its challenger with
+    the comparison that kept it from promotion. One row per model; empty when nothing is registered."""
+    return _memo(("registry", prefix), lambda: _registry_table(prefix)).copy()
+
+
+def _registry_table(prefix: str) -> pd.DataFrame:
+    rows = []
+    for name, aliases in tracking.registered_models(prefix).items():
+        versions = {v.version: v for v in tracking.model_versions(name)}
+        if not versions:
+            continue
+        champ, chall = versions.get(aliases.get("champion", "")), versions.get(aliases.get("challenger", ""))
+
+        def said(v):
+            return "" if v is None else (f"v{v.version}: {100 * float(v.tags.get('fmnist.test_accuracy', 'nan')):.2f}% "
+                                         f"{_pct_interval(v.tags.get('fmnist.test_accuracy_ci', ''))}").strip()
+
+        rows.append({"model": name, "versions": len(versions), "champion": said(champ),
+                     "champion run": champ.run_id if champ else "", "challenger": said(chall),
+                     "challenger vs champion": chall.tags.get("fmnist.promotion", "") if chall else "",
+                     "serve": f"fmnist serve --model {name}@champion" if champ else ""})
+    return pd.DataFrame(rows)
+
+
+def _pct_interval(text: str) -> str:
+    """'[0.9130, 0.9240]' -> '[91.30, 92.40]'."""
+    try:
+        lo, hi = (float(x) for x in text.strip("[]").split(","))
+    except ValueError:
+        return ""
+    return f"[{100 * lo:.2f}, {100 * hi:.2f}]"
+
+
 # ------------------------------------------------------------------------------------- docs/results.md
 
 
@@ -713,6 +772,7 @@ def results_markdown(experiment: str | None = None, dataset: str | None = "fashi
         wins = feature_winners(experiment, dataset)
         ft = finetune_table(experiment, dataset)
         sota = sota_table(experiment=experiment, dataset=dataset)
+        course = course_table(experiment, dataset)
         weights = weights_lines(experiment, dataset)
     out = ["# Results", "", about.strip(), ""] if about.strip() else ["# Results", ""]
     out += [f"- {w}" for w in weights] + ([""] if weights else [])
@@ -734,6 +794,13 @@ def results_markdown(experiment: str | None = None, dataset: str | None = "fashi
     if not ft.empty:
         out += ["## Fine-tuning ResNet-18", "",
                 markdown_table(ft.drop(columns="run_id"), index=False), ""]
+    if not course.empty:
+        out += ["## Against the course report", "",
+                "The course report trained the same four classifiers on raw pixels and on scattering features "
+                "(J=3, L=1, order 2: 63 coefficients; this study's default is J=2, L=8, order 2 with a log and a "
+                "standardisation ahead of every model), and fine-tuned ResNet-18 "
+                "(`fmnist/resources/course_report.csv`).", "",
+                markdown_table(course, index=False), ""]
     if not sota.empty:
         out += ["## Published results, with this study's best rows ranked in", "",
                 markdown_table(sota, index=False), ""]

@@ -113,6 +113,14 @@ def test_read_edit_and_removed_users(team_server, real_data_dir, tmp_path, monke
     assert rep.returncode == 0, rep.stderr[-3000:]
     runs = _runs(team_server, exp)
     assert sorted(r.data.tags["fmnist.step"] for r in runs) == ["classify", "extract", "report"]
+    # The EDIT user registers its model (grant gave it EDIT on the study's registered models too)
+    reg = fmnist_here(["register", "--run", classify_id], as_editor, tmp_path)
+    assert reg.returncode == 0, reg.stderr[-3000:]
+    assert reg.stdout.startswith("fmnist-raw v") and f"run {classify_id}" in reg.stdout
+    second = fmnist_here(["classify", "--feature", "raw", "--model", "logreg", "--tune", "false", *COMMON],
+                         as_editor, tmp_path)
+    assert second.returncode == 0, second.stderr[-3000:]
+    (second_id,) = run_ids_in(second.stderr)
     assert {r.info.status for r in runs} == {"FINISHED"}
     acc = next(r for r in runs if r.info.run_id == classify_id).data.metrics["test_accuracy"]
 
@@ -135,7 +143,11 @@ def test_read_edit_and_removed_users(team_server, real_data_dir, tmp_path, monke
     assert _one_line(denied.stderr).startswith(
         f"fmnist: error: permission denied on experiment {exp} for user 'ray': it needs EDIT there to write runs; "
         f"an admin can grant it: scripts/team_server.sh grant ray {exp} EDIT")
-    assert len(_runs(team_server, exp)) == 3
+    refused = fmnist_here(["register", "--run", second_id], as_reader, tmp_path)
+    assert refused.returncode == 1
+    assert _one_line(refused.stderr).startswith(
+        "fmnist: error: permission denied on registered model fmnist-raw for user 'ray': it needs EDIT there")
+    assert len(_runs(team_server, exp)) == 4
 
     # No password is in any run's params or tags (workers and steps get credentials from the environment).
     for r in _runs(team_server, exp):

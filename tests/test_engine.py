@@ -63,7 +63,7 @@ def _cells(uri: str, experiment: str = "fmnist") -> dict:
     path = client.download_artifacts(parent.info.run_id, "steps.csv")
     out = {}
     for row in pd.read_csv(path).itertuples():
-        if row.step == "report":
+        if row.step in ("report", "register"):
             continue
         m = client.get_run(row.run_id).data.metrics
         out[(row.step, row.cell)] = (row.status, m.get("test_accuracy", m.get("knn_accuracy")), row.run_id)

@@ -147,6 +147,15 @@ def test_second_run_hits_the_cache_for_every_step(finished_study):
     second = st.run_study(**tiny_study)
     assert {r.status for r in second} == {"cached"}  # the report too: no run changed since the first
     assert [r.run_id for r in first if r.step != "report"] == [r.run_id for r in second if r.step != "report"]
+    # the best cell per feature (and of fine-tuning) is registered once: the champion; the cached re-run adds none
+    reg = report.registry_table().set_index("model")
+    assert list(reg.index) == ["fmnist-finetune", "fmnist-raw", "fmnist-scatnet"] and set(reg["versions"]) == {1}
+    for group in ("raw", "scatnet", "finetune"):
+        cands = [r.run_id for r in first if (r.step == "finetune" if group == "finetune" else
+                                             r.step == "classify" and r.cell.startswith(group + "/"))]
+        best = max(cands, key=lambda i: mlflow.get_run(i).data.metrics["test_accuracy"])
+        assert reg.loc[f"fmnist-{group}", "champion run"] == best
+        assert reg.loc[f"fmnist-{group}", "champion"].startswith("v1: ") and reg.loc[f"fmnist-{group}", "challenger"] == ""
     # the report's table equals the runs' own metrics
     table = report.comparison_table(experiment="fmnist", dataset="synthetic")
     for r in first:
@@ -159,7 +168,7 @@ def test_second_run_hits_the_cache_for_every_step(finished_study):
     first_parent = parents[-1].info.run_id
     assert len(_children(first_parent)) == 2 + 4 + 2 + 2  # extract, classify, visualize, finetune
     steps = pd.read_csv(mlflow.artifacts.download_artifacts(run_id=first_parent, artifact_path="steps.csv"))
-    assert list(steps["step"].unique()) == ["extract", "classify", "visualize", "finetune", "report"]
+    assert list(steps["step"].unique()) == ["extract", "classify", "visualize", "finetune", "register", "report"]
     assert all(any(a.path == "report" for a in mlflow.MlflowClient().list_artifacts(p.info.run_id))
                for p in parents)  # a reused report is logged onto the new parent as well
 
@@ -271,7 +280,7 @@ def test_main_entry_point_on_real_subset(real_data_dir, store, tmp_path, monkeyp
     assert section_images(html) == {"Summary": 0, "1. Test accuracy (%): classifiers x feature sets": 1,
                                     "2. Per class": 2, "3. State of the art, with this study's best rows ranked in": 0,
                                     "4. 2-D views and how well they separate the classes": 8,
-                                    "5. Fine-tuning ResNet-18": 0}
+                                    "5. Fine-tuning ResNet-18": 0, "6. Registered models": 0}
     assert 'href="report.significance.csv"' in html
     sig = pd.read_csv(tmp_path / "out" / "report.significance.csv")
     assert len(sig) == 5 + 2 * 1 and set(sig["family"]) == {"vs best", "features per model"}  # 6 cells; 2 models

@@ -101,7 +101,7 @@ from .extract import extract  # noqa: E402
 from .finetune import finetune  # noqa: E402
 from .report import report  # noqa: E402
 from .search import scatnet_search  # noqa: E402
-from .serve import predict, serve  # noqa: E402
+from .serve import predict, register, serve  # noqa: E402
 from .study import study  # noqa: E402
 from .ui import ui  # noqa: E402
 from .visualize import visualize  # noqa: E402
@@ -111,6 +111,7 @@ cli.add_command(extract)
 cli.add_command(finetune)
 cli.add_command(report)
 cli.add_command(predict)
+cli.add_command(register)
 cli.add_command(scatnet_search)
 cli.add_command(serve)
 cli.add_command(study)

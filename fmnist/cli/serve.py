@@ -63,3 +63,29 @@ def predict(spec: str, images_path: Path, output: Path, batch_size: int) -> None
     counts = out["class_name"].value_counts().head(3)
     click.echo(f"[fmnist] {len(out)} images -> {output} (most predicted: "
                f"{', '.join(f'{k} {v}' for k, v in counts.items())})", err=True)
+
+
+@click.command()
+@click.option("--run", "run_ids", multiple=True, help="A FINISHED classify or finetune run (repeatable) "
+              "[default: the cells of the newest study in the experiment].")
+@click.option("--experiment", default="", help="[default: $MLFLOW_EXPERIMENT_NAME or fmnist]")
+def register(run_ids: tuple[str, ...], experiment: str) -> None:
+    """Register the most accurate run per feature (and of fine-tuning) as a new model version; alias champion
+    only when significantly more accurate than the current champion (the study does this itself)."""
+    from .. import tracking
+    from ..errors import FmnistError
+    from ..steps.register import register_best
+
+    if not run_ids:
+        names = [experiment] if experiment else None
+        studies = tracking.search_runs("tags.`fmnist.step` = 'study' and attributes.status = 'FINISHED'", names)
+        if studies.empty:
+            raise FmnistError("no FINISHED study in the experiment: run the study, or name runs with --run")
+        import pandas as pd
+
+        # steps.csv lists every cell, reused ones too (those are children of the study that first ran them)
+        steps = pd.read_csv(tracking.artifact_local_path(studies["run_id"].iloc[0], "steps.csv"))
+        run_ids = tuple(steps.loc[steps["status"].isin(["ran", "cached"]), "run_id"].dropna())
+    for r in register_best(list(run_ids)):
+        click.echo(f"{r.name} v{r.version}: {r.alias} ({r.why}); run {r.run_id}, test accuracy "
+                   f"{100 * r.test_accuracy:.2f}%")

@@ -23,6 +23,7 @@ PREFIX = "fmnist-"
 ALPHA = 0.05  # as the report's significance tables
 CHAMPION, CHALLENGER = "champion", "challenger"
 DIGEST_TAG = "fmnist.data_digest"
+ALREADY = "already registered"
 
 
 def model_name(group: str) -> str:
@@ -73,7 +74,7 @@ def register_run(name: str, run_id: str, info: dict) -> Registration:
     done = tracking.model_versions(name, run_id=run_id)
     if done:
         v = done[0]
-        return Registration(name, v.version, run_id, acc, ",".join(v.aliases), "already registered")
+        return Registration(name, v.version, run_id, acc, ",".join(v.aliases), ALREADY)
     champ = tracking.model_by_alias(name, CHAMPION)
     tags = {"fmnist.run_id": run_id, "fmnist.test_accuracy": f"{acc:.4f}",
             "fmnist.test_accuracy_ci": f"[{m.get('test_accuracy_ci_low', float('nan')):.4f}, "

@@ -31,7 +31,7 @@ from .extract import EXTRACT, ExtractParams
 from .finetune import FINETUNE, FinetuneParams
 from .params import COUNT, param
 from .report import DEFAULT_OUTPUT, REPORT, ReportParams, render_or_reuse
-from .register import register_best
+from .register import ALREADY, register_best
 from .visualize import VISUALIZE, VisualizeParams
 
 log = logging.getLogger("fmnist")
@@ -276,7 +276,7 @@ def _register(records: list[Record], parent: str) -> Record:
     t = time.perf_counter()
     try:
         done = register_best([r.run_id for r in records if r.ok and r.step in ("classify", "finetune")])
-        rec.status = "ran"
+        rec.status = "cached" if all(r.why == ALREADY for r in done) else "ran"
         tracking.set_tags({"fmnist.registered": ", ".join(f"{r.name} v{r.version} ({r.alias})" for r in done)
                            or "none"})
     except Exception as e:
