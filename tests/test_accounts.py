@@ -117,7 +117,7 @@ def test_read_edit_and_removed_users(team_server, real_data_dir, tmp_path, monke
     reg = fmnist_here(["register", "--run", classify_id], as_editor, tmp_path)
     assert reg.returncode == 0, reg.stderr[-3000:]
     assert reg.stdout.startswith("fmnist-raw v") and f"run {classify_id}" in reg.stdout
-    second = fmnist_here(["classify", "--feature", "raw", "--model", "logreg", "--tune", "false", *COMMON],
+    second = fmnist_here(["classify", "--feature", "raw", "--model", "svm", "--tune", "false", *COMMON],
                          as_editor, tmp_path)
     assert second.returncode == 0, second.stderr[-3000:]
     (second_id,) = run_ids_in(second.stderr)

@@ -146,7 +146,8 @@ def test_second_run_hits_the_cache_for_every_step(finished_study):
     assert len([r for r in first if r.step == "classify"]) == 4 and len([r for r in first if r.step == "finetune"]) == 2
     second = st.run_study(**tiny_study)
     assert {r.status for r in second} == {"cached"}  # the report too: no run changed since the first
-    assert [r.run_id for r in first if r.step != "report"] == [r.run_id for r in second if r.step != "report"]
+    cells = ("report", "register")  # neither is a cell of its own: the report's run is new, register's is the parent
+    assert [r.run_id for r in first if r.step not in cells] == [r.run_id for r in second if r.step not in cells]
     # the best cell per feature (and of fine-tuning) is registered once: the champion; the cached re-run adds none
     reg = report.registry_table().set_index("model")
     assert list(reg.index) == ["fmnist-finetune", "fmnist-raw", "fmnist-scatnet"] and set(reg["versions"]) == {1}
@@ -183,9 +184,20 @@ def test_changing_one_param_reruns_only_what_depends_on_it(finished_study):
     for r in third:
         if r.step == "finetune":
             assert r.status == "ran" and r.run_id != first[(r.step, r.cell)].run_id
+        elif r.step == "register":  # the new fine-tunes' best is a new version; nothing else changed
+            assert r.status == "ran"
         elif r.step != "report":
             assert r.status == "cached" and r.run_id == first[(r.step, r.cell)].run_id, (r.step, r.cell)
     assert {mlflow.get_run(r.run_id).data.params["epochs"] for r in third if r.step == "finetune"} == {"2"}
+    from fmnist import report
+
+    reg = report.registry_table().set_index("model")
+    assert reg.loc["fmnist-finetune", "versions"] == 2 and reg.loc["fmnist-raw", "versions"] == 1
+    from fmnist import tracking
+
+    newest = tracking.model_versions("fmnist-finetune")[0]  # champion only if significantly better than v1
+    assert newest.version == "2" and mlflow.get_run(newest.run_id).data.params["epochs"] == "2"
+    assert len(set(newest.aliases) & {"champion", "challenger"}) == 1 and newest.tags["fmnist.promotion"]
     # report=False: no report step, nothing written where it would go
     assert "report" not in {r.step for r in third} and not Path(tiny_study["report_output"]).exists()
 

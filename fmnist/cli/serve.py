@@ -43,7 +43,8 @@ def serve(spec: str, host: str, port: int, workers: int) -> None:
 @click.option("--output", type=click.Path(dir_okay=False, path_type=Path), default=Path("predictions.csv"),
               show_default=True)
 @click.option("--batch-size", type=click.IntRange(1), default=1024, show_default=True)
-def predict(spec: str, images_path: Path, output: Path, batch_size: int) -> None:
+@click.option("--progress/--no-progress", default=True, show_default=True, help="A progress bar on a terminal.")
+def predict(spec: str, images_path: Path, output: Path, batch_size: int, progress: bool) -> None:
     """Write a CSV of a model's predictions (one row per image) for a file or folder of images."""
     import pandas as pd
 
@@ -54,7 +55,13 @@ def predict(spec: str, images_path: Path, output: Path, batch_size: int) -> None
     uri = tracking.resolve_model(spec, PREFIX)
     images, names = read_images(images_path)
     model = tracking.load_image_model(uri)
-    parts = [model.predict(images[s:s + batch_size]) for s in range(0, len(images), batch_size)]
+    from tqdm.auto import tqdm
+
+    parts = []
+    with tqdm(total=len(images), desc="predict", unit="img", disable=None if progress else True) as bar:
+        for s in range(0, len(images), batch_size):
+            parts.append(model.predict(images[s:s + batch_size]))
+            bar.update(len(parts[-1]))
     out = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
     out.insert(0, "image", names)
     tmp = output.with_name(output.name + ".tmp")
