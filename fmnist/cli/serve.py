@@ -29,6 +29,7 @@ def serve(spec: str, host: str, port: int, workers: int) -> None:
     mlflow = shutil.which("mlflow", path=bindir) or "mlflow"
     # MLflow starts its server as `uvicorn` from PATH: this environment's, even when it is not activated
     os.environ["PATH"] = os.pathsep.join([bindir, os.environ.get("PATH", "")])
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # one bar line per model file otherwise
     click.echo(f"[fmnist] serving {uri} on http://{host}:{port}/invocations (POST {{\"inputs\": [28x28 images]}})",
                err=True)
     sys.stderr.flush()
@@ -52,6 +53,7 @@ def predict(spec: str, images_path: Path, output: Path, batch_size: int, progres
     from ..data import read_images
     from ..steps.register import PREFIX
 
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     uri = tracking.resolve_model(spec, PREFIX)
     images, names = read_images(images_path)
     model = tracking.load_image_model(uri)

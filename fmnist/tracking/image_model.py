@@ -3,6 +3,8 @@
 MLflow runs this file when it loads the model (the package travels with it as ``code_paths``).
 """
 
+import warnings
+
 from mlflow.exceptions import MlflowException
 from mlflow.models import set_model
 from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
@@ -24,6 +26,11 @@ class BadImages(MlflowException):
     @message.setter
     def message(self, _value: str) -> None:
         pass
+
+
+# No type hints on predict, on purpose: MLflow would validate the input against them before our own one-line
+# checks (see fmnist.tracking.records.log_image_model); its reminder to add them would print on every load.
+warnings.filterwarnings("ignore", message="Add type hints to the `predict` method")
 
 
 class ImageModel(PythonModel):

@@ -10,6 +10,7 @@ from mlflow.exceptions import MlflowException
 
 from ..errors import FmnistError
 from .accounts import current
+from .records import IMAGE_MODEL_TAG
 from .store import _client, tracking_uri
 
 
@@ -88,12 +89,14 @@ def by_alias(name: str, alias: str) -> Version | None:
 
 def register(name: str, run_id: str, artifact: str, tags: dict[str, Any]) -> Version:
     """A new version of ``name`` from the run's logged model ``artifact``, tagged."""
-    import mlflow
-
+    client = _client()
+    model_id = client.get_run(run_id).data.tags.get(IMAGE_MODEL_TAG)
+    if not model_id:
+        raise FmnistError(f"run {run_id} has no {artifact} to register: an older fmnist logged it; re-run it "
+                          f"with --force")
     with _writing(name):
-        # register_model resolves a run's model to the logged model that holds its files (MLflow 3)
-        mv = mlflow.register_model(f"runs:/{run_id}/{artifact}", name, await_registration_for=0,
-                                   tags={k: str(v) for k, v in tags.items()})
+        mv = client.create_model_version(name, f"models:/{model_id}", run_id=run_id, model_id=model_id,
+                                         tags={k: str(v) for k, v in tags.items()})
     return _version(mv)
 
 

@@ -12,6 +12,7 @@ import mlflow
 
 from .store import _client, retry_on_conflict
 
+IMAGE_MODEL_TAG = "fmnist.image_model_id"  # the run's servable model (an MLflow 3 logged model)
 # MLflow truncates nothing for us: values past this are rejected by the store.
 _MAX_PARAM = 6000
 
@@ -138,7 +139,7 @@ def log_image_model(predictor, *, name: str, input_example, packages: tuple[str,
     with tempfile.TemporaryDirectory() as d:
         code = Path(d) / "fmnist"  # the package without its bytecode caches
         shutil.copytree(Path(fmnist.__file__).parent, code, ignore=shutil.ignore_patterns("__pycache__"))
-        mlflow.pyfunc.log_model(
+        info = mlflow.pyfunc.log_model(
             name=name, python_model=str(Path(__file__).with_name("image_model.py")),
             artifacts=predictor.save(Path(d)), code_paths=[str(code)],
             signature=signature, input_example=np.asarray(input_example),
@@ -148,6 +149,7 @@ def log_image_model(predictor, *, name: str, input_example, packages: tuple[str,
                                       "or (N, 784)",
                       "fmnist.classes": list(predictor.classes),
                       "fmnist.probabilities": predictor.has_probabilities})
+    set_tags({IMAGE_MODEL_TAG: info.model_id})  # what the registry's versions point at
 
 
 def log_pytorch_model(model, *, name: str, input_example) -> None:
