@@ -96,8 +96,9 @@ def test_study_over_http(on_server, real_data_dir, tmp_path):
     acc = run.data.metrics["test_accuracy"]
     assert 0.5 < acc <= 1.0
     assert {"confusion_matrix.png", "per_class_accuracy.csv"} <= {a.path for a in client.list_artifacts(classify_id)}
-    (model,) = [m for m in client.search_logged_models([run.info.experiment_id]) if m.source_run_id == classify_id]
-    assert model.name == "model" and str(model.status) == "READY"
+    logged = {m.name: m for m in client.search_logged_models([run.info.experiment_id]) if m.source_run_id == classify_id}
+    assert sorted(logged) == ["image_model", "model"]  # the fitted pipeline, and the servable model taking images
+    assert all(str(m.status) == "READY" for m in logged.values())
 
     # The report's queries over HTTP: the table is exactly the runs' metrics.
     table = report.comparison_table(experiment=EXPERIMENT)
