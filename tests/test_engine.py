@@ -131,15 +131,30 @@ def test_bad_executor_address_or_missing_ray_is_one_line_before_any_run(tmp_path
 
 
 @pytest.fixture(scope="module")
-def serial_reference(tmp_path_factory):
-    """``STUDY`` run serially on sqlite, once: the cells every Ray run of it must equal."""
+def serial_store(tmp_path_factory):
+    """``STUDY`` run serially on sqlite, once: its store's URI."""
     from conftest import REAL_DATA
 
     d = tmp_path_factory.mktemp("serial-reference")
     uri = f"sqlite:///{d / 'serial.db'}"
     s = fmnist([*STUDY, "--report", "false"], _env(uri, REAL_DATA), d)
     assert s.returncode == 0, s.stderr[-3000:]
-    return _cells(uri)
+    return uri
+
+
+@pytest.fixture(scope="module")
+def serial_reference(serial_store):
+    """The cells every Ray run of ``STUDY`` must equal."""
+    return _cells(serial_store)
+
+
+def _study_parent(uri: str) -> str:
+    from mlflow import MlflowClient
+
+    (parent,) = MlflowClient(uri).search_runs(
+        [e.experiment_id for e in MlflowClient(uri).search_experiments()], "tags.`fmnist.step` = 'study'",
+        order_by=["attributes.start_time DESC"], max_results=1)
+    return parent.info.run_id
 
 
 @pytest.mark.slow
@@ -163,6 +178,17 @@ def test_ray_study_equals_serial_and_a_cached_rerun_takes_seconds(tmp_path, real
     assert again.returncode == 0 and {v[0] for v in _cells(ray_uri).values()} == {"cached"}
     assert "all 4 cells cached; no ray executor started" in again.stderr  # the driver found every hit itself
     assert time.perf_counter() - t0 < 120  # the lookups and the reused report, nothing recomputed
+
+
+@pytest.mark.slow
+def test_a_serial_study_reruns_on_ray_exactly(tmp_path, real_data_dir, serial_store):
+    # Each cell is pinned to the thread counts its run recorded (they change a BLAS sum's last bits): a Ray
+    # worker holding one CPU would otherwise fit logreg and PCA to other bits than the serial run did.
+    r = fmnist(["rerun", _study_parent(serial_store), "--executor", "ray", "--no-progress"],
+               _env(serial_store, real_data_dir), tmp_path)
+    assert r.returncode == 0, r.stdout + r.stderr[-3000:]
+    lines = r.stdout.splitlines()
+    assert lines[-1] == "4 of 4 cells reproduce" and all(": reproduces (new run " in ln for ln in lines[:-1])
 
 
 def _descendants(pid: int) -> list:

@@ -53,17 +53,18 @@ def _params_class(command: str):
     from fmnist.steps.extract import ExtractParams
     from fmnist.steps.finetune import FinetuneParams
     from fmnist.steps.report import ReportParams
+    from fmnist.steps.rerun import RerunParams
     from fmnist.steps.search import SearchParams
     from fmnist.steps.study import StudyParams
     from fmnist.steps.visualize import VisualizeParams
 
     return {"extract": ExtractParams, "classify": ClassifyParams, "visualize": VisualizeParams,
             "finetune": FinetuneParams, "report": ReportParams, "study": StudyParams,
-            "scatnet-search": SearchParams}[command]
+            "scatnet-search": SearchParams, "rerun": RerunParams}[command]
 
 
 @pytest.mark.parametrize("command", ["extract", "classify", "visualize", "finetune", "report", "study",
-                                     "scatnet-search"])
+                                     "scatnet-search", "rerun"])
 def test_cli_options_are_the_params_class(command):
     """The library's params class is the one source: every CLI option is a field with the same default."""
     from dataclasses import fields

@@ -64,6 +64,8 @@ def _fail(message: str, code: int, status: str = "FAILED") -> None:
 def run_cli(command: click.Command, args: list[str] | None = None, prog_name: str | None = None) -> None:
     """Run a click command; every error is one line on stderr and a non-zero exit."""
     setup_logging()
+    if not sys.stderr.isatty():  # a log file gets no redrawn bar per artifact download
+        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         rv = command.main(args=args, prog_name=prog_name, standalone_mode=False)
@@ -100,6 +102,7 @@ from .classify import classify  # noqa: E402
 from .extract import extract  # noqa: E402
 from .finetune import finetune  # noqa: E402
 from .report import report  # noqa: E402
+from .rerun import rerun  # noqa: E402
 from .search import scatnet_search  # noqa: E402
 from .serve import predict, register, serve  # noqa: E402
 from .study import study  # noqa: E402
@@ -110,6 +113,7 @@ cli.add_command(classify)
 cli.add_command(extract)
 cli.add_command(finetune)
 cli.add_command(report)
+cli.add_command(rerun)
 cli.add_command(predict)
 cli.add_command(register)
 cli.add_command(scatnet_search)

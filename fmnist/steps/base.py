@@ -25,6 +25,10 @@ log = logging.getLogger("fmnist")
 
 ARTIFACTS_TAG = "fmnist.artifacts_sha256"  # JSON {artifact path: sha256} written by the step's log()
 REUSED_TAG = "fmnist.reused_run_id"
+PARAMS_TAG = "fmnist.params_json"  # every field of the step's Params: what `fmnist rerun` runs again
+CODE_TAG = "fmnist.code_version"  # the code version in the key
+ENV_TAG = "fmnist.environment"  # library versions, device, CPU (fmnist.envinfo)
+RERUN_TAG = "fmnist.rerun_of"
 PREDICTIONS = "predictions.npz"  # classify and finetune: every test image's label, prediction (and scores)
 IMAGE_MODEL = "image_model"  # classify and finetune: the model a user serves (raw images in, classes out)
 
@@ -80,6 +84,15 @@ class Step:
         """What a cache hit returns: by default the run's metrics, once its artifacts verify."""
         verify_artifacts(run_id)
         return tracking.get_run_info(run_id)["metrics"]
+
+    def code(self, p) -> str:
+        """The code version the key holds (recorded on the run: ``fmnist rerun`` compares it)."""
+        return ""
+
+    def tolerances(self, p) -> dict[str, float]:
+        """How far a rerun's metrics may stray ({metric glob: absolute tolerance}; ``predictions_changed``: the
+        share of test predictions); unlisted metrics must be identical, timings are never compared."""
+        return {}
 
     def resources(self, p) -> dict[str, float]:
         """An executor's hints for one run of this step: the CPUs (and GPU) it keeps busy, and ``cost``, its
@@ -149,7 +162,8 @@ def lookup(step: Step, p, ds=None, key: str | None = None) -> Outcome | None:
     return Outcome(found[0], True, found[1], time.perf_counter() - t0)
 
 
-def get_or_run(step: Step, p, ds=None, *, parent_run_id: str | None = None) -> Outcome:
+def get_or_run(step: Step, p, ds=None, *, parent_run_id: str | None = None,
+               tags: dict[str, str] | None = None) -> Outcome:
     """Reuse the FINISHED run carrying this step's key (artifacts verified), else run and log it.
 
     ``p.force`` skips the lookup. The key is tagged last: a run that dies before can never be reused.
@@ -169,6 +183,7 @@ def get_or_run(step: Step, p, ds=None, *, parent_run_id: str | None = None) -> O
         # Inside the run: under `mlflow run` the launcher's run is this step's, not an input's.
         inputs = step.inputs(p, ds, ctx.run_id)
         tracking.log_params(step.run_params(p, ds))
+        tracking.set_tags({**provenance(step, p), **(tags or {})})
         if ds is not None:
             tracking.set_tags({"fmnist.data_digest": ds.digest, "fmnist.data_source": ds.source})
         result = step.run(p, ds, inputs, ctx)
@@ -178,6 +193,17 @@ def get_or_run(step: Step, p, ds=None, *, parent_run_id: str | None = None) -> O
             tags[tracking.CACHE_KEY_TAG] = key
         tracking.set_tags(tags)
     return Outcome(ctx.run_id, False, result, time.perf_counter() - t0)
+
+
+def provenance(step: Step, p) -> dict[str, str]:
+    """What a run records so that it can be run again and checked: its params, code version and environment."""
+    from ..device import resolve_device
+    from ..envinfo import environment
+    from .params import as_dict
+
+    device = getattr(p, "device", None)
+    return {PARAMS_TAG: json.dumps(as_dict(p), sort_keys=True, default=str), CODE_TAG: step.code(p),
+            ENV_TAG: json.dumps(environment(str(resolve_device(device)) if device else None), sort_keys=True)}
 
 
 def _note_reuse_on_launcher(step: Step, run_id: str) -> None:

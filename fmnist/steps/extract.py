@@ -62,10 +62,13 @@ class FeatureSet:
         return feature_label(self.feature, self.params)
 
 
-def extract_key(feature: str, params: dict[str, Any], data_digest: str) -> str:
+def extract_code(feature: str) -> str:
     # The feature's module plus what every feature shares (input scaling in the package, torch batching).
-    code = cache.step_code_version(FEATURES.get(feature).fn.__module__, "fmnist.features", "fmnist.features._torch")
-    return cache.cache_key("extract", {"feature": feature, **params}, data_digest, code)
+    return cache.step_code_version(FEATURES.get(feature).fn.__module__, "fmnist.features", "fmnist.features._torch")
+
+
+def extract_key(feature: str, params: dict[str, Any], data_digest: str) -> str:
+    return cache.cache_key("extract", {"feature": feature, **params}, data_digest, extract_code(feature))
 
 
 class Extract(Step):
@@ -74,6 +77,9 @@ class Extract(Step):
 
     def key(self, p: ExtractParams, ds: Dataset) -> str:
         return extract_key(p.feature, p.resolved(), ds.digest)
+
+    def code(self, p: ExtractParams) -> str:
+        return extract_code(p.feature)
 
     def run_name(self, p: ExtractParams) -> str:
         return f"extract-{p.feature}"

@@ -85,11 +85,13 @@ class Visualize(Step):
 
     def key(self, p: VisualizeParams, ds: Dataset) -> str:
         idx = _sample(p, ds)
-        code = cache.step_code_version(__name__, "fmnist.steps.base", "fmnist.embeddings", "fmnist.separation",
-                                       EMBEDDINGS.get(p.method).fn.__module__, FEATURES.get(p.feature).fn.__module__)
         return cache.cache_key("visualize", {"feature": p.feature, **p.extract_params().resolved(),
                                              "method": p.method, **p.method_params(len(idx)),
-                                             "n_samples": len(idx), "seed": p.seed}, ds.digest, code)
+                                             "n_samples": len(idx), "seed": p.seed}, ds.digest, self.code(p))
+
+    def code(self, p: VisualizeParams) -> str:
+        return cache.step_code_version(__name__, "fmnist.steps.base", "fmnist.embeddings", "fmnist.separation",
+                                       EMBEDDINGS.get(p.method).fn.__module__, FEATURES.get(p.feature).fn.__module__)
 
     def run_name(self, p: VisualizeParams) -> str:
         return f"visualize-{p.feature}-{p.method}"

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import tempfile
+import warnings
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -114,10 +117,11 @@ def log_sklearn_model(model, *, name: str, input_example, trusted_types: list[st
     import mlflow.sklearn
     from mlflow.models import infer_signature
 
-    signature = infer_signature(input_example, model.predict(input_example))
-    mlflow.sklearn.log_model(model, name=name, signature=signature, input_example=input_example,
-                             pip_requirements=pinned_requirements("scikit-learn", "scipy", "skops"),
-                             skops_trusted_types=list(trusted_types or []) or None)
+    with _quiet():
+        signature = infer_signature(input_example, model.predict(input_example))
+        mlflow.sklearn.log_model(model, name=name, signature=signature, input_example=input_example,
+                                 pip_requirements=pinned_requirements("scikit-learn", "scipy", "skops"),
+                                 skops_trusted_types=list(trusted_types or []) or None)
 
 
 def log_image_model(predictor, *, name: str, input_example, packages: tuple[str, ...] = ()) -> None:
@@ -135,8 +139,8 @@ def log_image_model(predictor, *, name: str, input_example, packages: tuple[str,
     import fmnist
 
     out = predictor.predict(input_example)
-    signature = ModelSignature(inputs=None, outputs=infer_signature(None, out).outputs)
-    with tempfile.TemporaryDirectory() as d:
+    with _quiet(), tempfile.TemporaryDirectory() as d:
+        signature = ModelSignature(inputs=None, outputs=infer_signature(None, out).outputs)
         code = Path(d) / "fmnist"  # the package without its bytecode caches
         shutil.copytree(Path(fmnist.__file__).parent, code, ignore=shutil.ignore_patterns("__pycache__"))
         info = mlflow.pyfunc.log_model(
@@ -161,6 +165,24 @@ def log_pytorch_model(model, *, name: str, input_example) -> None:
     model = model.cpu().eval()
     with torch.inference_mode():
         out = model(torch.as_tensor(input_example)).numpy()
-    signature = infer_signature(input_example, out)
-    mlflow.pytorch.log_model(model, name=name, signature=signature, input_example=input_example,
-                             pip_requirements=pinned_requirements("torch", "torchvision"))
+    with _quiet():
+        signature = infer_signature(input_example, out)
+        mlflow.pytorch.log_model(model, name=name, signature=signature, input_example=input_example,
+                                 pip_requirements=pinned_requirements("torch", "torchvision"))
+
+
+@contextmanager
+def _quiet():
+    """MLflow's notes while logging a model ("Validating input example", the hint that integer columns cannot
+    hold missing values: class indices never miss) say nothing to a user of this project."""
+    loggers = [logging.getLogger(n) for n in ("mlflow.pyfunc", "mlflow.models", "mlflow.types")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.WARNING)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=r".*Inferred schema contains integer column")
+            yield
+    finally:
+        for lg, level in zip(loggers, levels):
+            lg.setLevel(level)
