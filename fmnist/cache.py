@@ -7,6 +7,7 @@ import inspect
 import json
 import os
 import tempfile
+from functools import lru_cache
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -26,8 +27,10 @@ def code_version(*modules: ModuleType) -> str:
     return f"{__version__}+{h.hexdigest()[:12]}"
 
 
+@lru_cache(maxsize=None)
 def step_code_version(*module_names: str) -> str:
-    """``code_version`` of the data layer (every step reads through it) plus the named modules."""
+    """``code_version`` of the data layer (every step reads through it) plus the named modules; once per process
+    (a grid's cells share it: the modules' source does not change under a running process)."""
     import importlib
 
     return code_version(*(importlib.import_module(m) for m in ("fmnist.data", *module_names)))

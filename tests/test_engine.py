@@ -378,6 +378,33 @@ def test_admission_starts_the_longest_chain_first_and_fills_free_cores():
     assert admit([f], 1, need, rank) == []
 
 
+def test_the_plan_both_executors_share():
+    """Ready / skip the dependants / admit / finish, without I/O: the serial executor is the plan at capacity 1 in
+    the given order; Ray's admits by rank while CPUs are free."""
+    from fmnist.engine.schedule import Plan
+
+    e, c1, c2 = Cell("e", 0, num_cpus=2, cost=10), Cell("c1", 0, after=("e",)), Cell("c2", 0, after=("c1",))
+    v = Cell("v", 0, cost=1)
+    serial = Plan([v, e, c1, c2], ordered=True)
+    assert serial.skips() == [] and serial.admit() == [v] and serial.admit() == []  # one at a time
+    serial.finish(v, Record("s", "v", "ran"))
+    assert serial.admit() == [e]
+    serial.finish(e, Record("s", "e", "failed"))
+    assert serial.skips() == [(c1, "e failed")] and serial.admit() == []
+    serial.finish(c1, Record("s", "c1", "skipped"))
+    assert serial.skips() == [(c2, "c1 skipped")]
+    serial.finish(c2, Record("s", "c2", "skipped"))
+    assert serial.over and [r.cell for r in serial.records()] == ["v", "e", "c1", "c2"]
+
+    ray = Plan([v, e, c1, c2], capacity=2, need={"v": 1, "e": 2, "c1": 1, "c2": 1})
+    assert ray.admit() == [e] and ray.free == 0  # waited on: first, and it takes both CPUs
+    ray.finish(e, Record("s", "e", "ran"))
+    assert ray.admit() == [c1, v] and not ray.over
+    stuck = Plan([Cell("x", 0, after=("nowhere",))])
+    with pytest.raises(RuntimeError, match="cells wait on cells not in the graph"):
+        stuck.check()
+
+
 def test_schedule_simulator_on_a_known_graph():
     from fmnist.engine.schedule import critical_path, list_schedule
 

@@ -68,10 +68,14 @@ def test_search_step_logs_children_and_is_reused(store, real_data_dir):
 
 
 def test_svm_pca_width_follows_the_feature_and_fits_small_data():
-    from fmnist.classifiers.svm import PCA_DIMS, PCA_DIMS_BY_FEATURE
+    from fmnist.classifiers.svm import PCA_DIMS
+    from fmnist.features import FEATURES
 
     wide = build_classifier("svm", feature="scatnet")
-    assert wide.pipeline.named_steps["pca"].n_components == PCA_DIMS_BY_FEATURE["scatnet"]
+    assert wide.pipeline.named_steps["pca"].n_components == FEATURES.get("scatnet").fn.svm_pca_dims == 200
+    for name in FEATURES.names():  # declared beside the feature's registration, or the SVM's default
+        dims = build_classifier("svm", feature=name).pipeline.named_steps["pca"].n_components
+        assert dims == getattr(FEATURES.get(name).fn, "svm_pca_dims", PCA_DIMS)
     assert build_classifier("svm", feature="raw").pipeline.named_steps["pca"].n_components == PCA_DIMS
     rng = np.random.default_rng(0)
     x, y = rng.random((60, 500)).astype(np.float32) + 0.01, np.arange(60) % 3

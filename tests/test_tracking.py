@@ -254,3 +254,26 @@ def test_downloaded_artifacts_live_in_one_folder_removed_at_exit(monkeypatch):
             "open(os.path.join(r, 'f'), 'w').write('x'); print(r)")
     root = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert root and not os.path.exists(root)  # the exiting process took its downloads with it
+
+
+def test_every_run_logs_the_machines_use(store, monkeypatch):
+    import time
+
+    monkeypatch.setenv("MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL", "0.2")  # MLflow's default: every 10 s
+    with tracking.run("busy", step="classify") as run_id:
+        time.sleep(1.0)
+        with tracking.run("nested", step="extract") as child_id:
+            time.sleep(1.0)
+    for r in (run_id, child_id):
+        metrics = MlflowClient().get_run(r).data.metrics
+        assert {"system/cpu_utilization_percentage", "system/system_memory_usage_megabytes"} <= set(metrics), r
+
+
+def test_a_rerun_compares_results_not_timings_or_the_machines_use():
+    from fmnist.steps.rerun import DIFFERS, IDENTICAL, compare_metrics
+
+    rows = compare_metrics({"test_accuracy": 0.9, "fit_seconds": 3.0, "system/cpu_utilization_percentage": 50.0},
+                           {"test_accuracy": 0.9, "fit_seconds": 9.0, "system/cpu_utilization_percentage": 99.0}, {})
+    assert [(r.what, r.verdict) for r in rows] == [("test_accuracy", IDENTICAL)]
+    (row,) = compare_metrics({"macro_f1": 0.5}, {"macro_f1": 0.51}, {"macro_f*": 0.02, "macro": 1})
+    assert row.verdict != DIFFERS and "tolerance 0.02" in row.note

@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Callable
 
 from ..errors import FmnistError
-from .graph import Cell, Progress, Record, skipped_because
-from .schedule import admit, ranks
+from .graph import Cell, Progress, Record
+from .schedule import Plan
 
 MAX_RETRIES = 2  # a cell whose worker process dies (SIGKILL, OOM, lost node) is tried again this often
 # What a worker needs of the driver's environment: the store, its credentials, the data, offline mode.
@@ -105,46 +105,33 @@ class RayExecutor:
         ray = self.ray
         remote = ray.remote(_run_in_worker)
         opts = {c.id: self._options(c) for c in cells}
-        need = {c: o["num_cpus"] for c, o in opts.items()}
-        rank = ranks(cells)
-        free = self.capacity
-        done: dict[str, Record] = {}
-        pending = list(cells)
+        plan = Plan(cells, self.capacity, {c: o["num_cpus"] for c, o in opts.items()})
         inflight: dict = {}
         bar = Progress(len(cells), self.progress)
         try:
-            while pending or inflight:
-                ready = [c for c in pending if all(a in done for a in c.after)]
-                moved = bool(ready)
-                for cell, why in [(c, skipped_because(c, done)) for c in ready]:
-                    if why:
-                        pending.remove(cell)
-                        ready.remove(cell)
-                        bar.started()
-                        done[cell.id] = skip(cell, why)
-                        bar.finished(done[cell.id])
-                for cell in admit(ready, free, need, rank):
-                    pending.remove(cell)
-                    free -= need[cell.id]
+            while not plan.over:
+                for cell, why in plan.skips():
                     bar.started()
-                    inflight[remote.options(**opts[cell.id]).remote(work, cell, need[cell.id])] = cell
+                    plan.finish(cell, skip(cell, why))
+                    bar.finished(plan.done[cell.id])
+                for cell in plan.admit():
+                    bar.started()
+                    inflight[remote.options(**opts[cell.id]).remote(work, cell, plan.need[cell.id])] = cell
                 if not inflight:
-                    if not moved:  # what is left waits on cells that are not in the graph: a bug, not a hang
-                        raise RuntimeError(f"cells wait on cells not in the graph: {[c.id for c in pending]}")
+                    plan.check()
                     continue
                 finished, _ = ray.wait(list(inflight), num_returns=1, timeout=1.0)
                 for ref in finished:
                     cell = inflight.pop(ref)
-                    free += need[cell.id]
-                    done[cell.id] = self._record(ref, cell, skip)
-                    bar.finished(done[cell.id])
+                    plan.finish(cell, self._record(ref, cell, skip))
+                    bar.finished(plan.done[cell.id])
         except BaseException:
             for ref in inflight:  # Ctrl-C / SIGTERM: stop every running cell now
                 ray.cancel(ref, force=True)
             raise
         finally:
             bar.close()
-        return [done[c.id] for c in cells]
+        return plan.records()
 
     def _record(self, ref, cell: Cell, skip) -> Record:
         try:

@@ -77,3 +77,67 @@ def admit(ready, free: float, need: dict[str, float], rank: dict[str, tuple[bool
             out.append(cell)
             free -= need[cell.id]
     return out
+
+
+class Plan:
+    """The graph's state, shared by the executors (they differ only in how they start and wait for a cell):
+    which cells are ready, which must be skipped (a cell they wait for failed or was skipped), which to start
+    now and what is done. Pure: no I/O, no clock.
+
+    ``capacity`` CPUs, ``need`` per cell id (default 1 each): a serial executor is capacity 1 with ``ordered``
+    (the first ready cell in the given order); Ray admits by ``ranks`` while CPUs are free.
+    """
+
+    def __init__(self, cells, capacity: float = 1, need: dict[str, float] | None = None, ordered: bool = False):
+        from .graph import skipped_because
+
+        self._why = skipped_because
+        self.cells = list(cells)
+        self.pending = list(self.cells)
+        self.need = need or {c.id: 1.0 for c in self.cells}
+        self.free = capacity
+        self.rank = None if ordered else ranks(self.cells)
+        self.running: set[str] = set()
+        self.done: dict = {}
+
+    @property
+    def over(self) -> bool:
+        return not self.pending and not self.running
+
+    def _ready(self) -> list:
+        return [c for c in self.pending if all(a in self.done for a in c.after)]
+
+    def skips(self) -> list:
+        """(cell, why) for each ready cell that cannot run; they leave the plan (``finish`` records them)."""
+        out = [(c, why) for c in self._ready() if (why := self._why(c, self.done))]
+        for c, _ in out:
+            self.pending.remove(c)
+        return out
+
+    def admit(self) -> list:
+        """The ready cells to start now (their CPUs reserved until ``finish``)."""
+        ready = [c for c in self._ready() if not self._why(c, self.done)]
+        if self.rank is None:
+            chosen = [c for c in ready[:1] if self.need[c.id] <= self.free + 1e-9]
+        else:
+            chosen = admit(ready, self.free, self.need, self.rank)
+        for c in chosen:
+            self.pending.remove(c)
+            self.running.add(c.id)
+            self.free -= self.need[c.id]
+        return chosen
+
+    def finish(self, cell, record) -> None:
+        if cell.id in self.running:
+            self.running.remove(cell.id)
+            self.free += self.need[cell.id]
+        self.done[cell.id] = record
+
+    def check(self) -> None:
+        """Raise when nothing runs and nothing can start: cells wait on cells not in the graph (a bug, not a hang)."""
+        if self.pending and not self.running and not self._ready():
+            raise RuntimeError(f"cells wait on cells not in the graph: {[c.id for c in self.pending]}")
+
+    def records(self) -> list:
+        """Every cell's record, in the order the cells were given."""
+        return [self.done[c.id] for c in self.cells]

@@ -1,10 +1,11 @@
-"""Run the graph in this process, one cell after another in the order given (today's behaviour)."""
+"""Run the graph in this process, one cell after another in the order given."""
 
 from __future__ import annotations
 
 from typing import Callable
 
-from .graph import Cell, Progress, Record, skipped_because
+from .graph import Cell, Progress, Record
+from .schedule import Plan
 
 
 class SerialExecutor:
@@ -20,18 +21,24 @@ class SerialExecutor:
 
     def run(self, cells: list[Cell], work: Callable[[Cell], Record], skip: Callable[[Cell, str], Record]
             ) -> list[Record]:
-        """``work(cell)`` for each cell whose predecessors succeeded, else ``skip(cell, why)``."""
-        done: dict[str, Record] = {}
+        """``work(cell)`` for each cell whose predecessors succeeded, else ``skip(cell, why)``; records in the
+        cells' order."""
+        plan = Plan(cells, ordered=True)
         bar = Progress(len(cells), self.progress)
         try:
-            for cell in cells:
-                why = skipped_because(cell, done)
-                bar.started()
-                done[cell.id] = skip(cell, why) if why else work(cell)
-                bar.finished(done[cell.id])
+            while not plan.over:
+                for cell, why in plan.skips():
+                    bar.started()
+                    plan.finish(cell, skip(cell, why))
+                    bar.finished(plan.done[cell.id])
+                for cell in plan.admit():
+                    bar.started()
+                    plan.finish(cell, work(cell))
+                    bar.finished(plan.done[cell.id])
+                plan.check()
         finally:
             bar.close()
-        return list(done.values())
+        return plan.records()
 
     def close(self) -> None:
         pass

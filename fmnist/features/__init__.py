@@ -7,7 +7,9 @@ module: ``fn.validate(**params)``, ``fn.label(params)`` (how reports name it), `
 (extra params its runs record), ``fn.input_transform`` (steps put ahead of every classifier) and
 ``fn.resources`` (what an extraction keeps busy), ``fn.cost`` (its rough seconds for 60k+10k images on
 2 cores) and ``fn.dims(params)`` (features per image, from which a classifier's cost grows), for executors;
-``fn.carry(params)``: files a served model must hold ({param: path}, e.g. pretrained weights).
+``fn.carry(params)``: files a served model must hold ({param: path}, e.g. pretrained weights);
+``fn.svm_pca_dims``: how many principal components the SVM keeps ahead of its kernel, where the feature
+needs other than the SVM's default.
 """
 
 from __future__ import annotations

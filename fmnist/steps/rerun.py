@@ -27,7 +27,7 @@ from .base import (ARTIFACTS_TAG, CODE_TAG, ENV_TAG, PARAMS_TAG, PREDICTIONS, RE
 
 log = logging.getLogger("fmnist")
 
-NOT_RESULTS = ("*_seconds", "images_per_second", "seconds")  # how long, not what: never compared
+NOT_RESULTS = ("*_seconds", "images_per_second", "seconds", "system/*")  # how long and on what: never compared
 IDENTICAL, WITHIN, DIFFERS = "identical", "within tolerance", "differs"
 
 

@@ -7,6 +7,7 @@ Experiment: the run that ``mlflow run`` created (``MLFLOW_RUN_ID``), else ``MLFL
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import subprocess
@@ -22,6 +23,11 @@ from ..liveness import health_problem, http_status, pid_alive
 from . import accounts
 from .queries import child_runs
 from .store import DEFAULT_EXPERIMENT, ERROR_TAG, STEP_TAG, _client, create_experiment_once, prepare_store
+
+# Every run logs MLflow's system metrics (system/cpu_utilization_percentage, memory, GPU where present: what a
+# cell used beside how long it took), sampled every 10 s; a run shorter than that logs none. The monitor's
+# start and stop lines are chatter.
+logging.getLogger("mlflow.system_metrics").setLevel(logging.WARNING)
 
 _TERMINAL = ("FINISHED", "FAILED", "KILLED")
 
@@ -127,12 +133,12 @@ def _start(name: str, parent_run_id: str | None):
     if parent_run_id:
         return _start_child(name, parent_run_id, nested=active is not None)
     if active is None and os.environ.get("MLFLOW_RUN_ID"):
-        r = mlflow.start_run()
+        r = mlflow.start_run(log_system_metrics=True)
         mlflow.set_tags({"mlflow.runName": name, **_user_tag()})  # `mlflow run` recorded the OS user
         return r
     if active is None:
         _ensure_experiment()
-    return mlflow.start_run(run_name=name, nested=active is not None, tags=_user_tag())
+    return mlflow.start_run(run_name=name, nested=active is not None, tags=_user_tag(), log_system_metrics=True)
 
 
 def _user_tag() -> dict[str, str]:
@@ -153,7 +159,8 @@ def _start_child(name: str, parent_run_id: str, nested: bool):
     saved = os.environ.pop("MLFLOW_RUN_ID", None)
     try:
         return mlflow.start_run(run_name=name, parent_run_id=parent_run_id, nested=nested,
-                                experiment_id=parent.info.experiment_id, tags=_user_tag())
+                                experiment_id=parent.info.experiment_id, tags=_user_tag(),
+                                log_system_metrics=True)
     finally:
         if saved is not None:
             os.environ["MLFLOW_RUN_ID"] = saved
