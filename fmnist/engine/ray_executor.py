@@ -110,10 +110,7 @@ class RayExecutor:
         bar = Progress(len(cells), self.progress)
         try:
             while not plan.over:
-                for cell, why in plan.skips():
-                    bar.started()
-                    plan.finish(cell, skip(cell, why))
-                    bar.finished(plan.done[cell.id])
+                plan.skip_ready(skip, bar)
                 for cell in plan.admit():
                     bar.started()
                     inflight[remote.options(**opts[cell.id]).remote(work, cell, plan.need[cell.id])] = cell

@@ -127,6 +127,13 @@ class Plan:
             self.free -= self.need[c.id]
         return chosen
 
+    def skip_ready(self, skip, bar) -> None:
+        """Record ``skip(cell, why)`` for every ready cell that cannot run, on the progress ``bar`` too."""
+        for cell, why in self.skips():
+            bar.started()
+            self.finish(cell, skip(cell, why))
+            bar.finished(self.done[cell.id])
+
     def finish(self, cell, record) -> None:
         if cell.id in self.running:
             self.running.remove(cell.id)

@@ -27,10 +27,7 @@ class SerialExecutor:
         bar = Progress(len(cells), self.progress)
         try:
             while not plan.over:
-                for cell, why in plan.skips():
-                    bar.started()
-                    plan.finish(cell, skip(cell, why))
-                    bar.finished(plan.done[cell.id])
+                plan.skip_ready(skip, bar)
                 for cell in plan.admit():
                     bar.started()
                     plan.finish(cell, work(cell))
