@@ -52,8 +52,17 @@ def file_digest(path: str | os.PathLike, algorithm: str = "sha256") -> str:
     return h.hexdigest()
 
 
+_sha_by_stat: dict[tuple, str] = {}
+
+
 def file_sha256(path: str | os.PathLike) -> str:
-    return file_digest(path, "sha256")
+    """sha256 of a file, hashed once per process while it stays unchanged (same inode, size and mtime): a cache
+    probe and the load after it read a 1 GB feature file once, not twice."""
+    st = os.stat(path)
+    stamp = (os.path.realpath(path), st.st_ino, st.st_size, st.st_mtime_ns)
+    if stamp not in _sha_by_stat:
+        _sha_by_stat[stamp] = file_digest(path, "sha256")
+    return _sha_by_stat[stamp]
 
 
 def save_arrays(path: str | os.PathLike, **arrays: np.ndarray) -> str:

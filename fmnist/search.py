@@ -1,8 +1,8 @@
 """Scattering-representation search: candidates scored on a validation split of the training set only.
 
 Each candidate is a scattering configuration (J, L), a coefficient treatment (log or not), optional
-``sqrt`` pixels beside it, PCA dimensions and the RBF SVM's C. ``search`` returns one row per candidate
-(the test set is never read); ``fmnist scatnet-search`` logs them as child runs of one parent.
+``sqrt`` pixels beside it, PCA dimensions and the RBF SVM's C. ``score_candidate`` returns one row per candidate
+(the test set is never read); ``fmnist scatnet-search`` runs each as a cell of a graph, a child run of one parent.
 """
 
 from __future__ import annotations
@@ -75,30 +75,44 @@ def score(c: Candidate, coeffs: np.ndarray, images: np.ndarray, y: np.ndarray, n
             "seconds": time.perf_counter() - t0}
 
 
-def search(ds: Dataset, candidates: Iterable[Candidate] = CANDIDATES, *, n_train: int = 12000,
-           val_fraction: float = 0.1, seed: int = 0, progress: bool = True) -> list[dict[str, Any]]:
-    """Score ``candidates`` on a stratified ``n_train``-image subset of the training split and on the
-    whole validation split carved from the training set (``val_fraction``); the test set is never read."""
-    from .features.scatnet import scatnet
+_coeffs: dict[tuple, np.ndarray] = {}  # scattering coefficients of the search's rows, by configuration
 
-    candidates = list(candidates)
-    if not candidates:
-        raise ParamError("scatnet search needs at least one candidate")
+
+def _rows(ds: Dataset, n_train: int, val_fraction: float, seed: int) -> tuple[np.ndarray, int, int]:
+    """Indices of the fit rows (a stratified ``n_train`` of the training part) then the validation rows."""
     tr, va = train_val_split(ds.y_train, val_fraction, seed=seed)
     if n_train < len(tr):
         tr = tr[stratified_indices(ds.y_train[tr], n_train, seed)]
-    rows_idx = np.concatenate([tr, va])
-    images, y = ds.x_train[rows_idx], ds.y_train[rows_idx]
-    coeffs: dict[tuple[int, int], np.ndarray] = {}
-    out = []
-    for c in candidates:
-        if (c.J, c.L) not in coeffs:  # one extraction per scattering configuration
-            coeffs[(c.J, c.L)] = scatnet(images, J=c.J, L=c.L, max_order=2, progress=progress)
-        row = score(c, coeffs[(c.J, c.L)], images, y, len(tr), seed)
-        row.update(n_fit=len(tr), n_val=len(va))
-        log.info("scatnet search: %s -> val_accuracy %.4f (%.0fs)", c.name, row["val_accuracy"], row["seconds"])
-        out.append(row)
-    return out
+    return np.concatenate([tr, va]), len(tr), len(va)
+
+
+def score_candidate(ds: Dataset, c: Candidate, *, n_train: int = 12000, val_fraction: float = 0.1, seed: int = 0,
+                    progress: bool = True) -> dict[str, Any]:
+    """One candidate scored on a stratified ``n_train``-image subset of the training split and on the whole
+    validation split carved from it (``val_fraction``); the test set is never read. The coefficients are
+    extracted once per process per scattering configuration (candidates differing in PCA or C share them)."""
+    from .features.scatnet import scatnet
+
+    idx, n_fit, n_val = _rows(ds, n_train, val_fraction, seed)
+    images, y = ds.x_train[idx], ds.y_train[idx]
+    k = (ds.digest, n_train, val_fraction, seed, c.J, c.L)
+    if k not in _coeffs:
+        _coeffs[k] = scatnet(images, J=c.J, L=c.L, max_order=2, progress=progress)
+        while len(_coeffs) > 2:
+            del _coeffs[next(iter(_coeffs))]
+    row = {**score(c, _coeffs[k], images, y, n_fit, seed), "n_fit": n_fit, "n_val": n_val}
+    log.info("scatnet search: %s -> val_accuracy %.4f (%.0fs)", c.name, row["val_accuracy"], row["seconds"])
+    return row
+
+
+def search(ds: Dataset, candidates: Iterable[Candidate] = CANDIDATES, *, n_train: int = 12000,
+           val_fraction: float = 0.1, seed: int = 0, progress: bool = True) -> list[dict[str, Any]]:
+    """Every candidate's ``score_candidate`` row, in order."""
+    candidates = list(candidates)
+    if not candidates:
+        raise ParamError("scatnet search needs at least one candidate")
+    return [score_candidate(ds, c, n_train=n_train, val_fraction=val_fraction, seed=seed, progress=progress)
+            for c in candidates]
 
 
 def best(rows: list[dict[str, Any]]) -> dict[str, Any]:

@@ -58,9 +58,11 @@ def _params_class(command: str):
     from fmnist.steps.study import StudyParams
     from fmnist.steps.visualize import VisualizeParams
 
-    return {"extract": ExtractParams, "classify": ClassifyParams, "visualize": VisualizeParams,
-            "finetune": FinetuneParams, "report": ReportParams, "study": StudyParams,
-            "scatnet-search": SearchParams, "rerun": RerunParams}[command]
+    from fmnist.steps.params import ExecOpts
+
+    return {"extract": (ExtractParams, ExecOpts), "classify": (ClassifyParams, ExecOpts),
+            "visualize": (VisualizeParams, ExecOpts), "finetune": (FinetuneParams, ExecOpts), "report": (ReportParams,),
+            "study": (StudyParams,), "scatnet-search": (SearchParams, ExecOpts), "rerun": (RerunParams,)}[command]
 
 
 @pytest.mark.parametrize("command", ["extract", "classify", "visualize", "finetune", "report", "study",
@@ -71,9 +73,8 @@ def test_cli_options_are_the_params_class(command):
 
     from fmnist.steps.params import cli_default
 
-    cls = _params_class(command)
     options = {p.name: p for p in cli.commands[command].params if isinstance(p, click.Option)}
-    cli_fields = {f.name: f for f in fields(cls) if f.metadata.get("cli", True)}
+    cli_fields = {f.name: f for cls in _params_class(command) for f in fields(cls) if f.metadata.get("cli", True)}
     assert set(options) == set(cli_fields)
     for name, f in cli_fields.items():
         assert options[name].default == cli_default(f), f"{command}.{name}"

@@ -3,14 +3,14 @@
 from dataclasses import replace
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from fmnist import tracking
 from fmnist.classifiers import build_classifier
 from fmnist.errors import ChoiceError
 from fmnist.search import CANDIDATES, Candidate, best, chosen, search
-from fmnist.steps.base import get_or_run
-from fmnist.steps.search import SCATNET_SEARCH, SearchParams
+from fmnist.steps.search import SearchParams, scatnet_search
 
 
 def test_search_scores_candidates_without_the_test_set(tiny):
@@ -48,23 +48,32 @@ def test_candidate_list_is_checked_before_any_work():
         SearchParams(candidates="1,99").selected()
 
 
-def test_search_step_logs_children_and_is_reused(store, real_data_dir):
-    p = SearchParams(data_dir=str(real_data_dir), candidates="1,2", n_train=300, progress=False)
-    out = get_or_run(SCATNET_SEARCH, p)
-    assert not out.cached and len(out.result) == 2
-    kids = tracking.child_runs(out.run_id)
+def test_search_is_a_graph_of_cached_candidates(store, real_data_dir):
+    import mlflow
+
+    kw = dict(data_dir=str(real_data_dir), n_train=300, progress=False)
+    rows = scatnet_search(candidates="1,2", **kw)
+    assert [r["pca"] for r in rows] == [100, 200]
+    (parent,) = mlflow.search_runs(search_all_experiments=True, output_format="list",
+                                   filter_string="tags.`fmnist.step` = 'scatnet-search'")
+    kids = tracking.child_runs(parent.info.run_id)
     assert [k["tags"][tracking.STEP_TAG] for k in kids] == ["scatnet-candidate"] * 2
     assert {k["params"]["pca"] for k in kids} == {"100", "200"}
-    assert all(0 <= k["metrics"]["val_accuracy"] <= 1 for k in kids)
-    parent = tracking.get_run_info(out.run_id)
-    win = best(out.result)
-    assert parent["tags"]["fmnist.search_best"] == win["candidate"]
-    assert parent["tags"]["fmnist.search_chosen"] == chosen(out.result)["candidate"]
-    assert parent["metrics"]["best_val_accuracy"] == pytest.approx(win["val_accuracy"])
-    assert tracking.artifact_local_path(out.run_id, "search.png").stat().st_size > 1000
-    again = get_or_run(SCATNET_SEARCH, p)
-    assert again.cached and again.run_id == out.run_id
-    assert [r["candidate"] for r in again.result] == [r["candidate"] for r in out.result]
+    assert all(0 <= k["metrics"]["val_accuracy"] <= 1 and k["tags"].get("fmnist.cache_key") for k in kids)
+    win = best(rows)
+    assert parent.data.tags["fmnist.search_best"] == win["candidate"]
+    assert parent.data.tags["fmnist.search_chosen"] == chosen(rows)["candidate"]
+    assert parent.data.metrics["best_val_accuracy"] == pytest.approx(win["val_accuracy"])
+    assert tracking.artifact_local_path(parent.info.run_id, "search.png").stat().st_size > 1000
+    # each candidate is cached on its own: a wider search reuses both and scores only the new one
+    again = scatnet_search(candidates="1,2,3", **kw)
+    assert again[:2] == rows and again[2]["pca"] == 300
+    newest = mlflow.search_runs(search_all_experiments=True, output_format="list", order_by=["start_time DESC"],
+                                filter_string="tags.`fmnist.step` = 'scatnet-search'")[0]
+    steps = {r["cell"]: r["status"] for r in pd.read_csv(tracking.artifact_local_path(newest.info.run_id,
+                                                                                      "steps.csv")).to_dict("records")}
+    assert list(steps.values()) == ["cached", "cached", "ran"]
+    assert len(tracking.child_runs(newest.info.run_id)) == 1
 
 
 def test_svm_pca_width_follows_the_feature_and_fits_small_data():

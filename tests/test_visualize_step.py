@@ -32,9 +32,10 @@ def test_one_feature_one_method(store, tiny):
     m = r.data.metrics
     assert 0 <= m["knn_accuracy"] <= 1 and 0 <= m["trustworthiness"] <= 1 and -1 <= m["silhouette"] <= 1
     assert m["embed_seconds"] > 0
-    (ex,) = _runs("extract")  # computed on the miss, as a child of this run
+    (ex,) = _runs("extract")  # computed on the miss, first, as this run's sibling under the command's parent
     assert r.data.tags["fmnist.extract_run_id"] == ex.info.run_id
-    assert ex.data.tags["mlflow.parentRunId"] == r.info.run_id
+    (parent,) = _runs("visualize-group")
+    assert ex.data.tags["mlflow.parentRunId"] == r.data.tags["mlflow.parentRunId"] == parent.info.run_id
     assert r.data.tags["fmnist.feature_label"] == "raw"
     assert _artifacts(r.info.run_id) == ["embedding.csv", "embedding.png"]
     df = pd.read_csv(tracking.artifact_local_path(r.info.run_id, "embedding.csv"))
@@ -52,9 +53,9 @@ def test_grid_parent_and_children_reuse_cache(store, tiny):
     cells = visualize(features=["raw", "scatnet"], methods=["pca", "umap"], n_samples=50, ds=tiny,
                       progress=False, feature_given=SCAT)
     assert len(cells) == 4
-    (parent,) = _runs("visualize-group")
+    parent = _runs("visualize-group")[0]  # the newest: the grid's (the first call had its own)
     assert parent.info.status == "FINISHED"
-    assert _artifacts(parent.info.run_id) == ["embedding_grid.png", "separation.csv"]
+    assert _artifacts(parent.info.run_id) == ["embedding_grid.png", "separation.csv", "steps.csv"]
     assert parent.data.params["feature"] == "raw,scatnet" and parent.data.params["n_samples"] == "50"
     children = [r for r in _runs("visualize") if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
     # raw/pca is the first call's run, reused from the cache; the three others ran under the parent
@@ -66,14 +67,15 @@ def test_grid_parent_and_children_reuse_cache(store, tiny):
     by = {(r.data.params["feature"], r.data.params["method"]): r for r in children}
     assert by[("raw", "pca")].data.params["pca_dims"] == "none"
     assert by[("scatnet", "umap")].data.params["J"] == "1"
-    # raw came from the first call's extract run (cache hit); scatnet was extracted once, as a child of the
-    # first view that needed it.
+    # raw came from the first call's extract run (cache hit); scatnet was extracted once, as a sibling of the
+    # views that read it, under the grid's parent.
     raw_extract = mlflow.get_run(first[0]["run_id"]).data.tags["fmnist.extract_run_id"]
     assert by[("raw", "umap")].data.tags["fmnist.extract_run_id"] == raw_extract
     extracts = _runs("extract")
     assert len(extracts) == 2
     scat = next(r for r in extracts if r.data.params["feature"] == "scatnet")
-    assert scat.data.tags["mlflow.parentRunId"] == by[("scatnet", "pca")].info.run_id
+    assert scat.data.tags["mlflow.parentRunId"] == parent.info.run_id == by[("scatnet", "pca")].data.tags[
+        "mlflow.parentRunId"]
     summary = pd.read_csv(tracking.artifact_local_path(parent.info.run_id, "separation.csv"))
     assert len(summary) == 4 and summary["knn_accuracy"].between(0, 1).all()
     # Same seed, same sample, same pictures: PCA of raw is identical across the two calls.

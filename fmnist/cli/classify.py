@@ -5,11 +5,11 @@ from __future__ import annotations
 import click
 
 from ..steps.classify import ClassifyParams, classify as classify_step
-from ..steps.params import as_dict, from_cli, options
+from ..steps.params import ExecOpts, as_dict, from_cli, options
 
 
 @click.command()
-@options(ClassifyParams)
+@options(ClassifyParams, ExecOpts)
 def classify(**kw) -> None:
     """Fit classifiers on features and log test/val/train accuracy, per-class accuracy and the model."""
-    classify_step(**as_dict(from_cli(ClassifyParams, kw)))
+    classify_step(**as_dict(from_cli(ClassifyParams, kw)), **as_dict(from_cli(ExecOpts, kw)))

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import click
 
-from ..steps.finetune import FinetuneParams, finetune as finetune_step
-from ..steps.params import as_dict, from_cli, options
+from ..steps.finetune import FinetuneParams, finetune_modes
+from ..steps.params import ExecOpts, as_dict, from_cli, options
 
 
 @click.command()
-@options(FinetuneParams)
+@options(FinetuneParams, ExecOpts)
 def finetune(**kw) -> None:
-    """Fine-tune an (ImageNet) ResNet-18 on the dataset and log the run to MLflow."""
-    finetune_step(**as_dict(from_cli(FinetuneParams, kw)))
+    """Fine-tune an (ImageNet) ResNet-18 on the dataset and log the run to MLflow (one run per mode)."""
+    finetune_modes(**as_dict(from_cli(FinetuneParams, kw)), **as_dict(from_cli(ExecOpts, kw)))

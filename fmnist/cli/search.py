@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import click
 
-from ..steps.params import as_dict, from_cli, options
+from ..steps.params import ExecOpts, as_dict, from_cli, options
 from ..steps.search import SearchParams, scatnet_search as search_step
 
 
 @click.command("scatnet-search")
-@options(SearchParams)
+@options(SearchParams, ExecOpts)
 def scatnet_search(**kw) -> None:
     """Score scattering + RBF SVM candidates on a validation split of the training set (never the test set)."""
-    search_step(**as_dict(from_cli(SearchParams, kw)))
+    search_step(**as_dict(from_cli(SearchParams, kw)), **as_dict(from_cli(ExecOpts, kw)))

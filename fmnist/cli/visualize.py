@@ -6,13 +6,14 @@ import click
 
 from ..embeddings import EMBEDDINGS
 from ..features import FEATURES
-from ..steps.params import as_dict, from_cli, options
+from ..steps.params import ExecOpts, as_dict, from_cli, options
 from ..steps.visualize import VisualizeParams, visualize as run_visualize
 
 
 @click.command()
-@options(VisualizeParams)
+@options(VisualizeParams, ExecOpts)
 def visualize(**kw) -> None:
     """Embed a test sample of each feature set in 2-D with each method; log plots, coordinates and metrics."""
     d = as_dict(from_cli(VisualizeParams, kw))
-    run_visualize(features=FEATURES.expand(d.pop("feature")), methods=EMBEDDINGS.expand(d.pop("method")), **d)
+    run_visualize(features=FEATURES.expand(d.pop("feature")), methods=EMBEDDINGS.expand(d.pop("method")), **d,
+                  **as_dict(from_cli(ExecOpts, kw)))

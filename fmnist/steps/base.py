@@ -1,9 +1,10 @@
 """One shape for every step, and the one place that decides cached-or-run (``get_or_run``).
 
-A step is a ``Params`` class (frozen dataclass), ``key(p, ds)``, ``run(p, ds, inputs, ctx) -> result``
-(library work that returns values, never logs) and ``log(p, ds, result)`` (the result onto the open run,
-returning the checksums of the artifacts a later reuse must verify). The CLI, ``mlflow run`` entry points,
-the study and its executors all call ``get_or_run``.
+A step is a ``Params`` class (frozen dataclass), ``key(p, ds)``, ``requires(p)`` (the upstream steps and their
+params: the graph is built from these), ``run(p, ds, inputs, ctx) -> result`` (library work that returns values,
+never logs) and ``log(p, ds, result)`` (the result onto the open run, returning the checksums of the artifacts a
+later reuse must verify). Every command builds a graph of such cells (``fmnist.steps.graph``) and each cell goes
+through ``get_or_run``.
 """
 
 from __future__ import annotations
@@ -13,8 +14,8 @@ import logging
 import os
 import tempfile
 import time
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, ClassVar, Iterator
 
@@ -33,12 +34,21 @@ PREDICTIONS = "predictions.npz"  # classify and finetune: every test image's lab
 IMAGE_MODEL = "image_model"  # classify and finetune: the model a user serves (raw images in, classes out)
 
 
-@dataclass
 class Outcome:
-    run_id: str
-    cached: bool
-    result: Any = None
-    seconds: float = 0.0
+    """What ``get_or_run`` gives back: the run, whether it was reused, and its result. A reused run's ``info`` is
+    the one read the cache decision made (params, metrics, tags); its ``result`` is loaded on first use (for a
+    ``memoise`` step, once per process and run)."""
+
+    def __init__(self, run_id: str, cached: bool, *, result: Any = None, info: dict[str, Any] | None = None,
+                 load: Callable[[], Any] | None = None, seconds: float = 0.0):
+        self.run_id, self.cached, self.info, self.seconds = run_id, cached, info, seconds
+        self._result, self._load = result, load
+
+    @property
+    def result(self) -> Any:
+        if self._load is not None:
+            self._result, self._load = self._load(), None
+        return self._result
 
 
 def _log_metrics(metrics: dict[str, float], step: int | None = None) -> None:
@@ -59,9 +69,14 @@ class Step:
     Params: ClassVar[type]
     cacheable: ClassVar[bool] = True
     needs_data: ClassVar[bool] = True
+    memoise: ClassVar[bool] = False  # other steps read its result: keep what is loaded (a grid loads it once)
 
     def key(self, p, ds) -> str:
         raise NotImplementedError
+
+    def label(self, p) -> str:
+        """The cell's name in a graph (``raw/lda``), unique among this step's cells."""
+        return self.name
 
     def run_name(self, p) -> str:
         return self.name
@@ -70,20 +85,20 @@ class Step:
         """Params logged on the run (what a reader filters on)."""
         return {}
 
-    def inputs(self, p, ds, run_id: str) -> dict[str, Any]:
-        """Results of other steps this one reads (through ``get_or_run``; a miss runs as a child of ``run_id``)."""
+    def requires(self, p) -> dict[str, tuple["Step", Any]]:
+        """The steps this one reads, by input name: {name: (step, its params)}. A graph runs them first, as
+        siblings; ``run`` gets their ``Outcome``s."""
         return {}
 
-    def run(self, p, ds, inputs: dict[str, Any], ctx: RunContext) -> Any:
+    def run(self, p, ds, inputs: dict[str, "Outcome"], ctx: RunContext) -> Any:
         raise NotImplementedError
 
     def log(self, p, ds, result: Any) -> dict[str, str]:
         return {}
 
-    def load(self, run_id: str, p, ds) -> Any:
-        """What a cache hit returns: by default the run's metrics, once its artifacts verify."""
-        verify_artifacts(run_id)
-        return tracking.get_run_info(run_id)["metrics"]
+    def load(self, info: dict[str, Any], p, ds) -> Any:
+        """What a reused run gives (``info``: the run as the probe read it): by default its metrics."""
+        return info["metrics"]
 
     def code(self, p) -> str:
         """The code version the key holds (recorded on the run: ``fmnist rerun`` compares it)."""
@@ -120,53 +135,71 @@ def log_predictions(arrays: dict) -> str:
     return sha
 
 
-def verify_artifacts(run_id: str) -> dict[str, str]:
-    """Local paths of a run's recorded artifacts, each checked against its recorded sha256."""
-    recorded = json.loads(tracking.get_run_info(run_id)["tags"].get(ARTIFACTS_TAG) or "{}")
+def verify_artifacts(run: str | dict[str, Any]) -> dict[str, str]:
+    """Local paths of a run's recorded artifacts (``run``: its id, or its info as already read), each checked
+    against its recorded sha256 (hashed once per process while the file is unchanged)."""
+    info = tracking.get_run_info(run) if isinstance(run, str) else run
+    recorded = json.loads(info["tags"].get(ARTIFACTS_TAG) or "{}")
     paths = {}
     for name, sha in recorded.items():
-        path = tracking.artifact_local_path(run_id, name)
+        path = tracking.artifact_local_path(info["run_id"], name, artifact_uri=info.get("artifact_uri"))
         got = cache.file_sha256(path)
         if got != sha:
-            raise CacheError(f"run {run_id}: artifact {name} fails its checksum (got {got[:12]}, recorded "
+            raise CacheError(f"run {info['run_id']}: artifact {name} fails its checksum (got {got[:12]}, recorded "
                              f"{sha[:12]}); refusing a partial or altered artifact")
         paths[name] = str(path)
     return paths
 
 
-def find_reusable(step: Step, p, ds, key: str) -> tuple[str, Any] | None:
-    """The newest FINISHED run with this key whose artifacts verify, and what it holds."""
-    hit = tracking.find_cached_run(key)
-    if hit is None:
-        return None
-    try:
-        return hit, step.load(hit, p, ds)
-    except CacheError as e:
-        log.warning("%s: not reusing run %s: %s; recomputing", step.name, hit, e)
-        return None
+_memo: dict[tuple[str, str], Any] = {}  # (run id, data digest) -> result, for ``memoise`` steps
+MEMO_SIZE = 3  # e.g. the three feature sets of a full grid: 1.5 GB on the full data
 
 
-def lookup(step: Step, p, ds=None, key: str | None = None) -> Outcome | None:
-    """What ``get_or_run`` would reuse (``p.force``: nothing), opening no run; None on a miss."""
+def _remember(run_id: str, ds, result: Any) -> Any:
+    _memo[(run_id, getattr(ds, "digest", ""))] = result
+    while len(_memo) > MEMO_SIZE:
+        del _memo[next(iter(_memo))]
+    return result
+
+
+def _loader(step: Step, info: dict[str, Any], p, ds) -> Callable[[], Any]:
+    def load() -> Any:
+        k = (info["run_id"], getattr(ds, "digest", ""))
+        if step.memoise and k in _memo:
+            return _memo[k]
+        out = step.load(info, p, ds)
+        return _remember(info["run_id"], ds, out) if step.memoise else out
+    return load
+
+
+def probe(step: Step, p, ds=None, key: str | None = None) -> Outcome | None:
+    """What ``get_or_run`` would reuse (``p.force``: nothing), opening no run and loading nothing: one read of the
+    newest FINISHED run with the key, its artifacts verified; None on a miss."""
     t0 = time.perf_counter()
     if ds is None and step.needs_data:
         ds = p.load()
     key = key or (step.key(p, ds) if step.cacheable else None)
     if not key or getattr(p, "force", False):
         return None
-    found = find_reusable(step, p, ds, key)
-    if not found:
+    info = tracking.find_cached_run(key)
+    if info is None:
         return None
-    log.info("%s: cache hit, reusing FINISHED run %s (same params, data and code%s)", step.run_name(p), found[0],
-             "; --force recomputes" if hasattr(p, "force") else "")
-    return Outcome(found[0], True, found[1], time.perf_counter() - t0)
+    try:
+        verify_artifacts(info)
+    except CacheError as e:
+        log.warning("%s: not reusing run %s: %s; recomputing", step.name, info["run_id"], e)
+        return None
+    log.info("%s: cache hit, reusing FINISHED run %s (same params, data and code%s)", step.run_name(p),
+             info["run_id"], "; --force recomputes" if hasattr(p, "force") else "")
+    return Outcome(info["run_id"], True, info=info, load=_loader(step, info, p, ds), seconds=time.perf_counter() - t0)
 
 
 def get_or_run(step: Step, p, ds=None, *, parent_run_id: str | None = None,
                tags: dict[str, str] | None = None) -> Outcome:
     """Reuse the FINISHED run carrying this step's key (artifacts verified), else run and log it.
 
-    ``p.force`` skips the lookup. The key is tagged last: a run that dies before can never be reused.
+    ``p.force`` skips the lookup. What the step ``requires`` is got first, the same way, beside it (same parent),
+    never inside its run. The key is tagged last: a run that dies before can never be reused.
     """
     t0 = time.perf_counter()
     if tracking.active_run_id() is None:
@@ -174,14 +207,13 @@ def get_or_run(step: Step, p, ds=None, *, parent_run_id: str | None = None,
     if ds is None and step.needs_data:
         ds = p.load()
     key = step.key(p, ds) if step.cacheable else None
-    hit = lookup(step, p, ds, key) if key else None
+    hit = probe(step, p, ds, key) if key else None
     if hit:
-        _note_reuse_on_launcher(step, hit.run_id)
+        _note_reuse_on_launcher(step, hit)
         hit.seconds = time.perf_counter() - t0
         return hit
+    inputs = {name: _input(s, q, ds, parent_run_id) for name, (s, q) in step.requires(p).items()}
     with step.open(p, ds, parent_run_id) as ctx:
-        # Inside the run: under `mlflow run` the launcher's run is this step's, not an input's.
-        inputs = step.inputs(p, ds, ctx.run_id)
         tracking.log_params(step.run_params(p, ds))
         tracking.set_tags({**provenance(step, p), **(tags or {})})
         if ds is not None:
@@ -192,7 +224,20 @@ def get_or_run(step: Step, p, ds=None, *, parent_run_id: str | None = None,
         if key:
             tags[tracking.CACHE_KEY_TAG] = key
         tracking.set_tags(tags)
-    return Outcome(ctx.run_id, False, result, time.perf_counter() - t0)
+    return Outcome(ctx.run_id, False, result=result, seconds=time.perf_counter() - t0)
+
+
+def _input(step: Step, p, ds, parent_run_id: str | None) -> Outcome:
+    """An input, loaded: normally a hit (a graph ran it first); a miss runs it as a sibling, never taking the run
+    ``mlflow run`` made for the step that asked; a hit that will not load is recomputed."""
+    with tracking.launcher_kept() if tracking.active_run_id() is None and not parent_run_id else nullcontext():
+        out = get_or_run(step, p, ds, parent_run_id=parent_run_id)
+        try:
+            out.result
+        except CacheError as e:
+            log.warning("%s: run %s will not load (%s); recomputing", step.name, out.run_id, e)
+            out = get_or_run(step, replace(p, force=True), ds, parent_run_id=parent_run_id)
+    return out
 
 
 def provenance(step: Step, p) -> dict[str, str]:
@@ -206,11 +251,11 @@ def provenance(step: Step, p) -> dict[str, str]:
             ENV_TAG: json.dumps(environment(str(resolve_device(device)) if device else None), sort_keys=True)}
 
 
-def _note_reuse_on_launcher(step: Step, run_id: str) -> None:
+def _note_reuse_on_launcher(step: Step, hit: Outcome) -> None:
     """``mlflow run`` made a run for this call: end it FINISHED, pointing at the run it reused."""
     launcher = os.environ.get("MLFLOW_RUN_ID")
-    if not launcher or launcher == run_id or tracking.active_run_id():
+    if not launcher or launcher == hit.run_id or tracking.active_run_id():
         return
     with tracking.run(f"{step.name} (reused)", step=f"{step.name}-reused"):
-        tracking.set_tags({REUSED_TAG: run_id, "fmnist.cache_hit": "true"})
-        tracking.log_metrics(tracking.get_run_info(run_id)["metrics"])
+        tracking.set_tags({REUSED_TAG: hit.run_id, "fmnist.cache_hit": "true"})
+        tracking.log_metrics(hit.info["metrics"])

@@ -1,4 +1,5 @@
-"""Classification as a step: one run per (feature, model) cell; ``classify`` runs a grid under a parent."""
+"""Classification as a step: one run per (feature, model) cell; ``classify`` runs a grid as a graph (its extract
+cells and its cells, siblings under one parent)."""
 
 from __future__ import annotations
 
@@ -19,9 +20,10 @@ from ..evaluation import (CI_METHOD, accuracy_metrics, class_probabilities, clas
                           predictions_arrays, slug)
 from ..features import FEATURES
 from ..predictor import for_classifier
-from .base import IMAGE_MODEL, PREDICTIONS, RunContext, Step, get_or_run, log_predictions, scaled
+from .base import IMAGE_MODEL, PREDICTIONS, RunContext, Step, log_predictions, scaled
 from .extract import EXTRACT, ExtractParams, extract_params_of, FeatureSet, load_feature_run
-from .params import Common, FeatureOpts, param
+from .graph import GraphRun, Parent, build, run_graph
+from .params import Common, FeatureOpts, param, parse_value
 
 log = logging.getLogger("fmnist")
 
@@ -99,17 +101,19 @@ class Classify(Step):
             cost = scaled(cost, p.subset, 60000)
         return {"num_cpus": m.hook("cpus", 1), "cost": cost * (1.0 if p.tune else 0.4)}  # tune: a grid of fits
 
-    def inputs(self, p: ClassifyParams, ds: Dataset, run_id: str) -> dict[str, Any]:
-        if p.extract_run:
-            fs = load_feature_run(p.extract_run, ds, p.feature)
-        else:
-            out = get_or_run(EXTRACT, p.extract_params(), ds)
-            fs, fs.run_id, fs.cached = out.result, out.run_id, out.cached
-        check_features(fs, ds)
-        return {"features": fs}
+    def label(self, p: ClassifyParams) -> str:
+        return f"{p.feature}/{p.model}"
+
+    def requires(self, p: ClassifyParams) -> dict[str, tuple[Step, Any]]:
+        return {} if p.extract_run else {"features": (EXTRACT, p.extract_params())}
 
     def run(self, p: ClassifyParams, ds: Dataset, inputs: dict, ctx: RunContext) -> CellResult:
-        return fit_cell(inputs["features"], p, ctx.run_id)
+        if p.extract_run:  # inside the run: features refused for this data fail it, with the reason
+            fs, reused = load_feature_run(p.extract_run, ds, p.feature), True
+        else:
+            fs, reused = inputs["features"].result, inputs["features"].cached
+        check_features(fs, ds)
+        return fit_cell(fs, p, ctx.run_id, feature_cached=reused)
 
     def log(self, p: ClassifyParams, ds: Dataset, r: CellResult) -> dict[str, str]:
         shas = log_cell(r, inputs_classes=ds.classes, trusted=r.extra["trusted_types"])
@@ -122,7 +126,7 @@ class Classify(Step):
 CLASSIFY = Classify()
 
 
-def fit_cell(fs: FeatureSet, p: ClassifyParams, run_id: str) -> CellResult:
+def fit_cell(fs: FeatureSet, p: ClassifyParams, run_id: str, feature_cached: bool = False) -> CellResult:
     """Fit one model on one feature set (hyperparameters on a validation split only) and evaluate it once."""
     spec = build_classifier(p.model, tune=p.tune, seed=p.seed, n_jobs=p.n_jobs, feature=fs.feature)
     name = f"{p.model} on {fs.label}"
@@ -146,7 +150,7 @@ def fit_cell(fs: FeatureSet, p: ClassifyParams, run_id: str) -> CellResult:
     log.info("%s: test_accuracy %.4f, macro_f1 %.4f, fit %.1fs, predict %.1fs (run %s)", name, rep["accuracy"],
              rep["macro_f1"], res.fit_seconds, predict_seconds, run_id)
     return CellResult(fs.feature, fs.label, p.model, run_id, fs.run_id, res.chosen, metrics, extra={
-        "fit": res, "report": rep, "x_example": fs.x_test[:5], "feature_cached": fs.cached,
+        "fit": res, "report": rep, "x_example": fs.x_test[:5], "feature_cached": feature_cached,
         "trusted_types": spec.trusted_types, "predictions": predictions_arrays(fs.y_test, y_pred, scores)})
 
 
@@ -209,46 +213,52 @@ def cells(p: ClassifyParams) -> list[ClassifyParams]:
     return out
 
 
-def cell_result(outcome, p: ClassifyParams) -> CellResult:
-    """A grid row from a run that ran (its CellResult) or was reused (its logged metrics)."""
-    if not outcome.cached:
-        return outcome.result
-    info = tracking.get_run_info(outcome.run_id)
-    chosen = {k[3:]: v for k, v in info["params"].items() if k.startswith("hp_")}
+def cell_result(info: dict[str, Any], p: ClassifyParams) -> CellResult:
+    """A grid row from a cell's run, as read back (params, metrics, tags)."""
+    chosen = {k[3:]: parse_value(v) for k, v in info["params"].items() if k.startswith("hp_")}
     label = info["tags"].get("fmnist.feature_label", p.feature)
-    return CellResult(p.feature, label, p.model, outcome.run_id, info["tags"].get("fmnist.extract_run_id"), chosen,
+    return CellResult(p.feature, label, p.model, info["run_id"], info["tags"].get("fmnist.extract_run_id"), chosen,
                       info["metrics"])
 
 
 def classify(*, feature: str = "scatnet", model: str = "all", ds: Dataset | None = None,
-             params: dict[str, Any] | None = None, **kw: Any) -> list[CellResult]:
-    """Fit and evaluate every (feature, model) cell; one run each, children of one parent for a grid.
-
-    ``params``: feature params (J, L ...); ``kw``: other ``ClassifyParams`` fields.
-    """
+             params: dict[str, Any] | None = None, executor: str = "serial", ray_address: str = "",
+             **kw: Any) -> list[CellResult]:
+    """Fit and evaluate every (feature, model) cell: one graph (extract cells, then these), one run each,
+    children of one parent that holds ``results.csv``. ``params``: feature params (J, L ...); ``kw``: other
+    ``ClassifyParams`` fields; ``executor``: serial or ray."""
     p = ClassifyParams(feature=feature, model=model, **kw, **(params or {}))
     grid = cells(p)
+    tracking.check_store()  # a dead server fails in one line before the data is even read
     ds = ds if ds is not None else p.load()
-    if len(grid) == 1:
-        return [cell_result(get_or_run(CLASSIFY, grid[0], ds), grid[0])]
+    graph = build([(CLASSIFY, c) for c in grid], lambda _: ds)
     results: list[CellResult] = []
-    with tracking.run(f"classify-{feature.replace(',', '+')}-{model.replace(',', '+')}", step="classify-group"):
-        tracking.log_params({"feature": feature, "model": model, "dataset": ds.name, "subset": ds.subset or "all",
-                             "seed": p.seed, "tune": p.tune, "val_fraction": p.val_fraction})
-        t0 = time.perf_counter()
-        for c in grid:
-            results.append(cell_result(get_or_run(CLASSIFY, c, ds), c))
-        _log_summary(results, time.perf_counter() - t0)
-    return results
+
+    def summary(run: GraphRun) -> None:
+        results.extend(_results(run, grid))
+        _log_summary(results)
+
+    parent = Parent(f"classify-{feature.replace(',', '+')}-{model.replace(',', '+')}", "classify-group",
+                    {"feature": feature, "model": model, "dataset": ds.name, "subset": ds.subset or "all",
+                     "seed": p.seed, "tune": p.tune, "val_fraction": p.val_fraction}, summary=summary)
+    run = run_graph(graph, parent, data=lambda _: ds, executor=executor, ray_address=ray_address,
+                    progress=p.progress)
+    return results if run.parent_run_id else _results(run, grid)
 
 
-def _log_summary(results: list[CellResult], seconds: float) -> None:
+def _results(run: GraphRun, grid: list[ClassifyParams]) -> list[CellResult]:
+    """The grid's rows, in its order, from one read of every cell's run."""
+    by_cell = {r.cell: r.run_id for r in run.ok("classify")}
+    infos = tracking.runs_info(list(by_cell.values()))
+    return [cell_result(infos[by_cell[CLASSIFY.label(c)]], c) for c in grid if CLASSIFY.label(c) in by_cell]
+
+
+def _log_summary(results: list[CellResult]) -> None:
     import pandas as pd
 
     rows = [{"feature": r.feature, "feature_label": r.label, "model": r.model, **{k: r.metrics.get(k) for k in (
         "test_accuracy", "val_accuracy", "train_accuracy", "macro_f1", "fit_seconds", "predict_seconds")},
         **{f"hp_{k}": v for k, v in r.chosen.items()}, "run_id": r.run_id} for r in results]
     tracking.log_table(pd.DataFrame(rows), "results.csv")
-    tracking.log_metrics({"grid_seconds": seconds})
     for r in results:
         log.info("%-28s %-7s test_accuracy %.4f", r.label, r.model, r.metrics["test_accuracy"])

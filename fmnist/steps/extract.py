@@ -13,6 +13,7 @@ import numpy as np
 
 from .. import __version__, cache, tracking
 from ..data import Dataset
+from ..engine import Record
 from ..errors import CacheError
 from ..features import FEATURES, extract_features, feature_label, feature_params, feature_run_params
 from .base import ARTIFACTS_TAG, RunContext, Step, get_or_run, scaled
@@ -74,6 +75,7 @@ def extract_key(feature: str, params: dict[str, Any], data_digest: str) -> str:
 class Extract(Step):
     name = "extract"
     Params = ExtractParams
+    memoise = True  # a grid's classify and visualize cells read one feature set: loaded once per process
 
     def key(self, p: ExtractParams, ds: Dataset) -> str:
         return extract_key(p.feature, p.resolved(), ds.digest)
@@ -83,6 +85,9 @@ class Extract(Step):
 
     def run_name(self, p: ExtractParams) -> str:
         return f"extract-{p.feature}"
+
+    def label(self, p: ExtractParams) -> str:
+        return p.feature
 
     def run_params(self, p: ExtractParams, ds: Dataset) -> dict[str, Any]:
         res = p.resolved()
@@ -124,17 +129,18 @@ class Extract(Step):
         tracking.set_tags({tracking.ARTIFACT_SHA_TAG: sha})
         return {ARTIFACT: sha}
 
-    def load(self, run_id: str, p: ExtractParams, ds: Dataset) -> FeatureSet:
-        return load_feature_run(run_id, ds, p.feature)
+    def load(self, info: dict[str, Any], p: ExtractParams, ds: Dataset) -> FeatureSet:
+        return load_feature_run(info, ds, p.feature)
 
 
 EXTRACT = Extract()
 
 
-def load_feature_run(run_id: str, ds: Dataset, feature: str | None = None) -> FeatureSet:
-    """Load a FINISHED extract run's artifact, refusing it unless it matches ``ds`` exactly."""
-    info = tracking.get_run_info(run_id)
-    tags, params = info["tags"], info["params"]
+def load_feature_run(run: str | dict[str, Any], ds: Dataset, feature: str | None = None) -> FeatureSet:
+    """Load a FINISHED extract run's artifact (``run``: its id, or its info as already read), refusing it unless it
+    matches ``ds`` exactly."""
+    info = tracking.get_run_info(run) if isinstance(run, str) else run
+    run_id, tags, params = info["run_id"], info["tags"], info["params"]
     if info["status"] != "FINISHED":
         raise CacheError(f"extract run {run_id} is {info['status']}, not FINISHED; refusing to read its artifact")
     if feature is not None and params.get("feature") != feature:
@@ -144,7 +150,7 @@ def load_feature_run(run_id: str, ds: Dataset, feature: str | None = None) -> Fe
             f"extract run {run_id} was computed on other data (digest {tags.get('fmnist.data_digest', '?')[:12]}, "
             f"this dataset {ds.digest[:12]}); refusing it"
         )
-    path = tracking.artifact_local_path(run_id, ARTIFACT)
+    path = tracking.artifact_local_path(run_id, ARTIFACT, artifact_uri=info["artifact_uri"])
     arrays = cache.load_arrays(path, sha256=tags.get(tracking.ARTIFACT_SHA_TAG) or None)
     _check_arrays(arrays, ds, run_id)
     name = params.get("feature", feature or "?")
@@ -180,11 +186,25 @@ def get_features(*, feature: str, ds: Dataset | None = None, params: dict[str, A
     FEATURES.get(feature)
     given = {k: v for k, v in (params or {}).items() if k in FEATURE_DEFAULTS}
     p = replace(ExtractParams(**common), feature=feature, **given)
-    out = get_or_run(EXTRACT, p, ds, parent_run_id=parent_run_id)
-    fs = out.result
-    fs.run_id, fs.cached = out.run_id, out.cached
-    return fs
+    return get_or_run(EXTRACT, p, ds, parent_run_id=parent_run_id).result
+
+
+def extract(**kw: Any) -> list[Record]:
+    """``fmnist extract``: one extract cell per feature of ``feature`` (all, or a comma list); several are
+    siblings under one parent. ``kw``: ``ExtractParams`` and ``ExecOpts`` fields."""
+    from .graph import Parent, build, run_graph
+
+    run_kw = {k: kw.pop(k) for k in ("executor", "ray_address") if k in kw}
+    p = ExtractParams(**kw)
+    cells = [replace(p, feature=f) for f in FEATURES.expand(p.feature)]
+    for c in cells:
+        c.resolved()  # bad params fail before any run opens
+    tracking.check_store()  # a dead server fails in one line before the data is even read
+    ds = p.load()
+    graph = build([(EXTRACT, c) for c in cells], lambda _: ds)
+    parent = Parent("extract-" + "+".join(c.feature for c in cells), "extract-group", {"feature": p.feature})
+    return run_graph(graph, parent, data=lambda _: ds, progress=p.progress, **run_kw).records
 
 
 __all__ = ["ARTIFACT", "ARTIFACTS_TAG", "EXTRACT", "ExtractParams", "FeatureSet", "extract_key", "extract_params_of",
-           "get_features", "load_feature_run"]
+           "extract", "get_features", "load_feature_run"]

@@ -17,12 +17,14 @@ import numpy as np
 
 from .. import cache, tracking
 from ..data import Dataset, train_val_split
+from ..engine import Record
 from ..device import resolve_device
 from ..errors import CacheError, FmnistError, ParamError
 from ..evaluation import CI_METHOD, accuracy_metrics, classification_report, predictions_arrays, slug
 from ..finetune import MODES, OPTIMIZERS, SCHEDULES, FitConfig
 from ..weights import build_resnet18, resolve_weights
 from .base import IMAGE_MODEL, PREDICTIONS, RunContext, Step, get_or_run, log_predictions, scaled
+from .graph import Parent, build, run_graph
 from .params import Common, key_fields, param
 
 log = logging.getLogger("fmnist")
@@ -40,8 +42,8 @@ F = FitConfig  # the training defaults live on FitConfig
 
 @dataclass(frozen=True)
 class FinetuneParams(Common):
-    mode: str = param(F.mode, f"{' | '.join(MODES.names())}: last_layer trains only the new head "
-                              "(BatchNorm statistics frozen).")
+    mode: str = param(F.mode, f"{' | '.join(MODES.names())} (or all, or a comma list: one run each): last_layer "
+                              "trains only the new head (BatchNorm statistics frozen).")
     weights: str = param("auto", "imagenet | none | auto (imagenet if obtainable, else none) | path to a resnet18 .pth.")
     image_size: int = param(F.image_size, "Images are resized to this on the device.", type=click.IntRange(16, 512))
     epochs: int = param(F.epochs, "Training epochs.", type=click.IntRange(min=1))
@@ -157,6 +159,9 @@ class Finetune(Step):
 
     def run_name(self, p: FinetuneParams) -> str:
         return f"finetune-{p.mode}"
+
+    def label(self, p: FinetuneParams) -> str:
+        return p.mode
 
     def run_params(self, p: FinetuneParams, ds: Dataset) -> dict[str, Any]:
         w = resolve_weights(p.weights)
@@ -310,22 +315,55 @@ def params_to_resume(run_id: str, p: FinetuneParams) -> tuple[FinetuneParams, st
 
 
 def finetune(*, ds: Dataset | None = None, **kw: Any) -> dict[str, Any]:
-    """Fine-tune ResNet-18 as a cached, resumable run; returns the final metrics and the run id.
+    """Fine-tune ResNet-18 in one mode as a cached, resumable run; returns the final metrics and the run id.
 
     ``resume``: ``auto`` continues the newest unfinished run with identical params and data whose
     checkpoint exists; ``never`` always starts afresh; a run id continues that run with its recorded params.
     """
+    p, ds = _prepared(FinetuneParams(**kw), ds)
+    out = get_or_run(FINETUNE, p, ds)
+    return {**(out.result if isinstance(out.result, dict) else {}), "run_id": out.run_id, "cached": out.cached}
+
+
+def finetune_modes(*, ds: Dataset | None = None, executor: str = "serial", ray_address: str = "",
+                   **kw: Any) -> list[Record]:
+    """``fmnist finetune``: one cell per mode of ``mode`` (all, or a comma list) as a graph; several are siblings
+    under one parent holding ``results.csv``."""
     p = FinetuneParams(**kw)
+    modes = MODES.expand(p.mode)
+    tracking.check_store()  # a dead server fails in one line before the data is even read
+    if len(modes) > 1 and p.resume.strip().lower() not in ("auto", "never"):
+        raise ParamError(f"resume={p.resume} continues one run: give one mode, not {p.mode!r}")
+    p, ds = _prepared(replace(p, mode=modes[0]) if len(modes) == 1 else p, ds, modes)
+    cells = [replace(p, mode=m).check() for m in modes]
+
+    def summary(run) -> None:
+        import pandas as pd
+
+        infos = tracking.runs_info([r.run_id for r in run.ok("finetune")])
+        tracking.log_table(pd.DataFrame([{"mode": i["params"].get("mode"), **{k: i["metrics"].get(k) for k in (
+            "test_accuracy", "best_val_accuracy", "best_epoch", "fit_seconds")}, "run_id": i["run_id"]}
+            for i in infos.values()]), "results.csv")
+
+    parent = Parent(f"finetune-{'+'.join(modes)}", "finetune-group",
+                    {"mode": ",".join(modes), "dataset": ds.name, "subset": ds.subset or "all", "seed": p.seed,
+                     "epochs": p.epochs, "weights": p.weights}, summary=summary)
+    return run_graph(build([(FINETUNE, c) for c in cells], lambda _: ds), parent, data=lambda _: ds,
+                     executor=executor, ray_address=ray_address, progress=p.progress).records
+
+
+def _prepared(p: FinetuneParams, ds: Dataset | None, modes: list[str] | None = None) -> tuple[FinetuneParams, Dataset]:
+    """The params to run (a resume's recorded ones), checked before any run opens, and their data."""
     digest = None
     if p.resume.strip().lower() not in ("auto", "never"):
         p, digest = params_to_resume(p.resume.strip(), p)
-    p.check()
+    for m in modes or [p.mode]:
+        replace(p, mode=m).check()
     ds = ds if ds is not None else p.load()
     if digest and ds.digest != digest:
         raise ParamError(f"resume={p.resume}: the data differ from the run's (digest {ds.digest[:12]} vs "
                          f"{digest[:12]}); pass the data_dir it used")
-    out = get_or_run(FINETUNE, p, ds)
-    return {**(out.result if isinstance(out.result, dict) else {}), "run_id": out.run_id, "cached": out.cached}
+    return p, ds
 
 
 def learning_curve_figure(history: list[dict[str, float]], best_epoch: int, title: str = ""):

@@ -14,6 +14,7 @@ from typing import Any, Callable
 import click
 
 from ..data import dataset_names
+from ..engine import EXECUTORS
 from ..features import FEATURES, RUNTIME_DEFAULTS
 
 # Ways to spell "no limit" for a count on the CLI and in MLproject.
@@ -61,15 +62,27 @@ def key_fields(p: Any) -> dict[str, Any]:
     return {f.name: getattr(p, f.name) for f in fields(p) if f.metadata.get("key", True)}
 
 
+def parse_value(v: str) -> Any:
+    """A logged param back as the number it was ("100" -> 100, "0.01" -> 0.01), else the string."""
+    for t in (int, float):
+        try:
+            return t(v)
+        except ValueError:
+            pass
+    return v
+
+
 def as_dict(p: Any) -> dict[str, Any]:
     return {f.name: getattr(p, f.name) for f in fields(p)}
 
 
-def options(cls: type) -> Callable:
-    """Decorate a click command with one option per field of ``cls`` (the class's own fields first)."""
+def options(*classes: type) -> Callable:
+    """Decorate a click command with one option per field of ``classes`` (each class's own fields first)."""
     opts = []
-    own = set(cls.__dict__.get("__annotations__", {}))
-    for f in sorted(fields(cls), key=lambda f: f.name not in own):
+    own = set(classes[0].__dict__.get("__annotations__", {}))
+    seen: set[str] = set()
+    all_fields = [f for cls in classes for f in fields(cls) if not (f.name in seen or seen.add(f.name))]
+    for f in sorted(all_fields, key=lambda f: f.name not in own):
         if not f.metadata.get("cli", True):
             continue
         flag = f"--{f.name.replace('_', '-')}"
@@ -117,6 +130,20 @@ class Common:
         from ..data import load_dataset
 
         return load_dataset(self.dataset, data_dir=self.data_dir or None, subset=self.subset, seed=self.seed)
+
+
+@dataclass(frozen=True)
+class ExecOpts:
+    """Where a command's graph runs (never part of a result)."""
+
+    executor: str = param("serial", f"{' | '.join(EXECUTORS)}: the cells one after another in this process, or as Ray tasks (a "
+                                    "local instance, or the cluster at --ray-address).",
+                          key=False, type=click.Choice(list(EXECUTORS)))
+    ray_address: str = param("", "Ray cluster to join (host:port, auto) [default: $RAY_ADDRESS, else a local "
+                                 "instance with every core].", key=False)
+
+    def exec_kw(self) -> dict[str, Any]:
+        return {"executor": self.executor, "ray_address": self.ray_address}
 
 
 def registry_defaults(registry) -> dict[str, Any]:

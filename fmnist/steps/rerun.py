@@ -70,9 +70,9 @@ class Rerun:
 
 
 def steps() -> dict:
-    from .study import STEPS
+    from .graph import steps as all_steps
 
-    return {k: v for k, v in STEPS.items() if k != "report"}
+    return {k: v for k, v in all_steps().items() if k != "report"}
 
 
 def rerun_run(run_id: str, allow_drift: bool = False) -> Rerun:

@@ -1,4 +1,5 @@
-"""The scattering search as a step: one ``scatnet-search`` parent run, one child run per candidate.
+"""The scattering search as a graph: one ``scatnet-search`` parent run, one ``scatnet-candidate`` cell (a child run,
+cached on its own) per candidate.
 
 Candidates are scored on a validation split of the training set only (``fmnist.search``); the parent
 holds ``tuning.csv``, a bar chart of the validation accuracies, the top candidate in ``fmnist.search_best`` and
@@ -8,7 +9,7 @@ the one-standard-error choice (the study's setting) in ``fmnist.search_chosen``.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 import click
@@ -16,8 +17,9 @@ import click
 from .. import cache, plots, tracking
 from ..data import Dataset
 from ..errors import ChoiceError
-from ..search import CANDIDATES, Candidate, best, chosen, search
-from .base import RunContext, Step, get_or_run, verify_artifacts
+from ..search import CANDIDATES, Candidate, best, chosen, score_candidate
+from .base import RunContext, Step
+from .graph import Parent, build, run_graph
 from .params import Common, param
 
 log = logging.getLogger("fmnist")
@@ -44,60 +46,107 @@ class SearchParams(Common):
         return out
 
 
-class ScatnetSearch(Step):
-    name = "scatnet-search"
-    Params = SearchParams
+@dataclass(frozen=True)
+class CandidateParams(Common):
+    """One candidate of the search (a cell of its graph)."""
 
-    def key(self, p: SearchParams, ds: Dataset) -> str:
-        params = {"candidates": [c.name for c in p.selected()], "n_train": p.n_train, "val_fraction": p.val_fraction,
-                  "seed": p.seed}
-        code = cache.step_code_version(__name__, "fmnist.search", "fmnist.features.scatnet", "fmnist.classifiers.svm")
-        return cache.cache_key(self.name, params, ds.digest, code)
+    candidate: int = param(1, f"Candidate number 1..{len(CANDIDATES)}.", cli=False)
+    n_train: int = param(SearchParams.n_train, "Training images the candidate is fitted on.", cli=False)
+    val_fraction: float = param(SearchParams.val_fraction, "Share of the training set held out.", cli=False)
 
-    def run_params(self, p: SearchParams, ds: Dataset) -> dict[str, Any]:
-        return {"dataset": ds.name, "subset": ds.subset or "all", "seed": p.seed, "n_train": p.n_train,
-                "val_fraction": p.val_fraction, "n_candidates": len(p.selected())}
+    @property
+    def spec(self) -> Candidate:
+        return CANDIDATES[self.candidate - 1]
 
-    def run(self, p: SearchParams, ds: Dataset, inputs: dict, ctx: RunContext) -> list[dict[str, Any]]:
-        return search(ds, p.selected(), n_train=p.n_train, val_fraction=p.val_fraction, seed=p.seed,
-                      progress=p.progress)
 
-    def log(self, p: SearchParams, ds: Dataset, rows: list[dict[str, Any]]) -> dict[str, str]:
-        import pandas as pd
+ROW_PARAMS = ("J", "L", "log", "pixels", "pca", "C", "n_fit", "n_val")
 
-        for i, r in enumerate(rows, 1):
-            with tracking.run(f"candidate {i}: {r['candidate']}", step="scatnet-candidate"):
-                tracking.log_params({k: r[k] for k in ("J", "L", "log", "pixels", "pca", "C", "n_fit", "n_val")})
-                tracking.log_metrics({"val_accuracy": r["val_accuracy"], "seconds": r["seconds"], "dim": r["dim"]})
-        win, pick = best(rows), chosen(rows)
-        tracking.log_table(pd.DataFrame(rows), "tuning.csv")
-        fig = plots.bar_figure([r["candidate"] for r in rows], [r["val_accuracy"] for r in rows],
-                               title="scatnet search: validation accuracy (RBF SVM)", highlight=rows.index(pick))
-        try:
-            tracking.log_figure(fig, "search.png")
-        finally:
-            plots.close(fig)
-        tracking.log_metrics({"best_val_accuracy": win["val_accuracy"], "chosen_val_accuracy": pick["val_accuracy"]})
-        tracking.set_tags({"fmnist.search_best": win["candidate"], "fmnist.search_chosen": pick["candidate"]})
+
+class ScatnetCandidate(Step):
+    name = "scatnet-candidate"
+    Params = CandidateParams
+
+    def key(self, p: CandidateParams, ds: Dataset) -> str:
+        params = {"candidate": p.spec.name, "n_train": p.n_train, "val_fraction": p.val_fraction, "seed": p.seed}
+        return cache.cache_key(self.name, params, ds.digest, self.code(p))
+
+    def code(self, p: CandidateParams) -> str:
+        return cache.step_code_version(__name__, "fmnist.search", "fmnist.features.scatnet", "fmnist.classifiers.svm")
+
+    def label(self, p: CandidateParams) -> str:
+        return f"{p.candidate}: {p.spec.name}"
+
+    def run_name(self, p: CandidateParams) -> str:
+        return f"candidate {self.label(p)}"
+
+    def run_params(self, p: CandidateParams, ds: Dataset) -> dict[str, Any]:
+        return {"candidate": p.candidate, "dataset": ds.name, "subset": ds.subset or "all", "seed": p.seed,
+                "n_train": p.n_train, "val_fraction": p.val_fraction}
+
+    def resources(self, p: CandidateParams) -> dict[str, float]:
+        return {"num_cpus": 1, "cost": 60.0 * p.n_train / 12000}
+
+    def run(self, p: CandidateParams, ds: Dataset, inputs: dict, ctx: RunContext) -> dict[str, Any]:
+        return score_candidate(ds, p.spec, n_train=p.n_train, val_fraction=p.val_fraction, seed=p.seed,
+                               progress=p.progress)
+
+    def log(self, p: CandidateParams, ds: Dataset, r: dict[str, Any]) -> dict[str, str]:
+        tracking.log_params({k: r[k] for k in ROW_PARAMS})
+        tracking.log_metrics({"val_accuracy": r["val_accuracy"], "seconds": r["seconds"], "dim": r["dim"]})
         return {}
 
-    def load(self, run_id: str, p: SearchParams, ds: Dataset) -> list[dict[str, Any]]:
-        import pandas as pd
-
-        verify_artifacts(run_id)
-        return pd.read_csv(tracking.artifact_local_path(run_id, "tuning.csv")).to_dict("records")
-
-
-SCATNET_SEARCH = ScatnetSearch()
+    def load(self, info: dict[str, Any], p: CandidateParams, ds: Dataset) -> dict[str, Any]:
+        """The row, as logged: the spec's own values, the split sizes and the scores."""
+        m = info["metrics"]
+        return {**asdict(p.spec), "candidate": p.spec.name, "dim": int(m["dim"]), "val_accuracy": m["val_accuracy"],
+                "seconds": m["seconds"], "n_fit": int(info["params"]["n_fit"]), "n_val": int(info["params"]["n_val"])}
 
 
-def scatnet_search(**kw) -> list[dict[str, Any]]:
-    """Run (or reuse) the search; returns its rows (the log names the best and the chosen one)."""
+CANDIDATE = ScatnetCandidate()
+
+
+def scatnet_search(*, executor: str = "serial", ray_address: str = "", **kw) -> list[dict[str, Any]]:
+    """Run (or reuse) every selected candidate as a cell of one graph under a ``scatnet-search`` parent, which holds
+    ``tuning.csv``, ``search.png`` and the best and the chosen candidate; returns the rows in candidate order."""
     p = SearchParams(**kw)
-    p.selected()  # a bad candidate list fails before the data is read
-    out = get_or_run(SCATNET_SEARCH, p)
-    win, pick = best(out.result), chosen(out.result)
-    log.info("scatnet search (run %s%s): best %s (val_accuracy %.4f); chosen within one standard error: %s (%.4f)",
-             out.run_id, ", cached" if out.cached else "", win["candidate"], win["val_accuracy"], pick["candidate"],
-             pick["val_accuracy"])
-    return out.result
+    picked = p.selected()  # a bad candidate list fails before the data is read
+    tracking.check_store()
+    ds = p.load()
+    common = {f.name: getattr(p, f.name) for f in fields(Common)}
+    cells = [CandidateParams(candidate=CANDIDATES.index(c) + 1, n_train=p.n_train, val_fraction=p.val_fraction,
+                             **common) for c in picked]
+    rows: list[dict[str, Any]] = []
+
+    def summary(run) -> None:
+        by_cell = {r.cell: r.run_id for r in run.ok(CANDIDATE.name)}
+        infos = tracking.runs_info(list(by_cell.values()))
+        rows.extend(CANDIDATE.load(infos[by_cell[CANDIDATE.label(c)]], c, ds) for c in cells
+                    if CANDIDATE.label(c) in by_cell)
+        if rows:
+            _log_search(rows)
+
+    parent = Parent("scatnet-search", "scatnet-search",
+                    {"dataset": ds.name, "subset": ds.subset or "all", "seed": p.seed, "n_train": p.n_train,
+                     "val_fraction": p.val_fraction, "n_candidates": len(cells)}, summary=summary, optional=False)
+    run = run_graph(build([(CANDIDATE, c) for c in cells], lambda _: ds), parent, data=lambda _: ds,
+                    executor=executor, ray_address=ray_address, progress=p.progress)
+    win, pick = best(rows), chosen(rows)
+    log.info("scatnet search (run %s): best %s (val_accuracy %.4f); chosen within one standard error: %s (%.4f)",
+             run.parent_run_id, win["candidate"], win["val_accuracy"], pick["candidate"], pick["val_accuracy"])
+    return rows
+
+
+def _log_search(rows: list[dict[str, Any]]) -> None:
+    """The table, the bar chart and the picks, onto the search's parent run."""
+    import pandas as pd
+
+    win, pick = best(rows), chosen(rows)
+    tracking.log_table(pd.DataFrame(rows), "tuning.csv")
+    fig = plots.bar_figure([r["candidate"] for r in rows], [r["val_accuracy"] for r in rows],
+                           title="scatnet search: validation accuracy (RBF SVM)", highlight=rows.index(pick))
+    try:
+        tracking.log_figure(fig, "search.png")
+    finally:
+        plots.close(fig)
+    tracking.log_metrics({"best_val_accuracy": win["val_accuracy"], "chosen_val_accuracy": pick["val_accuracy"]})
+    tracking.set_tags({"fmnist.search_best": win["candidate"], "fmnist.search_chosen": pick["candidate"]})

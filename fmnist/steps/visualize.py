@@ -1,4 +1,5 @@
-"""2-D views as a step: one ``visualize`` run per (feature, method); a grid on the parent of several."""
+"""2-D views as a step: one ``visualize`` run per (feature, method); a grid is a graph (extract cells and the
+views, siblings under one parent holding the grid figure)."""
 
 from __future__ import annotations
 
@@ -19,8 +20,9 @@ from ..errors import ParamError
 from ..features import FEATURES
 from ..plots import close
 from ..separation import SETTINGS, separation_metrics
-from .base import RunContext, Step, get_or_run, scaled, verify_artifacts
+from .base import RunContext, Step, scaled, verify_artifacts
 from .extract import EXTRACT, ExtractParams, extract_params_of
+from .graph import GraphRun, Parent, build, run_graph
 from .params import COUNT, Common, FeatureOpts, param, registry_defaults
 
 log = logging.getLogger("fmnist")
@@ -105,13 +107,14 @@ class Visualize(Step):
                 "subset": ds.subset or "all", **p.extract_params().resolved(), "pca_dims": "none",
                 **p.method_params(n), **SETTINGS}
 
-    def inputs(self, p: VisualizeParams, ds: Dataset, run_id: str) -> dict[str, Any]:
-        out = get_or_run(EXTRACT, p.extract_params(), ds)
-        fs, fs.run_id, fs.cached = out.result, out.run_id, out.cached
-        return {"features": fs}
+    def label(self, p: VisualizeParams) -> str:
+        return f"{p.feature}/{p.method}"
+
+    def requires(self, p: VisualizeParams) -> dict[str, tuple[Step, Any]]:
+        return {"features": (EXTRACT, p.extract_params())}
 
     def run(self, p: VisualizeParams, ds: Dataset, inputs: dict, ctx: RunContext) -> dict:
-        fs, idx = inputs["features"], _sample(p, ds)
+        fs, idx = inputs["features"].result, _sample(p, ds)
         x, y = fs.x_test[idx], fs.y_test[idx]
         log.info("visualize %s/%s: %d points x %d-d ...", fs.feature, p.method, len(x), x.shape[1])
         coords, metrics = embed_and_measure(x, y, p.method, seed=p.seed, params=p.method_params(len(idx)))
@@ -141,15 +144,13 @@ class Visualize(Step):
         close(fig)
         return {"embedding.csv": sha}
 
-    def load(self, run_id: str, p: VisualizeParams, ds: Dataset) -> dict:
+    def load(self, info: dict[str, Any], p: VisualizeParams, ds: Dataset) -> dict:
         import pandas as pd
 
-        paths = verify_artifacts(run_id)
-        info = tracking.get_run_info(run_id)
-        df = pd.read_csv(paths["embedding.csv"])
+        df = pd.read_csv(verify_artifacts(info)["embedding.csv"])
         return {"feature": p.feature, "feature_label": info["tags"].get("fmnist.feature_label", p.feature),
                 "method": p.method, "coords": df[["x", "y"]].to_numpy(np.float32), "labels": df["label"].to_numpy(),
-                "test_index": df["test_index"].to_numpy(), "metrics": info["metrics"], "run_id": run_id,
+                "test_index": df["test_index"].to_numpy(), "metrics": info["metrics"], "run_id": info["run_id"],
                 "extract_run_id": info["tags"].get("fmnist.extract_run_id"), "classes": list(ds.classes)}
 
 
@@ -168,29 +169,40 @@ def cells(p: VisualizeParams, ds: Dataset) -> list[VisualizeParams]:
 
 def visualize(*, features: list[str], methods: list[str], n_samples: int | None = DEFAULT_N_SAMPLES,
               method_given: dict[str, Any] | None = None, feature_given: dict[str, Any] | None = None,
-              ds: Dataset | None = None, **kw: Any) -> list[dict]:
+              ds: Dataset | None = None, executor: str = "serial", ray_address: str = "", **kw: Any) -> list[dict]:
     """Embed a stratified test sample of each feature set with each method; one run per pair.
 
-    Several pairs: a parent run (step ``visualize-group``) holds ``embedding_grid.png`` and
-    ``separation.csv``; each pair is a child run (step ``visualize``).
+    One graph: the extract cells and the views, children of one parent run (step ``visualize-group``) that
+    holds ``embedding_grid.png`` and ``separation.csv``. ``executor``: serial or ray.
     """
     p = VisualizeParams(feature=",".join(features), method=",".join(methods), n_samples=n_samples, **kw,
                         **(method_given or {}), **(feature_given or {}))
+    tracking.check_store()  # a dead server fails in one line before the data is even read
     ds = ds if ds is not None else p.load()
     grid = cells(p, ds)
-    if len(grid) == 1:
-        return [get_or_run(VISUALIZE, grid[0], ds).result]
-    t0 = time.perf_counter()
-    with tracking.run("visualize-" + "+".join(features) + "-" + "+".join(methods), step="visualize-group"):
-        n = len(_sample(p, ds))
-        tracking.log_params({"feature": ",".join(features), "method": ",".join(methods), "n_samples": n,
-                             "seed": p.seed, "dataset": ds.name, "subset": ds.subset or "all"})
-        out = [get_or_run(VISUALIZE, c, ds).result for c in grid]
+    n = len(_sample(p, ds))
+    out: list[dict] = []
+
+    def summary(run: GraphRun) -> None:
+        out.extend(_views(run, grid, ds))
         log_grid(out, features, methods, ds, title=f"{ds.name}: test sample n={n}, seed={p.seed} "
                                                      f"(bold: best k-NN accuracy of the row)")
-        log.info("visualize: %d views in %.1fs; best k-NN accuracy per feature: %s", len(out),
-                 time.perf_counter() - t0, "; ".join(_best(out, f) for f in features))
-    return out
+        log.info("visualize: %d views; best k-NN accuracy per feature: %s", len(out),
+                 "; ".join(_best(out, f) for f in features if any(c["feature"] == f for c in out)))
+
+    parent = Parent("visualize-" + "+".join(features) + "-" + "+".join(methods), "visualize-group",
+                    {"feature": ",".join(features), "method": ",".join(methods), "n_samples": n, "seed": p.seed,
+                     "dataset": ds.name, "subset": ds.subset or "all"}, summary=summary)
+    run = run_graph(build([(VISUALIZE, c) for c in grid], lambda _: ds), parent, data=lambda _: ds,
+                    executor=executor, ray_address=ray_address, progress=p.progress)
+    return out if run.parent_run_id else _views(run, grid, ds)
+
+
+def _views(run: GraphRun, grid: list[VisualizeParams], ds: Dataset) -> list[dict]:
+    """Each view of the grid, in its order, read back from its run (one read of all the runs)."""
+    by_cell = {r.cell: r.run_id for r in run.ok("visualize")}
+    infos = tracking.runs_info(list(by_cell.values()))
+    return [VISUALIZE.load(infos[by_cell[VISUALIZE.label(c)]], c, ds) for c in grid if VISUALIZE.label(c) in by_cell]
 
 
 def log_grid(out: list[dict], features: list[str], methods: list[str], ds: Dataset, title: str) -> None:

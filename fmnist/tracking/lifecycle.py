@@ -156,11 +156,19 @@ def _start_child(name: str, parent_run_id: str, nested: bool):
                           f"no child run was opened")
     # start_run would resume $MLFLOW_RUN_ID (e.g. the parent's id leaked to a worker's environment) instead of
     # making the child: hide it for the call only, as reopen_run's run_id wins over it without consuming it.
-    saved = os.environ.pop("MLFLOW_RUN_ID", None)
-    try:
+    with launcher_kept():
         return mlflow.start_run(run_name=name, parent_run_id=parent_run_id, nested=nested,
                                 experiment_id=parent.info.experiment_id, tags=_user_tag(),
                                 log_system_metrics=True)
+
+
+@contextmanager
+def launcher_kept() -> Iterator[None]:
+    """Runs opened inside do not take the run ``mlflow run`` made (``$MLFLOW_RUN_ID``): it stays for the step the
+    command is about (an input computed first must not claim it)."""
+    saved = os.environ.pop("MLFLOW_RUN_ID", None)
+    try:
+        yield
     finally:
         if saved is not None:
             os.environ["MLFLOW_RUN_ID"] = saved

@@ -58,6 +58,18 @@ def get_run_info(run_id: str) -> dict[str, Any]:
     return _as_dict(_client().get_run(run_id))
 
 
+def runs_info(run_ids: list[str]) -> dict[str, dict[str, Any]]:
+    """``get_run_info`` of many runs (any experiment) in one query, by id."""
+    ids = sorted(set(run_ids))
+    if not ids:
+        return {}
+    prepare_store()
+    where = "attributes.run_id IN (" + ", ".join(f"'{i}'" for i in ids) + ")"
+    runs = mlflow.search_runs(search_all_experiments=True, filter_string=where, output_format="list",
+                              max_results=max(len(ids), 1))
+    return {r.info.run_id: _as_dict(r) for r in runs}
+
+
 def child_runs(parent_run_id: str, status: str | None = None) -> list[dict[str, Any]]:
     """The children of a run (any experiment), oldest first, as ``get_run_info`` dicts; ``status``
     (e.g. ``"RUNNING"``) keeps only those in it."""
@@ -76,16 +88,26 @@ def _download_root() -> str:
     return root
 
 
-def artifact_local_path(run_id: str, artifact: str, dst: str | os.PathLike | None = None) -> Path:
-    """A local path to a run's artifact: read in place for a local store, else downloaded to ``dst``."""
-    uri = _client().get_run(run_id).info.artifact_uri
+_downloaded: dict[tuple[str, str], Path] = {}  # (run id, artifact) -> its copy in this process's download root
+
+
+def artifact_local_path(run_id: str, artifact: str, dst: str | os.PathLike | None = None,
+                        artifact_uri: str | None = None) -> Path:
+    """A local path to a run's artifact: read in place for a local store, else downloaded (to ``dst``, or once per
+    process into the download root). ``artifact_uri``: the run's, when the caller has read the run already."""
+    uri = artifact_uri or _client().get_run(run_id).info.artifact_uri
     parsed = urlparse(uri)
     if parsed.scheme in ("", "file"):
         p = Path(unquote(parsed.path)) / artifact
         if p.exists():
             return p
-    dst = dst or tempfile.mkdtemp(dir=_download_root())
-    return Path(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=artifact, dst_path=str(dst)))
+    if dst is None and (run_id, artifact) in _downloaded and _downloaded[(run_id, artifact)].exists():
+        return _downloaded[(run_id, artifact)]
+    got = Path(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=artifact,
+                                                   dst_path=str(dst or tempfile.mkdtemp(dir=_download_root()))))
+    if dst is None:
+        _downloaded[(run_id, artifact)] = got
+    return got
 
 
 def metric_history(run_id: str, key: str) -> list[tuple[int, float]]:
