@@ -181,6 +181,27 @@ def test_ray_study_equals_serial_and_a_cached_rerun_takes_seconds(tmp_path, real
 
 
 @pytest.mark.slow
+def test_a_grid_command_on_ray_equals_the_serial_study_s_cells(tmp_path, real_data_dir, serial_reference):
+    """Any grid command takes --executor ray: the same cells as the serial study, the same run tree."""
+    from mlflow import MlflowClient
+
+    uri = f"sqlite:///{tmp_path / 'grid.db'}"
+    r = fmnist(["classify", "--feature", "raw", "--model", "lda,logreg", "--tune", "false", "--subset", "300",
+                "--seed", "11", "--no-progress", "--executor", "ray"], _env(uri, real_data_dir), tmp_path)
+    assert r.returncode == 0, r.stderr[-3000:]
+    runs = {x.info.run_id: x for x in _store_runs(uri)}
+    (parent,) = [x for x in runs.values() if x.data.tags["fmnist.step"] == "classify-group"]
+    assert parent.data.tags["fmnist.executor"] == "ray"
+    kids = [x for x in runs.values() if x.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    assert sorted(x.data.tags["mlflow.runName"] for x in kids) == ["classify-raw-lda", "classify-raw-logreg",
+                                                                   "extract-raw"]
+    assert len(runs) == 4 and all(x.data.tags.get("fmnist.executor") == "ray" for x in kids)
+    results = pd.read_csv(MlflowClient(uri).download_artifacts(parent.info.run_id, "results.csv"))
+    for model, acc in zip(results["model"], results["test_accuracy"]):
+        assert acc == pytest.approx(serial_reference[("classify", f"raw/{model}")][1]), model
+
+
+@pytest.mark.slow
 def test_a_serial_study_reruns_on_ray_exactly(tmp_path, real_data_dir, serial_store):
     # Each cell is pinned to the thread counts its run recorded (they change a BLAS sum's last bits): a Ray
     # worker holding one CPU would otherwise fit logreg and PCA to other bits than the serial run did.

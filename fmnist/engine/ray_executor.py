@@ -95,8 +95,8 @@ class RayExecutor:
                 "num_gpus": 1 if cell.wants_gpu and gpus else 0, "max_retries": MAX_RETRIES,
                 "retry_exceptions": False, "name": cell.id}
 
-    def run(self, cells: list[Cell], work: Callable[[Cell], Record], skip: Callable[[Cell, str], Record]
-            ) -> list[Record]:
+    def run(self, cells: list[Cell], work: Callable[[Cell], Record], skip: Callable[[Cell, str], Record],
+            desc: str = "cells") -> list[Record]:
         """Start ready cells while their CPUs are free (longest chain first); gather records as they arrive.
 
         The driver does its own CPU accounting rather than queueing every ready cell in Ray: Ray's queue left
@@ -107,7 +107,7 @@ class RayExecutor:
         opts = {c.id: self._options(c) for c in cells}
         plan = Plan(cells, self.capacity, {c: o["num_cpus"] for c, o in opts.items()})
         inflight: dict = {}
-        bar = Progress(len(cells), self.progress)
+        bar = Progress(len(cells), self.progress, desc=desc)
         try:
             while not plan.over:
                 plan.skip_ready(skip, bar)

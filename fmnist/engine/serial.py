@@ -19,12 +19,12 @@ class SerialExecutor:
     def start(self, env: dict[str, str]) -> None:
         """Nothing to start: cells see this process's environment."""
 
-    def run(self, cells: list[Cell], work: Callable[[Cell], Record], skip: Callable[[Cell, str], Record]
-            ) -> list[Record]:
+    def run(self, cells: list[Cell], work: Callable[[Cell], Record], skip: Callable[[Cell, str], Record],
+            desc: str = "cells") -> list[Record]:
         """``work(cell)`` for each cell whose predecessors succeeded, else ``skip(cell, why)``; records in the
         cells' order."""
         plan = Plan(cells, ordered=True)
-        bar = Progress(len(cells), self.progress)
+        bar = Progress(len(cells), self.progress, desc=desc)
         try:
             while not plan.over:
                 plan.skip_ready(skip, bar)

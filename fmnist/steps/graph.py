@@ -104,20 +104,17 @@ def run_graph(graph: Graph, parent: Parent, *, data: Callable[[Any], Any], execu
     t0 = time.perf_counter()
     try:
         if len(graph.cells) == 1 and ex.in_process and parent.optional:
-            (cell,) = graph.cells
-            step, label, p = cell.payload
-            out = get_or_run(steps()[step], p, data(p))
-            rec = Record(step, label, "cached" if out.cached else "ran", out.run_id, out.seconds,
-                         node=socket.gethostname())
-            return GraphRun([rec], None, {cell.id: out})
+            return _alone(graph.cells[0], data)
         tracking.check_store()
         hits, todo = _probe(graph, data)
         if todo:
             _start(ex)  # a cluster that cannot take the graph fails here, before any run opens
+        else:
+            log.info("all %d cells cached; no %s executor started", len(hits), ex.name)
         with tracking.run(parent.name, step=parent.step) as parent_id:
             tracking.log_params(parent.params)
             tracking.set_tags({**parent.tags, "fmnist.executor": executor})
-            ran = _execute(ex, todo, parent_id, data) if todo else {}
+            ran = _execute(ex, todo, parent_id, data, parent.name) if todo else {}
             needed = [c.id for c in graph.cells if c.id in hits or c.id in ran]
             out = GraphRun([hits.get(c) or ran[c] for c in needed], parent_id)
             if parent.summary:
@@ -127,6 +124,14 @@ def run_graph(graph: Graph, parent: Parent, *, data: Callable[[Any], Any], execu
         return out
     finally:
         ex.close()
+
+
+def _alone(cell: Cell, data) -> GraphRun:
+    """A graph of one cell: the command's own run (``mlflow run``'s, under it); its errors propagate as they are."""
+    step, label, p = cell.payload
+    out = get_or_run(steps()[step], p, data(p))
+    rec = Record(step, label, "cached" if out.cached else "ran", out.run_id, out.seconds, node=socket.gethostname())
+    return GraphRun([rec], None, {cell.id: out})
 
 
 def _probe(graph: Graph, data) -> tuple[dict[str, Record], list[Cell]]:
@@ -161,13 +166,13 @@ def _start(executor) -> None:
                           f"cannot reach a local store")
 
 
-def _execute(executor, cells: list[Cell], parent: str, data) -> dict[str, Record]:
+def _execute(executor, cells: list[Cell], parent: str, data, desc: str) -> dict[str, Record]:
     if executor.in_process:  # cells share this process's datasets, loaded inputs and the open parent run
         work = lambda c: run_cell(c, parent, data(c.payload[2]))  # noqa: E731
     else:
         work = RemoteCell(parent, tracking.get_run_info(parent)["experiment_id"])
     try:
-        return dict(zip((c.id for c in cells), executor.run(cells, work, _skip)))
+        return dict(zip((c.id for c in cells), executor.run(cells, work, _skip, desc=desc)))
     finally:
         killed = tracking.end_unfinished_children(parent, "KILLED", "its worker died or the command was stopped")
         if killed:

@@ -75,15 +75,15 @@ class Report(Step):
         log.info("report written to %s (%.1fs)", res["html"], res["seconds"])
         return {f"report/{Path(f).name}": cache.file_sha256(f) for f in report_files(res)}
 
-    def load(self, run_id: str, p: ReportParams, ds) -> dict[str, Any]:
+    def load(self, info: dict[str, Any], p: ReportParams, ds) -> dict[str, Any]:
         """The reused report, verified, copied to ``p.output`` (and its notebook beside it)."""
         import shutil
 
-        paths = {Path(name).suffix: path for name, path in verify_artifacts(run_id).items()}
+        paths = {Path(name).suffix: path for name, path in verify_artifacts(info).items()}
         if not {".html", ".ipynb"} <= set(paths):
             from ..errors import CacheError
 
-            raise CacheError(f"run {run_id} holds no verified report")
+            raise CacheError(f"run {info['run_id']} holds no verified report")
         out = Path(p.output)
         out.parent.mkdir(parents=True, exist_ok=True)
         csv = significance_csv(out)
@@ -93,7 +93,7 @@ class Report(Step):
             tmp = dst.with_suffix(dst.suffix + ".tmp")
             shutil.copyfile(src, tmp)
             tmp.replace(dst)
-        log.info("report written to %s (reused from run %s: no run changed since)", out, run_id)
+        log.info("report written to %s (reused from run %s: no run changed since)", out, info["run_id"])
         return {"html": out, "ipynb": out.with_suffix(".ipynb"), "csv": csv if ".csv" in paths else None,
                 "seconds": 0.0}
 
@@ -109,8 +109,9 @@ def report_files(res: dict[str, Any]) -> list:
 def render_or_reuse(p: ReportParams) -> Outcome:
     """The report through ``get_or_run``; a reused one is still logged onto the active run (a study's parent)."""
     out = get_or_run(REPORT, p)
+    files = report_files(out.result)  # a reused report is copied to p.output here
     if out.cached and tracking.active_run_id() not in (None, out.run_id):
-        for f in report_files(out.result):
+        for f in files:
             tracking.log_artifact(f, "report")
         tracking.set_tags({"fmnist.report_reused_run_id": out.run_id})
     return out

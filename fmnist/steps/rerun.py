@@ -211,7 +211,8 @@ def rerun_study(run_id: str, *, executor: str = "serial", address: str = "", onl
     try:
         ex.start({"MLFLOW_TRACKING_URI": tracking.tracking_uri(), **tracking.credentials_env()})
         work = RerunCell(tracking.get_run_info(run_id)["experiment_id"])
-        return ex.run(graph, work, lambda cell, why: Record(cell.payload[0], cell.payload[1], "skipped", error=why))
+        return ex.run(graph, work, lambda cell, why: Record(cell.payload[0], cell.payload[1], "skipped", error=why),
+                      desc=f"rerun {run_id[:8]}")
     finally:
         ex.close()
 
