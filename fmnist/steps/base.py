@@ -155,20 +155,16 @@ _memo: dict[tuple[str, str], Any] = {}  # (run id, data digest) -> result, for `
 MEMO_SIZE = 3  # e.g. the three feature sets of a full grid: 1.5 GB on the full data
 
 
-def _remember(run_id: str, ds, result: Any) -> Any:
-    _memo[(run_id, getattr(ds, "digest", ""))] = result
-    while len(_memo) > MEMO_SIZE:
-        del _memo[next(iter(_memo))]
-    return result
-
-
 def _loader(step: Step, info: dict[str, Any], p, ds) -> Callable[[], Any]:
     def load() -> Any:
+        if not step.memoise:
+            return step.load(info, p, ds)
         k = (info["run_id"], getattr(ds, "digest", ""))
-        if step.memoise and k in _memo:
-            return _memo[k]
-        out = step.load(info, p, ds)
-        return _remember(info["run_id"], ds, out) if step.memoise else out
+        if k not in _memo:
+            _memo[k] = step.load(info, p, ds)
+            while len(_memo) > MEMO_SIZE:  # the oldest goes first
+                del _memo[next(iter(_memo))]
+        return _memo[k]
     return load
 
 
