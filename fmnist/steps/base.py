@@ -168,7 +168,7 @@ def _loader(step: Step, info: dict[str, Any], p, ds) -> Callable[[], Any]:
     return load
 
 
-def probe(step: Step, p, ds=None, key: str | None = None) -> Outcome | None:
+def probe(step: Step, p, ds=None, key: str | None = None, announce: bool = True) -> Outcome | None:
     """What ``get_or_run`` would reuse (``p.force``: nothing), opening no run and loading nothing: one read of the
     newest FINISHED run with the key, its artifacts verified; None on a miss."""
     t0 = time.perf_counter()
@@ -185,17 +185,23 @@ def probe(step: Step, p, ds=None, key: str | None = None) -> Outcome | None:
     except CacheError as e:
         log.warning("%s: not reusing run %s: %s; recomputing", step.name, info["run_id"], e)
         return None
-    log.info("%s: cache hit, reusing FINISHED run %s (same params, data and code%s)", step.run_name(p),
-             info["run_id"], "; --force recomputes" if hasattr(p, "force") else "")
+    if announce:
+        announce_hit(step, p, info["run_id"])
     return Outcome(info["run_id"], True, info=info, load=_loader(step, info, p, ds), seconds=time.perf_counter() - t0)
 
 
+def announce_hit(step: Step, p, run_id: str) -> None:
+    log.info("%s: cache hit, reusing FINISHED run %s (same params, data and code%s)", step.run_name(p), run_id,
+             "; --force recomputes" if hasattr(p, "force") else "")
+
+
 def get_or_run(step: Step, p, ds=None, *, parent_run_id: str | None = None,
-               tags: dict[str, str] | None = None) -> Outcome:
+               tags: dict[str, str] | None = None, announce: bool = True) -> Outcome:
     """Reuse the FINISHED run carrying this step's key (artifacts verified), else run and log it.
 
-    ``p.force`` skips the lookup. What the step ``requires`` is got first, the same way, beside it (same parent),
-    never inside its run. The key is tagged last: a run that dies before can never be reused.
+    ``p.force`` skips the lookup; ``announce=False`` does not log a hit. What the step ``requires`` is
+    got first, the same way, beside it (same parent), never inside its run. The key is tagged last: a run that dies
+    before can never be reused.
     """
     t0 = time.perf_counter()
     if tracking.active_run_id() is None:
@@ -203,7 +209,7 @@ def get_or_run(step: Step, p, ds=None, *, parent_run_id: str | None = None,
     if ds is None and step.needs_data:
         ds = p.load()
     key = step.key(p, ds) if step.cacheable else None
-    hit = probe(step, p, ds, key) if key else None
+    hit = probe(step, p, ds, key, announce) if key else None
     if hit:
         _note_reuse_on_launcher(step, hit)
         hit.seconds = time.perf_counter() - t0
@@ -227,7 +233,7 @@ def _input(step: Step, p, ds, parent_run_id: str | None) -> Outcome:
     """An input, loaded: normally a hit (a graph ran it first); a miss runs it as a sibling, never taking the run
     ``mlflow run`` made for the step that asked; a hit that will not load is recomputed."""
     with tracking.launcher_kept() if tracking.active_run_id() is None and not parent_run_id else nullcontext():
-        out = get_or_run(step, p, ds, parent_run_id=parent_run_id)
+        out = get_or_run(step, p, ds, parent_run_id=parent_run_id, announce=False)  # the usual case: not news
         try:
             out.result
         except CacheError as e:

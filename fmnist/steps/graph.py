@@ -19,7 +19,7 @@ from typing import Any, Callable
 from .. import tracking
 from ..engine import Cell, Record, get_executor
 from ..errors import FmnistError
-from .base import Outcome, Step, get_or_run, probe
+from .base import Outcome, Step, announce_hit, get_or_run, probe
 
 log = logging.getLogger("fmnist")
 
@@ -105,12 +105,11 @@ def run_graph(graph: Graph, parent: Parent, *, data: Callable[[Any], Any], execu
     try:
         if len(graph.cells) == 1 and ex.in_process and parent.optional:
             return _alone(graph.cells[0], data)
-        tracking.check_store()
-        hits, todo = _probe(graph, data)
+        hits, todo = _probe(graph, data)  # (every command checked the store before reading its data)
         if todo:
             _start(ex)  # a cluster that cannot take the graph fails here, before any run opens
         else:
-            log.info("all %d cells cached; no %s executor started", len(hits), ex.name)
+            log.info("all %d cells cached%s", len(hits), "" if ex.in_process else f"; no {ex.name} executor started")
         with tracking.run(parent.name, step=parent.step) as parent_id:
             tracking.log_params(parent.params)
             tracking.set_tags({**parent.tags, "fmnist.executor": executor})
@@ -143,7 +142,7 @@ def _probe(graph: Graph, data) -> tuple[dict[str, Record], list[Cell]]:
             continue
         step, label, p = cell.payload
         try:
-            out = probe(steps()[step], p, data(p))
+            out = probe(steps()[step], p, data(p), announce=False)
         except Exception as e:  # the cell itself will meet this error, and fail with it in its record
             log.debug("graph: probe of %s failed: %s", cell.id, e)
             out = None
@@ -153,6 +152,9 @@ def _probe(graph: Graph, data) -> tuple[dict[str, Record], list[Cell]]:
             needed.update(cell.after)
     todo = [replace(c, after=tuple(a for a in c.after if a not in hits)) for c in graph.cells
             if c.id in needed and c.id not in hits]
+    for cell in graph.cells:  # in the graph's order, as a reader expects them
+        if cell.id in hits:
+            announce_hit(steps()[cell.payload[0]], cell.payload[2], hits[cell.id].run_id)
     return hits, todo
 
 
