@@ -112,7 +112,7 @@ def test_read_edit_and_removed_users(team_server, real_data_dir, tmp_path, monke
                       tmp_path)
     assert rep.returncode == 0, rep.stderr[-3000:]
     runs = _runs(team_server, exp)
-    assert sorted(r.data.tags["fmnist.step"] for r in runs) == ["classify", "classify-group", "extract", "report"]
+    assert sorted(r.data.tags["fmnist.step"] for r in runs) == ["classify", "extract", "report"]
     # The EDIT user registers its model (grant gave it EDIT on the study's registered models too)
     reg = fmnist_here(["register", "--run", classify_id], as_editor, tmp_path)
     assert reg.returncode == 0, reg.stderr[-3000:]
@@ -147,7 +147,7 @@ def test_read_edit_and_removed_users(team_server, real_data_dir, tmp_path, monke
     assert refused.returncode == 1
     assert _one_line(refused.stderr).startswith(
         "fmnist: error: permission denied on registered model fmnist-raw for user 'ray': it needs EDIT there")
-    assert len(_runs(team_server, exp)) == 6  # the editor's: two classify commands (parent + cell), extract, report
+    assert len(_runs(team_server, exp)) == 4
 
     # No password is in any run's params or tags (workers and steps get credentials from the environment).
     for r in _runs(team_server, exp):

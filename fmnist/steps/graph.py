@@ -1,7 +1,7 @@
 """Every command is a graph: (step, params) cells built from what each step ``requires``, handed to an executor.
 
 ``build`` adds each target's inputs before it (one cell per cache key, so a grid's cells share one extract);
-``run_graph`` opens one parent run when there is more than one cell (the run ``mlflow run`` made, under it), has
+``run_graph`` opens one parent run for a grid (more than one target: the run ``mlflow run`` made, under it), has
 the driver probe which cells are cached (one read each, nothing loaded: an input is probed only when a cell
 that reads it must run), hands the rest to the serial or Ray executor as children of that parent, and logs
 ``steps.csv``. Inputs are siblings of the cells that read them, in every command alike.
@@ -92,7 +92,7 @@ class Parent:
     params: dict[str, Any] = field(default_factory=dict)
     tags: dict[str, str] = field(default_factory=dict)
     summary: Callable[[GraphRun], list[Record] | None] | None = None
-    optional: bool = True  # a graph of one cell runs as the command's own run, with no parent
+    optional: bool = True  # one target (not a grid) runs as the command's own run, with no parent
 
 
 def run_graph(graph: Graph, parent: Parent, *, data: Callable[[Any], Any], executor: str = "serial",
@@ -103,8 +103,8 @@ def run_graph(graph: Graph, parent: Parent, *, data: Callable[[Any], Any], execu
     ex = get_executor(executor, address=ray_address, progress=progress)
     t0 = time.perf_counter()
     try:
-        if len(graph.cells) == 1 and ex.in_process and parent.optional:
-            return _alone(graph.cells[0], data)
+        if len(graph.targets) == 1 and ex.in_process and parent.optional:
+            return _alone(next(c for c in graph.cells if c.id in graph.targets), data)
         hits, todo = _probe(graph, data)  # (every command checked the store before reading its data)
         if todo:
             _start(ex)  # a cluster that cannot take the graph fails here, before any run opens
@@ -126,7 +126,8 @@ def run_graph(graph: Graph, parent: Parent, *, data: Callable[[Any], Any], execu
 
 
 def _alone(cell: Cell, data) -> GraphRun:
-    """A graph of one cell: the command's own run (``mlflow run``'s, under it); its errors propagate as they are."""
+    """One target: the command's own run (``mlflow run``'s, under it), its inputs got first beside it, never
+    inside it (``get_or_run``); its errors propagate as they are."""
     step, label, p = cell.payload
     out = get_or_run(steps()[step], p, data(p))
     rec = Record(step, label, "cached" if out.cached else "ran", out.run_id, out.seconds, node=socket.gethostname())
