@@ -232,8 +232,9 @@ def get_or_run(step: Step, p, ds=None, *, parent_run_id: str | None = None,
 def _input(step: Step, p, ds, parent_run_id: str | None) -> Outcome:
     """An input, loaded: normally a hit (a graph ran it first); a miss runs it as a sibling, never taking the run
     ``mlflow run`` made for the step that asked; a hit that will not load is recomputed."""
-    with tracking.launcher_kept() if tracking.active_run_id() is None and not parent_run_id else nullcontext():
-        out = get_or_run(step, p, ds, parent_run_id=parent_run_id, announce=False)  # the usual case: not news
+    alone = tracking.active_run_id() is None and not parent_run_id  # no grid's driver announced its hit
+    with tracking.launcher_kept() if alone else nullcontext():
+        out = get_or_run(step, p, ds, parent_run_id=parent_run_id, announce=alone)
         try:
             out.result
         except CacheError as e:
