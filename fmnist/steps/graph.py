@@ -19,7 +19,7 @@ from typing import Any, Callable
 from .. import tracking
 from ..engine import Cell, Record, get_executor
 from ..errors import FmnistError
-from .base import Outcome, Step, announce_hit, get_or_run, probe
+from .base import Step, announce_hit, get_or_run, probe
 
 log = logging.getLogger("fmnist")
 
@@ -76,7 +76,6 @@ def build(targets: list[tuple[Step, Any]], data: Callable[[Any], Any],
 class GraphRun:
     records: list[Record]  # the cells that were needed, in the graph's order
     parent_run_id: str | None
-    outcomes: dict[str, Outcome] = field(default_factory=dict)  # a graph of one cell: its outcome
 
     def ok(self, step: str | None = None) -> list[Record]:
         return [r for r in self.records if r.ok and (step is None or r.step == step)]
@@ -131,7 +130,7 @@ def _alone(cell: Cell, data) -> GraphRun:
     step, label, p = cell.payload
     out = get_or_run(steps()[step], p, data(p))
     rec = Record(step, label, "cached" if out.cached else "ran", out.run_id, out.seconds, node=socket.gethostname())
-    return GraphRun([rec], None, {cell.id: out})
+    return GraphRun([rec], None)
 
 
 def _probe(graph: Graph, data) -> tuple[dict[str, Record], list[Cell]]:
