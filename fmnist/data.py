@@ -107,6 +107,16 @@ class Dataset:
     subset: int | None = None
     seed: int = 0
     digest: str = field(default="", compare=False)
+    # Where each test image sits in the dataset's own test split (a subset draws them; else 0..n-1), and that
+    # split's digest: two runs on different samples meet on the images they share, matched by this index.
+    test_index: np.ndarray | None = field(default=None, compare=False, repr=False)
+    test_split: str = field(default="", compare=False)
+
+    def __post_init__(self) -> None:
+        if self.test_index is None:  # the test images are the whole split, in file order
+            object.__setattr__(self, "test_index", np.arange(len(self.y_test), dtype=np.int64))
+        if not self.test_split:
+            object.__setattr__(self, "test_split", data_digest(self.x_test, self.y_test))
 
     @property
     def n_classes(self) -> int:
@@ -260,18 +270,26 @@ def _download(spec: DatasetSpec, root: Path) -> None:
         ) from None
 
 
+def stratified_order(y: np.ndarray, seed: int = 0) -> np.ndarray:
+    """Every index of ``y`` in one seeded order whose every prefix keeps the class proportions (each class
+    within one image of its share): each class shuffled by the seed, then the classes interleaved by rank."""
+    rng = np.random.default_rng(seed)
+    classes, counts = np.unique(y, return_counts=True)
+    idx, rank, cls = [], [], []
+    for c, k in zip(classes, counts):
+        idx.append(rng.permutation(np.flatnonzero(y == c)))
+        rank.append((np.arange(k) + 0.5) / k)  # the j-th image of a class is due at this share of the order
+        cls.append(np.full(k, c))
+    idx, rank, cls = np.concatenate(idx), np.concatenate(rank), np.concatenate(cls)
+    return idx[np.lexsort((cls, rank))]
+
+
 def stratified_indices(y: np.ndarray, n: int, seed: int = 0) -> np.ndarray:
-    """n indices with class proportions kept (largest remainder), sorted to keep file order."""
+    """n indices with class proportions kept, sorted to keep file order: the first n of ``stratified_order``,
+    so samples drawn with one seed nest (the 500 of a seed lie inside its 2,000)."""
     if n >= len(y):
         return np.arange(len(y))
-    classes, counts = np.unique(y, return_counts=True)
-    quota = counts * n / len(y)
-    take = np.floor(quota).astype(int)
-    short = n - take.sum()
-    take[np.argsort(-(quota - take), kind="stable")[:short]] += 1
-    rng = np.random.default_rng(seed)
-    picks = [rng.permutation(np.flatnonzero(y == c))[:k] for c, k in zip(classes, take)]
-    return np.sort(np.concatenate(picks))
+    return np.sort(stratified_order(y, seed)[:n])
 
 
 def load_dataset(
@@ -304,6 +322,8 @@ def load_dataset(
     arrays = _read_cached(spec.name, str(folder.resolve()), _stamp(folder), verify_md5)
     xtr, ytr = arrays["train_images"], arrays["train_labels"].astype(np.int64)
     xte, yte = arrays["test_images"], arrays["test_labels"].astype(np.int64)
+    split = data_digest(xte, yte)  # the whole test split, before any subset
+    ite = np.arange(len(yte), dtype=np.int64)
     if subset is not None:
         if subset < len(spec.classes):
             raise ParamError(f"subset={subset} is too small: need at least {len(spec.classes)} (one per class)")
@@ -322,6 +342,8 @@ def load_dataset(
         subset=subset,
         seed=seed,
         digest=data_digest(xtr, ytr, xte, yte),
+        test_index=ite,
+        test_split=split,
     )
 
 

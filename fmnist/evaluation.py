@@ -71,10 +71,13 @@ def class_probabilities(model, x: np.ndarray) -> np.ndarray | None:
     return np.asarray(model.predict_proba(x), dtype=np.float32)
 
 
-def predictions_arrays(y_true: np.ndarray, y_pred: np.ndarray, scores: np.ndarray | None = None) -> dict:
-    """What ``predictions.npz`` holds: test index, label, predicted label, and class scores when there are any."""
-    out = {"test_index": np.arange(len(y_true), dtype=np.int64), "label": np.asarray(y_true, dtype=np.int64),
-           "predicted": np.asarray(y_pred, dtype=np.int64)}
+def predictions_arrays(y_true: np.ndarray, y_pred: np.ndarray, scores: np.ndarray | None = None,
+                       test_index: np.ndarray | None = None, test_split: str = "") -> dict:
+    """What ``predictions.npz`` holds: each image's index in the dataset's test split (``test_index``; default
+    0..n-1, the whole split), that split's digest, label, predicted label, and class scores when there are any."""
+    index = np.arange(len(y_true)) if test_index is None else test_index
+    out = {"test_index": np.asarray(index, dtype=np.int64), "label": np.asarray(y_true, dtype=np.int64),
+           "predicted": np.asarray(y_pred, dtype=np.int64), "test_split": np.asarray(test_split)}
     if scores is not None:
         out["scores"] = np.asarray(scores, dtype=np.float32)
     return out

@@ -358,19 +358,14 @@ def _history(run_id: str, key: str) -> list[tuple[int, float]]:
 
 
 def predictions(run_id: str) -> dict[str, np.ndarray]:
-    """A classify or finetune run's ``predictions.npz`` (test index, label, predicted, scores), checksum verified."""
-    return _memo(("predictions", run_id), lambda: _load_predictions(run_id))
+    """A classify or finetune run's ``predictions.npz``, checksum verified: ``test_index`` (each image's index in
+    the dataset's test split, so runs on different samples meet on the images they share), ``label``,
+    ``predicted``, ``scores`` (when the model has them), ``test_split`` (that split's digest) and ``data_digest``.
+    Runs logged before predictions held dataset indices read with ``test_split`` "" and ``test_index`` their
+    positions in their own sample (``fmnist.steps.base.load_predictions``)."""
+    from .steps.base import load_predictions
 
-
-def _load_predictions(run_id: str) -> dict[str, np.ndarray]:
-    from .steps.base import PREDICTIONS, verify_artifacts
-
-    path = verify_artifacts(run_id).get(PREDICTIONS)
-    if path is None:
-        raise FileNotFoundError(f"run {run_id} recorded no {PREDICTIONS} (logged before runs kept their "
-                                f"predictions); re-run it with --force")
-    with np.load(path) as z:
-        return {k: z[k] for k in z.files}
+    return _memo(("predictions", run_id), lambda: load_predictions(run_id))
 
 
 def scored_cells(experiment: str | None = None, dataset: str | None = "fashion-mnist") -> pd.DataFrame:
@@ -394,9 +389,9 @@ def scored_cells(experiment: str | None = None, dataset: str | None = "fashion-m
                     "ci_low": float(r.get("metrics.test_accuracy_ci_low", np.nan)),
                     "ci_high": float(r.get("metrics.test_accuracy_ci_high", np.nan)),
                     "data_digest": r.get("tags.fmnist.data_digest"), "label": pred["label"],
-                    "correct": pred["label"] == pred["predicted"]})
+                    "correct": pred["label"] == pred["predicted"], "predictions": pred})
     return pd.DataFrame(out, columns=["cell", "step", "model", "feature", "accuracy", "ci_low", "ci_high", "run_id",
-                                      "data_digest", "label", "correct"])
+                                      "data_digest", "label", "correct", "predictions"])
 
 
 SIGNIFICANCE_COLUMNS = ["family", "a", "b", "accuracy_a", "accuracy_b", "n_test", "only_a", "only_b", "p_value",
@@ -418,7 +413,7 @@ def significance_table(experiment: str | None = None, dataset: str | None = "fas
 
 
 def _significance_table(experiment: str | None, dataset: str | None, alpha: float) -> pd.DataFrame:
-    from .significance import holm, mcnemar_exact
+    from .significance import correct_on_shared, holm, mcnemar_exact
 
     cells = scored_cells(experiment, dataset)
     if cells.empty:
@@ -431,11 +426,12 @@ def _significance_table(experiment: str | None, dataset: str | None, alpha: floa
     cells = cells.sort_values(["accuracy", "cell"], ascending=[False, True]).reset_index(drop=True)  # ties: by name
 
     def pair(family: str, a: pd.Series, b: pd.Series) -> dict | None:
-        if a["data_digest"] != b["data_digest"] or not np.array_equal(a["label"], b["label"]):
+        correct_a, correct_b = correct_on_shared(a["predictions"], b["predictions"])  # matched by test index
+        if not len(correct_a):
             return None
-        t = mcnemar_exact(a["correct"], b["correct"])
+        t = mcnemar_exact(correct_a, correct_b)
         return {"family": family, "a": a["cell"], "b": b["cell"], "accuracy_a": 100 * a["accuracy"],
-                "accuracy_b": 100 * b["accuracy"], "n_test": len(a["label"]), "only_a": t.only_a, "only_b": t.only_b,
+                "accuracy_b": 100 * b["accuracy"], "n_test": len(correct_a), "only_a": t.only_a, "only_b": t.only_b,
                 "p_value": t.p_value}
 
     best = cells.iloc[0]
@@ -715,10 +711,24 @@ def _ahead_everywhere(feature: str, sig: pd.DataFrame) -> bool:
         f" on {feature}")) for r in pairs)
 
 
-def registry_table(prefix: str = "fmnist-") -> pd.DataFrame:
-    """Each registered model: its champion (version, run, test accuracy and interval) and its challenger with
-    the comparison that kept it from promotion. One row per model; empty when nothing is registered."""
+def registry_table(prefix: str | None = None, dataset: str | None = "fashion-mnist") -> pd.DataFrame:
+    """Each registered model of ``dataset`` (``fmnist-<feature>`` for Fashion-MNIST, ``<dataset>-<feature>``
+    otherwise; or the names starting with ``prefix``): its champion (version, run, test accuracy and interval)
+    and its challenger with the comparison that kept it from promotion. One row per model; empty when nothing
+    is registered."""
+    prefix = _registry_prefix(prefix, dataset)
     return _memo(("registry", prefix), lambda: _registry_table(prefix)).copy()
+
+
+def _registry_prefix(prefix: str | None, dataset: str | None) -> str:
+    from .steps.register import model_prefix
+
+    return prefix if prefix is not None else model_prefix(dataset or "fashion-mnist")
+
+
+def _said(v) -> str:
+    return "" if v is None else (f"v{v.version}: {100 * float(v.tags.get('fmnist.test_accuracy', 'nan')):.2f}% "
+                                 f"{_pct_interval(v.tags.get('fmnist.test_accuracy_ci', ''))}").strip()
 
 
 def _registry_table(prefix: str) -> pd.DataFrame:
@@ -728,16 +738,37 @@ def _registry_table(prefix: str) -> pd.DataFrame:
         if not versions:
             continue
         champ, chall = versions.get(aliases.get("champion", "")), versions.get(aliases.get("challenger", ""))
-
-        def said(v):
-            return "" if v is None else (f"v{v.version}: {100 * float(v.tags.get('fmnist.test_accuracy', 'nan')):.2f}% "
-                                         f"{_pct_interval(v.tags.get('fmnist.test_accuracy_ci', ''))}").strip()
-
-        rows.append({"model": name, "versions": len(versions), "champion": said(champ),
-                     "champion run": champ.run_id if champ else "", "challenger": said(chall),
+        rows.append({"model": name, "versions": len(versions), "champion": _said(champ),
+                     "champion run": champ.run_id if champ else "", "challenger": _said(chall),
                      "challenger vs champion": chall.tags.get("fmnist.promotion", "") if chall else "",
                      "serve": f"fmnist serve --model {name}@champion" if champ else ""})
     return pd.DataFrame(rows)
+
+
+REGISTRY_VERSION_COLUMNS = ["model", "version", "alias", "test accuracy", "test images", "compared on", "why",
+                            "run"]
+
+
+def registry_versions(prefix: str | None = None, dataset: str | None = "fashion-mnist") -> pd.DataFrame:
+    """Every version of each registered model of ``dataset``, newest first: its alias, test accuracy (%, with
+    its interval) on how many test images, the test images it shared with the champion it was compared with,
+    and why it is or is not the champion."""
+    prefix = _registry_prefix(prefix, dataset)
+    return _memo(("registry versions", prefix), lambda: _registry_versions(prefix)).copy()
+
+
+def _registry_versions(prefix: str) -> pd.DataFrame:
+    rows = []
+    for name, aliases in tracking.registered_models(prefix).items():
+        by_version = {v: a for a, v in aliases.items()}
+        for v in tracking.model_versions(name):
+            shared, against = v.tags.get("fmnist.compared_on"), v.tags.get("fmnist.compared_with", "")
+            rows.append({"model": name, "version": int(v.version), "alias": by_version.get(v.version, ""),
+                         "test accuracy": _said(v).partition(": ")[2],
+                         "test images": int(v.tags["fmnist.n_test"]) if v.tags.get("fmnist.n_test") else None,
+                         "compared on": f"{shared} shared with {against}" if shared else "",
+                         "why": v.tags.get("fmnist.promotion", ""), "run": v.run_id})
+    return pd.DataFrame(rows, columns=REGISTRY_VERSION_COLUMNS)
 
 
 def _pct_interval(text: str) -> str:

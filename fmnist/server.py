@@ -29,6 +29,7 @@ from pathlib import Path
 
 import click
 
+from .data import dataset_names
 from .errors import FmnistError
 from .liveness import health_problem, pid_alive
 
@@ -513,15 +514,19 @@ def _user_remove(state_dir, name) -> None:
 @click.argument("name")
 @click.argument("experiment")
 @click.argument("level", type=click.Choice(PERMISSIONS, case_sensitive=False))
-def _grant(state_dir, name, experiment, level) -> None:
+@click.option("--dataset", "datasets", multiple=True, default=("fashion-mnist",), show_default=True,
+              type=click.Choice(dataset_names()),
+              help="Also LEVEL on this dataset's registered models (repeatable): fmnist-<feature> for "
+                   "fashion-mnist, <dataset>-<feature> for the others.")
+def _grant(state_dir, name, experiment, level, datasets) -> None:
     """Give user NAME LEVEL on EXPERIMENT (created, empty, if it does not exist yet) and on the study's
-    registered models (fmnist-<feature>, fmnist-finetune)."""
+    registered models of each --dataset (fmnist-<feature>, fmnist-finetune for Fashion-MNIST)."""
     from .tracking import accounts
 
     from .steps.register import model_names
 
     uri, admin = _admin(state_dir)
-    models = tuple(model_names())
+    models = tuple(model_names(datasets))
     exp_id, created = accounts.grant(uri, admin, name, experiment, level.upper(), models=models)
     click.echo(f"[fmnist] {name} has {level.upper()} on experiment {experiment} (id {exp_id}"
                f"{', created now' if created else ''}) and on the registered models {', '.join(models)}", err=True)

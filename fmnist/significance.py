@@ -28,6 +28,36 @@ def mcnemar_exact(correct_a: np.ndarray, correct_b: np.ndarray) -> McNemar:
     return McNemar(only_a, only_b, p)
 
 
+class Shared(NamedTuple):
+    a: np.ndarray  # positions in run A's predictions of the images both runs scored
+    b: np.ndarray  # the same images' positions in run B's
+    test_index: np.ndarray  # their index in the dataset's test split (positions, for runs logged before it)
+
+
+def shared_images(a: dict, b: dict) -> Shared:
+    """The test images two runs both scored (``fmnist.steps.base.load_predictions``), matched by their index in
+    the same test split; none when the splits differ. Runs logged before predictions held that index are
+    matched by position, and only with runs on the same data (digest)."""
+    none = np.empty(0, dtype=np.int64)
+    if a["test_split"] and b["test_split"]:
+        if a["test_split"] != b["test_split"]:
+            return Shared(none, none, none)
+        common, ia, ib = np.intersect1d(a["test_index"], b["test_index"], assume_unique=True, return_indices=True)
+    elif a["data_digest"] and a["data_digest"] == b["data_digest"] and len(a["label"]) == len(b["label"]):
+        common = ia = ib = np.arange(len(a["label"]))
+    else:
+        return Shared(none, none, none)
+    if not np.array_equal(a["label"][ia], b["label"][ib]):
+        raise ValueError("the two runs give the same test images different labels: not the same test split")
+    return Shared(ia, ib, common)
+
+
+def correct_on_shared(a: dict, b: dict) -> tuple[np.ndarray, np.ndarray]:
+    """Was-right arrays of two runs over the test images they share (``shared_images``), in one order."""
+    s = shared_images(a, b)
+    return (a["label"] == a["predicted"])[s.a], (b["label"] == b["predicted"])[s.b]
+
+
 def holm(p_values) -> np.ndarray:
     """Holm's step-down adjusted p-values (family-wise error control), in the input order."""
     p = np.asarray(p_values, dtype=float)

@@ -12,8 +12,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
@@ -190,3 +192,55 @@ def stop_team_server(srv: TeamServer) -> None:
     p = subprocess.run([str(SCRIPT), "stop", "--dir", str(srv.state_dir), "--purge"],
                        capture_output=True, text=True, timeout=120)
     assert p.returncode == 0, p.stderr
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def post_json(url: str, body) -> tuple[int, dict]:
+    """POST ``body`` (JSON, or bytes as they are) to ``url``: (status, the JSON answer)."""
+    import json
+    import urllib.error
+    import urllib.request
+
+    data = body if isinstance(body, bytes) else json.dumps(body).encode()
+    req = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=60) as f:
+            return f.status, json.loads(f.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read())
+
+
+@contextmanager
+def serving(env: dict, spec: str, cwd: Path, timeout: float = 120) -> Iterator[str]:
+    """``fmnist serve --model SPEC`` on a free loopback port until the block ends; yields its invocations URL."""
+    import urllib.request
+
+    port = free_port()
+    proc = subprocess.Popen([str(BIN / "fmnist"), "serve", "--model", spec, "--port", str(port)], env=env, cwd=cwd,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.time() + timeout
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=2)
+                break
+            except OSError:
+                if proc.poll() is not None or time.time() > deadline:
+                    proc.kill()
+                    pytest.fail(f"fmnist serve did not come up:\n{proc.stdout.read()[-3000:]}")
+                time.sleep(0.5)
+        yield f"http://127.0.0.1:{port}/invocations"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+

@@ -1,11 +1,6 @@
 """Models a user can serve: raw images in, classes out; the registry's champion; MLflow's scoring server."""
 
 import json
-import socket
-import subprocess
-import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import mlflow
@@ -190,55 +185,19 @@ def test_champion_moves_only_when_significantly_better(in_served):
 # ------------------------------------------------------------------------------ MLflow's scoring server
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _post(url: str, body) -> tuple[int, dict]:
-    data = body if isinstance(body, bytes) else json.dumps(body).encode()
-    req = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(req, timeout=60) as f:
-            return f.status, json.loads(f.read())
-    except urllib.error.HTTPError as e:
-        return e.code, json.loads(e.read())
-
-
 @pytest.fixture(scope="module")
 def server(served, tmp_path_factory):
     """``fmnist serve --model fmnist-raw@champion`` on a free loopback port, stopped afterwards."""
-    from stores import fmnist_env
+    from stores import fmnist_env, serving
 
-    uri = served[0]
-    port = _free_port()
-    env = fmnist_env(uri, "fmnist", MINI)
-    proc = subprocess.Popen([str(Path(__import__("sys").executable).parent / "fmnist"), "serve", "--model",
-                             "fmnist-raw@champion", "--port", str(port)], env=env,
-                            cwd=tmp_path_factory.mktemp("serve"), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True)
-    deadline = time.time() + 120
-    while True:
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=2)
-            break
-        except OSError:
-            if proc.poll() is not None or time.time() > deadline:
-                proc.kill()
-                pytest.fail(f"fmnist serve did not come up:\n{proc.stdout.read()[-3000:]}")
-            time.sleep(0.5)
-    yield f"http://127.0.0.1:{port}/invocations"
-    proc.terminate()
-    try:
-        proc.wait(20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    with serving(fmnist_env(served[0], "fmnist", MINI), "fmnist-raw@champion", tmp_path_factory.mktemp("serve")) as url:
+        yield url
 
 
 @pytest.mark.slow
 def test_served_champion_answers_real_images_and_refuses_bad_ones(served, server):
     from conftest import reset_store, use_store
+    from stores import post_json
 
     _, ds, runs, registered = served
     champ = next(r for r in registered if r.name == "fmnist-raw")
@@ -248,7 +207,7 @@ def test_served_champion_answers_real_images_and_refuses_bad_ones(served, server
         reset_store()
     x = ds.x_test[:64]
     for body in ({"inputs": x.tolist()}, {"inputs": (x / 255.0).tolist()}, {"inputs": x.reshape(64, -1).tolist()}):
-        status, out = _post(server, body)
+        status, out = post_json(server, body)
         assert status == 200
         assert [p["class_index"] for p in out["predictions"]] == logged["predicted"][:64].tolist()
         assert [p["class_name"] for p in out["predictions"]] == [ds.classes[i] for i in logged["predicted"][:64]]
@@ -263,10 +222,10 @@ def test_served_champion_answers_real_images_and_refuses_bad_ones(served, server
         "ragged": ({"inputs": [x[0].tolist(), x[0, :5].tolist()]}, "inhomogeneous"),
     }
     for what, (body, says) in bad.items():
-        status, out = _post(server, body)
+        status, out = post_json(server, body)
         assert status == 400, what
         assert says in out["message"] and "\n" not in out["message"] and "stack_trace" not in out, (what, out)
-        ok, _ = _post(server, {"inputs": x[:1].tolist()})  # and it keeps serving
+        ok, _ = post_json(server, {"inputs": x[:1].tolist()})  # and it keeps serving
         assert ok == 200, what
 
 

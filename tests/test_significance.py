@@ -134,7 +134,8 @@ def test_answer_first_and_one_reading_per_render(store, tmp_path, monkeypatch):
            _cell("classify", {"model": "logreg", "feature": "raw"}, label, close, tmp_path)]
     reads = []
     real = base.verify_artifacts
-    monkeypatch.setattr(base, "verify_artifacts", lambda run_id: reads.append(run_id) or real(run_id))
+    monkeypatch.setattr(base, "verify_artifacts",  # a run id, or the run's info as already read
+                        lambda run: reads.append(run if isinstance(run, str) else run["run_id"]) or real(run))
     with report.snapshot():
         summ = report.significance_summary()
         wins = report.feature_winners()

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-MODEL_HELP = ("NAME@ALIAS (fmnist-scatnet@champion), NAME/VERSION, or a model URI (runs:/RUN_ID/image_model, "
+MODEL_HELP = ("NAME@ALIAS (fmnist-scatnet@champion; mnist-raw@champion for MNIST), NAME/VERSION, or a model URI (runs:/RUN_ID/image_model, "
               "models:/...)")
 
 
@@ -22,9 +22,9 @@ MODEL_HELP = ("NAME@ALIAS (fmnist-scatnet@champion), NAME/VERSION, or a model UR
 def serve(spec: str, host: str, port: int, workers: int) -> None:
     """Serve a model through MLflow's scoring server (POST /invocations {"inputs": images})."""
     from .. import tracking
-    from ..steps.register import PREFIX
+    from ..steps.register import model_prefixes
 
-    uri = tracking.resolve_model(spec, PREFIX)
+    uri = tracking.resolve_model(spec, model_prefixes())
     bindir = os.path.dirname(sys.executable)
     mlflow = shutil.which("mlflow", path=bindir) or "mlflow"
     # MLflow starts its server as `uvicorn` from PATH: this environment's, even when it is not activated
@@ -51,10 +51,10 @@ def predict(spec: str, images_path: Path, output: Path, batch_size: int, progres
 
     from .. import tracking
     from ..data import read_images
-    from ..steps.register import PREFIX
+    from ..steps.register import model_prefixes
 
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    uri = tracking.resolve_model(spec, PREFIX)
+    uri = tracking.resolve_model(spec, model_prefixes())
     images, names = read_images(images_path)
     model = tracking.load_image_model(uri)
     from tqdm.auto import tqdm
@@ -96,5 +96,6 @@ def register(run_ids: tuple[str, ...], experiment: str) -> None:
         steps = pd.read_csv(tracking.artifact_local_path(studies["run_id"].iloc[0], "steps.csv"))
         run_ids = tuple(steps.loc[steps["status"].isin(["ran", "cached"]), "run_id"].dropna())
     for r in register_best(list(run_ids)):
-        click.echo(f"{r.name} v{r.version}: {r.alias} ({r.why}); run {r.run_id}, test accuracy "
-                   f"{100 * r.test_accuracy:.2f}%")
+        click.echo(f"{r.name} v{r.version}: {r.alias}; run {r.run_id}, test accuracy {100 * r.test_accuracy:.2f}%"
+                   f"{f' on {r.n_test} images' if r.n_test else ''}; compared on "
+                   f"{'no images' if r.compared_on is None else f'{r.compared_on} shared test images'}: {r.why}")

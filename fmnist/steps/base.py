@@ -151,6 +151,25 @@ def verify_artifacts(run: str | dict[str, Any]) -> dict[str, str]:
     return paths
 
 
+def load_predictions(run: str | dict[str, Any]) -> dict[str, Any]:
+    """A classify or finetune run's ``predictions.npz`` (checksum verified): ``test_index`` (each image's index in
+    the dataset's test split), ``label``, ``predicted``, ``scores`` if any, ``test_split`` (that split's digest)
+    and ``data_digest``. Runs logged before predictions held dataset indices have no ``test_split`` (""): their
+    ``test_index`` is the position in the run's own sample, which only runs on the same data digest share."""
+    import numpy as np
+
+    info = tracking.get_run_info(run) if isinstance(run, str) else run
+    path = verify_artifacts(info).get(PREDICTIONS)
+    if path is None:
+        raise FileNotFoundError(f"run {info['run_id']} recorded no {PREDICTIONS} (logged before runs kept their "
+                                f"predictions); re-run it with --force")
+    with np.load(path) as z:
+        out: dict[str, Any] = {k: z[k] for k in z.files}
+    out["test_split"] = str(out.get("test_split", ""))
+    out["data_digest"] = info["tags"].get("fmnist.data_digest", "")
+    return out
+
+
 _memo: dict[tuple[str, str], Any] = {}  # (run id, data digest) -> result, for ``memoise`` steps
 MEMO_SIZE = 3  # e.g. the three feature sets of a full grid: 1.5 GB on the full data
 

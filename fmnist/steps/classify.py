@@ -113,7 +113,7 @@ class Classify(Step):
         else:
             fs, reused = inputs["features"].result, inputs["features"].cached
         check_features(fs, ds)
-        return fit_cell(fs, p, ctx.run_id, feature_cached=reused)
+        return fit_cell(fs, p, ctx.run_id, feature_cached=reused, test_index=ds.test_index, test_split=ds.test_split)
 
     def log(self, p: ClassifyParams, ds: Dataset, r: CellResult) -> dict[str, str]:
         shas = log_cell(r, inputs_classes=ds.classes, trusted=r.extra["trusted_types"])
@@ -126,8 +126,10 @@ class Classify(Step):
 CLASSIFY = Classify()
 
 
-def fit_cell(fs: FeatureSet, p: ClassifyParams, run_id: str, feature_cached: bool = False) -> CellResult:
-    """Fit one model on one feature set (hyperparameters on a validation split only) and evaluate it once."""
+def fit_cell(fs: FeatureSet, p: ClassifyParams, run_id: str, feature_cached: bool = False,
+             test_index: np.ndarray | None = None, test_split: str = "") -> CellResult:
+    """Fit one model on one feature set (hyperparameters on a validation split only) and evaluate it once;
+    ``test_index``/``test_split``: where the test images sit in the dataset's test split (``Dataset``)."""
     spec = build_classifier(p.model, tune=p.tune, seed=p.seed, n_jobs=p.n_jobs, feature=fs.feature)
     name = f"{p.model} on {fs.label}"
     res = fit_classifier(spec, fs.x_train, fs.y_train, tune=p.tune, val_fraction=p.val_fraction, seed=p.seed,
@@ -151,7 +153,7 @@ def fit_cell(fs: FeatureSet, p: ClassifyParams, run_id: str, feature_cached: boo
              rep["macro_f1"], res.fit_seconds, predict_seconds, run_id)
     return CellResult(fs.feature, fs.label, p.model, run_id, fs.run_id, res.chosen, metrics, extra={
         "fit": res, "report": rep, "x_example": fs.x_test[:5], "feature_cached": feature_cached,
-        "trusted_types": spec.trusted_types, "predictions": predictions_arrays(fs.y_test, y_pred, scores)})
+        "trusted_types": spec.trusted_types, "predictions": predictions_arrays(fs.y_test, y_pred, scores, test_index, test_split)})
 
 
 def log_cell(r: CellResult, inputs_classes: tuple[str, ...], trusted: list[str]) -> dict[str, str]:

@@ -224,7 +224,8 @@ class Finetune(Step):
                  rep["accuracy"], rep["macro_f1"], res.best_val_accuracy, res.best_epoch, ctx.run_id)
         return {**{k: metrics[k] for k in ("test_accuracy", "macro_f1", "best_val_accuracy", "best_epoch")},
                 "metrics": metrics, "report": rep, "history": res.history, "start_epoch": res.start_epoch,
-                "model": res.model, "run_id": ctx.run_id, "predictions": predictions_arrays(ds.y_test, pred, proba)}
+                "model": res.model, "run_id": ctx.run_id, "predictions": predictions_arrays(ds.y_test, pred, proba, ds.test_index,
+                                                                          ds.test_split)}
 
     def log(self, p: FinetuneParams, ds: Dataset, r: dict[str, Any]) -> dict[str, str]:
         _log_final(r, p, ds)

@@ -1,4 +1,5 @@
-"""The Model Registry: versions of ``fmnist-<feature>`` / ``fmnist-finetune``, their tags and aliases."""
+"""The Model Registry: versions of ``fmnist-<feature>`` / ``fmnist-finetune`` (``<dataset>-<feature>`` for
+other datasets), their tags and aliases."""
 
 from __future__ import annotations
 
@@ -112,15 +113,22 @@ def set_version_tags(name: str, version: str, tags: dict[str, Any]) -> None:
             client.set_model_version_tag(name, version, k, str(v))
 
 
-def registered_models(prefix: str = "") -> dict[str, dict[str, str]]:
-    """{model name: {alias: version}} of the registered models whose name starts with ``prefix``."""
-    out = {}
-    for rm in _client().search_registered_models(f"name LIKE '{prefix}%'" if prefix else None):
-        out[rm.name] = {a: str(v) for a, v in (rm.aliases or {}).items()}
-    return dict(sorted(out.items()))
+def registered_models(prefix: str | tuple[str, ...] = "") -> dict[str, dict[str, str]]:
+    """{model name: {alias: version}} of the registered models whose name starts with ``prefix`` (or with one
+    of several)."""
+    out, token = {}, None
+    query = f"name LIKE '{prefix}%'" if isinstance(prefix, str) and prefix else None
+    while True:  # every page: a team server may hold more models than one page
+        page = _client().search_registered_models(query, page_token=token)
+        for rm in page:
+            if rm.name.startswith(prefix):
+                out[rm.name] = {a: str(v) for a, v in (rm.aliases or {}).items()}
+        token = page.token
+        if not token:
+            return dict(sorted(out.items()))
 
 
-def resolve(spec: str, prefix: str = "") -> str:
+def resolve(spec: str, prefix: str | tuple[str, ...] = "") -> str:
     """``NAME@ALIAS`` / ``NAME/VERSION`` / a ``models:/`` or ``runs:/`` URI / a folder -> a URI MLflow loads;
     an unknown name or alias fails in one line naming the registered models and their aliases."""
     if not spec.startswith("models:/") and (":/" in spec or Path(spec).exists()):
