@@ -91,8 +91,9 @@ def in_served(served, monkeypatch):
 
 
 def _logged(run_id: str) -> dict:
-    with np.load(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path="predictions.npz")) as z:
-        return dict(z)
+    from fmnist.report import predictions
+
+    return predictions(run_id)
 
 
 @pytest.mark.parametrize("cell", CELLS + [("finetune", "last_layer")], ids="/".join)
@@ -100,8 +101,9 @@ def test_the_image_model_predicts_what_the_run_logged(in_served, cell):
     _, ds, runs, _ = in_served
     run_id = runs[cell]
     model = mlflow.pyfunc.load_model(f"runs:/{run_id}/image_model")
-    out = model.predict(ds.x_test)
     logged = _logged(run_id)
+    assert np.array_equal(logged["test_index"], np.arange(len(ds.y_test)))  # the whole (committed) test split
+    out = model.predict(ds.x_test[logged["test_index"]])
     assert np.array_equal(out["class_index"].to_numpy(), logged["predicted"])
     assert list(out["class_name"]) == [ds.classes[i] for i in logged["predicted"]]
     probs = [c for c in out.columns if c.startswith("proba_")]

@@ -22,8 +22,9 @@ from .. import tracking
 from ..envinfo import drift, pinned_threads
 from ..errors import FmnistError
 from .params import param
-from .base import (ARTIFACTS_TAG, CODE_TAG, ENV_TAG, PARAMS_TAG, PREDICTIONS, RERUN_TAG, get_or_run, provenance,
-                   verify_artifacts)
+from ..significance import shared_images
+from .base import (ARTIFACTS_TAG, CODE_TAG, ENV_TAG, PARAMS_TAG, PREDICTIONS, RERUN_TAG, get_or_run, load_predictions,
+                   provenance)
 
 log = logging.getLogger("fmnist")
 
@@ -159,9 +160,12 @@ def compare_artifacts(run_id: str, tags: dict, new_id: str, new_tags: dict, chan
 
 
 def _changed_predictions(a: str, b: str) -> tuple[int, int]:
-    with np.load(verify_artifacts(a)[PREDICTIONS]) as x, np.load(verify_artifacts(b)[PREDICTIONS]) as y:
-        pa, pb = x["predicted"], y["predicted"]
-    return (int(np.sum(pa != pb)) if pa.shape == pb.shape else len(pa)), len(pa)
+    """(test predictions of run ``a`` that run ``b`` changed or did not make, how many ``a`` made), matched by
+    test image (``shared_images``)."""
+    pa, pb = load_predictions(a), load_predictions(b)
+    s = shared_images(pa, pb)
+    n = len(pa["predicted"])
+    return n - int(np.sum(pa["predicted"][s.a] == pb["predicted"][s.b])), n
 
 
 def table(r: Rerun) -> str:
