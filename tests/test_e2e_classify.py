@@ -4,6 +4,7 @@ import mlflow
 import numpy as np
 import pytest
 
+from golden import assert_golden
 from test_e2e_extract import assert_bad_input_failed_the_run, mlflow_run, mlflow_run_here
 
 pytestmark = pytest.mark.slow
@@ -31,6 +32,7 @@ def test_classify_lda_on_raw_real_subset(real_data_dir, store, tmp_path):
     assert {"confusion_matrix.png", "per_class_accuracy.csv", "tuning.csv"} <= arts
     model = mlflow.sklearn.load_model(f"runs:/{cell.info.run_id}/model")
     assert model.predict(np.zeros((2, 784), np.float32)).shape == (2,)
+    assert_golden("mlflow-run-classify", store)
 
 
 def test_unknown_model_fails_the_run(real_data_dir, store, monkeypatch, capsys):

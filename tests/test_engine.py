@@ -18,6 +18,7 @@ import pandas as pd
 import pytest
 
 from fmnist.engine import Cell, Record, SerialExecutor
+from golden import assert_golden
 from stores import BIN, fmnist, fmnist_env
 
 pytestmark = [pytest.mark.filterwarnings("ignore::UserWarning"), pytest.mark.timeout(900)]
@@ -139,6 +140,7 @@ def serial_store(tmp_path_factory):
     uri = f"sqlite:///{d / 'serial.db'}"
     s = fmnist([*STUDY, "--report", "false"], _env(uri, REAL_DATA), d)
     assert s.returncode == 0, s.stderr[-3000:]
+    assert_golden("study-serial-cli", uri)
     return uri
 
 
@@ -163,6 +165,7 @@ def test_ray_study_equals_serial_and_a_cached_rerun_takes_seconds(tmp_path, real
     r = fmnist([*STUDY, "--executor", "ray", "--report-output", str(tmp_path / "r.html")],
                _env(ray_uri, real_data_dir), tmp_path)
     assert r.returncode == 0, r.stderr[-3000:]
+    assert_golden("study-ray", ray_uri)
     serial, ray_cells = serial_reference, _cells(ray_uri)
     assert serial.keys() == ray_cells.keys()
     for k in DETERMINISTIC:

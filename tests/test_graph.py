@@ -10,6 +10,7 @@ from fmnist.steps import base
 from fmnist.steps.classify import CLASSIFY, ClassifyParams, classify
 from fmnist.steps.extract import EXTRACT
 from fmnist.steps.graph import build
+from golden import assert_golden
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 SCAT = {"J": 1, "L": 2, "max_order": 1}
@@ -33,6 +34,7 @@ def test_a_grid_command_has_the_study_s_run_tree(store, tiny, monkeypatch):
     import fmnist.steps.study as st
 
     classify(**GRID, ds=tiny, tune=False, weights="none", progress=False, params=SCAT)
+    assert_golden("classify-grid", store)
     grid = _newest("classify-group")
     other = synthetic_dataset(200, 100, seed=5)  # other data: the study computes every cell again
     monkeypatch.setattr(st, "load_dataset", lambda *a, **k: other)
@@ -45,6 +47,12 @@ def test_a_grid_command_has_the_study_s_run_tree(store, tiny, monkeypatch):
     steps = pd.read_csv(tracking.artifact_local_path(grid.info.run_id, "steps.csv"))
     assert list(steps["cell"]) == ["raw", "raw/lda", "raw/logreg", "scatnet", "scatnet/lda", "scatnet/logreg"]
     assert set(steps["status"]) == {"ran"}
+
+
+def test_a_one_target_classify_is_its_own_run_beside_its_input(store, tiny):
+    (cell,) = classify(feature="raw", model="lda", ds=tiny, tune=False, progress=False)
+    assert tracking.get_run_info(cell.run_id)["tags"]["mlflow.runName"] == "classify-raw-lda"
+    assert_golden("classify-one", store)
 
 
 def test_a_cached_grid_is_decided_in_one_read_per_cell_and_loads_nothing(store, tiny, monkeypatch):

@@ -136,6 +136,7 @@ def test_an_altered_metric_is_reported_as_differing(in_logged, tmp_path):
 
 
 def test_a_study_rerun_lists_every_cell(store, tmp_path):
+    from golden import assert_golden
     from stores import fmnist_env, fmnist_here
 
     import fmnist.steps.study as st
@@ -152,6 +153,7 @@ def test_a_study_rerun_lists_every_cell(store, tmp_path):
     assert [ln.split(":")[0] for ln in lines[:-1]] == cells
     assert all(": reproduces (new run " in ln for ln in lines[:-1])
     assert lines[-1] == f"{len(cells)} of {len(cells)} cells reproduce"
+    assert_golden("rerun-study", store)  # the study and its rerun
     narrowed = fmnist_here(["rerun", parent.info.run_id, "--cells", "raw/lda", "--no-progress"],
                            fmnist_env(store, "fmnist", MINI), tmp_path)
     assert narrowed.returncode == 0 and narrowed.stdout.splitlines()[-1] == "1 of 1 cells reproduce"

@@ -91,6 +91,12 @@ def _finished(tmp_path_factory, _migrated_store, tiny):
     return d / "mlflow.db", records
 
 
+def test_the_study_leaves_the_golden_run_tree(_finished):
+    from golden import assert_golden
+
+    assert_golden("study-serial", f"sqlite:///{_finished[0]}")  # every step once: tests/golden/study-serial.json
+
+
 @pytest.fixture
 def finished_study(_finished, tiny_study, tmp_path, monkeypatch):
     """``tiny_study``'s params on a copy of a store where that study has already run once; its records."""

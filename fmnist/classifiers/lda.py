@@ -5,7 +5,7 @@ from scipy import linalg
 from sklearn.discriminant_analysis import LinearDiscriminantAnalysis, _class_cov, _class_means
 from sklearn.pipeline import Pipeline
 
-from . import CLASSIFIERS, ClassifierSpec
+from .base import CLASSIFIERS, ClassifierSpec
 
 SHRINKAGE = 0.01
 

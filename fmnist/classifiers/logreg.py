@@ -4,7 +4,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
-from . import CLASSIFIERS, ClassifierSpec
+from .base import CLASSIFIERS, ClassifierSpec
 
 # tune=false default: the best of C in {0.003, 0.01, 0.03} on a 54k/6k validation split of the raw
 # training pixels after their sqrt input step (86.00% val; 85.88 / 85.97 for the neighbours).

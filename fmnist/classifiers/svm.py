@@ -5,7 +5,7 @@ from sklearn.decomposition import PCA
 from sklearn.pipeline import Pipeline
 from sklearn.svm import SVC
 
-from . import CLASSIFIERS, ClassifierSpec
+from .base import CLASSIFIERS, ClassifierSpec
 
 C = 10.0  # Zalando's benchmark setting for the RBF SVC (arXiv 1708.07747)
 PCA_DIMS = 100  # a feature that needs more declares `svm_pca_dims` beside its registration (fmnist.features)

@@ -18,7 +18,7 @@ from sklearn.base import clone
 
 from ..data import stratified_indices, train_val_split
 from ..errors import ParamError
-from . import ClassifierSpec
+from .base import ClassifierSpec
 
 log = logging.getLogger("fmnist")
 

@@ -14,9 +14,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ParamError
-from ..registry import Registry
-
-EMBEDDINGS = Registry("method")
+from .base import EMBEDDINGS
 log = logging.getLogger("fmnist")
 
 from . import pca, tsne, lle, umap  # noqa: E402,F401  (registration side effects; report order)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ParamError
-from . import EMBEDDINGS
+from .base import EMBEDDINGS
 from ._common import cap, check_pca_dims, pre_pca
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import EMBEDDINGS
+from .base import EMBEDDINGS
 
 
 @EMBEDDINGS.register("pca")

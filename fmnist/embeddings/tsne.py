@@ -7,7 +7,7 @@ import os
 import numpy as np
 
 from ..errors import ParamError
-from . import EMBEDDINGS
+from .base import EMBEDDINGS
 from ._common import cap, check_pca_dims, pre_pca
 
 BIG = 10_000  # from this many points on: FFT gradients, all cores

@@ -8,7 +8,7 @@ import warnings
 import numpy as np
 
 from ..errors import ParamError
-from . import EMBEDDINGS
+from .base import EMBEDDINGS
 from ._common import cap, check_pca_dims, pre_pca
 
 

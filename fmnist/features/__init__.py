@@ -14,28 +14,12 @@ needs other than the SVM's default.
 
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple
+from typing import Any
 
 import numpy as np
 
 from ..errors import ParamError
-from ..registry import Registry
-
-FEATURES = Registry("feature")
-
-# Options every feature accepts that do not change its values (kept out of cache keys).
-RUNTIME_DEFAULTS: dict[str, Any] = {"batch_size": 256, "device": "auto"}
-
-
-
-class InputTransform(NamedTuple):
-    """Steps a feature puts ahead of every classifier's pipeline (logged as ``input_transform``)."""
-
-    description: str
-    steps: Callable[[], list]  # -> [(name, sklearn transformer), ...]
-    trusted_types: list[str]  # functions skops must trust to load the logged model
-
-
+from .base import FEATURES, RUNTIME_DEFAULTS, InputTransform  # noqa: F401  (the package's names)
 from . import raw, scatnet, resnet18  # noqa: E402,F401  (registration side effects; report order)
 
 

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from . import FEATURES, InputTransform
+from .base import FEATURES, InputTransform
 
 
 @FEATURES.register("raw")

@@ -9,7 +9,7 @@ from ..errors import ParamError
 from functools import lru_cache
 
 from ..weights import Weights, build_resnet18, imagenet_cache_path, imagenet_preprocess, resolve_weights
-from . import FEATURES
+from .base import FEATURES
 from ._torch import batched_apply
 
 

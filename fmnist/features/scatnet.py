@@ -12,7 +12,7 @@ import numpy as np
 
 from ..device import resolve_device
 from ..errors import ParamError
-from . import FEATURES, InputTransform
+from .base import FEATURES, InputTransform
 from ._torch import batched_apply
 
 

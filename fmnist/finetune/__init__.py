@@ -8,12 +8,7 @@ one is one decorated function (a mode declares ``fn.cost``, its rough seconds pe
 
 from __future__ import annotations
 
-from ..registry import Registry
-
-MODES = Registry("mode")
-OPTIMIZERS = Registry("optimizer")
-SCHEDULES = Registry("schedule")
-
+from .base import MODES, OPTIMIZERS, SCHEDULES
 from . import modes, optim  # noqa: E402,F401  (registration side effects)
 from .augment import augment_batch  # noqa: E402
 from .checkpoint import load_checkpoint, save_checkpoint  # noqa: E402

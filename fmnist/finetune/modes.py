@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from . import MODES
+from .base import MODES
 
 
 def _bn_modules(model):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 from ..errors import ParamError
-from . import OPTIMIZERS, SCHEDULES
+from .base import OPTIMIZERS, SCHEDULES
 
 
 def param_groups(params, weight_decay: float) -> list[dict]:

@@ -15,7 +15,7 @@ import numpy as np
 
 from ..errors import ParamError
 from ..weights import IMAGENET_MEAN, IMAGENET_STD, imagenet_preprocess
-from . import MODES, OPTIMIZERS, SCHEDULES
+from .base import MODES, OPTIMIZERS, SCHEDULES
 from .augment import augment_batch
 from .checkpoint import rng_state, save_checkpoint, set_rng_state
 from .modes import set_train_mode
