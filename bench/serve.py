@@ -72,7 +72,7 @@ def main(data_dir, features, model_name, train, n_requests, big):
     import mlflow
 
     from fmnist.data import load_dataset
-    from fmnist.steps.classify import classify
+    from fmnist.commands import classify
     from fmnist.steps.register import register_best
 
     ds = load_dataset("fashion-mnist", data_dir=str(bench_data_dir(data_dir)), subset=train)

@@ -19,8 +19,8 @@ GOLDEN = Path(__file__).resolve().parent / "golden"
 ROOT = Path(__file__).resolve().parent.parent
 RUN_ID = re.compile(r"\b[0-9a-f]{32}\b")
 # Tag values that differ between two runs of the same command: kept as their key only.
-VOLATILE_TAGS = {"fmnist.code_version", "fmnist.cache_key", "fmnist.environment", "fmnist.pid", "fmnist.node_id",
-                 "fmnist.host", "fmnist.git_commit", "fmnist.artifact_sha256", "fmnist.executor_resources",
+VOLATILE_TAGS = {"fmnist.code_version", "fmnist.cache_key", "fmnist.resume_key", "fmnist.environment", "fmnist.pid",
+                 "fmnist.node_id", "fmnist.host", "fmnist.git_commit", "fmnist.artifact_sha256", "fmnist.executor_resources",
                  "mlflow.user", "mlflow.source.name", "mlflow.source.git.commit", "mlflow.source.git.repoURL",
                  "mlflow.gitRepoURL", "mlflow.log-model.history", "mlflow.runColor", "mlflow.project.backend",
                  "mlflow.project.env", "mlflow.source.type", "mlflow.note.content"}

@@ -13,7 +13,8 @@ from fmnist.data import Dataset, data_digest, synthetic_dataset
 from fmnist.errors import CacheError, ChoiceError, ParamError
 from fmnist.evaluation import slug, wilson_interval
 from fmnist.registry import Entry
-from fmnist.steps.classify import check_features, classify
+from fmnist.commands import classify
+from fmnist.steps.classify import check_features
 from fmnist.steps.extract import get_features
 
 

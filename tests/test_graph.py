@@ -7,7 +7,8 @@ import pytest
 from fmnist import cache, tracking
 from fmnist.data import synthetic_dataset
 from fmnist.steps import base
-from fmnist.steps.classify import CLASSIFY, ClassifyParams, classify
+from fmnist.commands import classify
+from fmnist.steps.classify import CLASSIFY, ClassifyParams
 from fmnist.steps.extract import EXTRACT
 from fmnist.steps.graph import build
 from golden import assert_golden
@@ -31,7 +32,7 @@ def _newest(step: str):
 
 
 def test_a_grid_command_has_the_study_s_run_tree(store, tiny, monkeypatch):
-    import fmnist.steps.study as st
+    import fmnist.commands.study as st
 
     classify(**GRID, ds=tiny, tune=False, weights="none", progress=False, params=SCAT)
     assert_golden("classify-grid", store)

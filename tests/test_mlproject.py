@@ -53,9 +53,9 @@ def _params_class(command: str):
     from fmnist.steps.extract import ExtractParams
     from fmnist.steps.finetune import FinetuneParams
     from fmnist.steps.report import ReportParams
-    from fmnist.steps.rerun import RerunParams
+    from fmnist.commands.rerun import RerunParams
     from fmnist.steps.search import SearchParams
-    from fmnist.steps.study import StudyParams
+    from fmnist.commands.study import StudyParams
     from fmnist.steps.visualize import VisualizeParams
 
     from fmnist.steps.params import ExecOpts

@@ -74,7 +74,7 @@ def subset_runs(tmp_path_factory, _migrated_store):
     from conftest import copy_store, reset_store, use_store
 
     from fmnist.data import load_dataset
-    from fmnist.steps.classify import classify
+    from fmnist.commands import classify
 
     data = _full_data()
     d = tmp_path_factory.mktemp("registry")
@@ -156,7 +156,7 @@ def test_the_champion_follows_the_better_model_across_subsets(in_subset_runs, tm
 def test_too_few_shared_images_keep_a_version_challenger(in_subset_runs, tmp_path):
     from fmnist import tracking
     from fmnist.data import load_dataset
-    from fmnist.steps.classify import classify
+    from fmnist.commands import classify
     from fmnist.steps.register import MIN_SHARED, register_run
 
     _, runs, ds = in_subset_runs
@@ -195,7 +195,7 @@ def mnist_model(tmp_path_factory, _migrated_store):
     """A raw-pixel LDA on the stand-in MNIST, registered as the study does: (store URI, data folder, registration)."""
     from conftest import copy_store, reset_store, use_store
 
-    from fmnist.steps.classify import classify
+    from fmnist.commands import classify
     from fmnist.steps.register import register_best
 
     d = tmp_path_factory.mktemp("mnist")

@@ -20,7 +20,7 @@ def logged(tmp_path_factory, _migrated_store):
     from conftest import copy_store, reset_store, use_store
 
     from fmnist.data import load_dataset
-    from fmnist.steps.classify import classify
+    from fmnist.commands import classify
     from fmnist.steps.finetune import finetune
 
     d = tmp_path_factory.mktemp("rerun")
@@ -70,7 +70,7 @@ def test_every_run_records_what_reproducing_it_needs(in_logged):
 
 @pytest.mark.parametrize("name", ["extract", *CLASSIFIERS.names(), "finetune"])
 def test_a_cpu_rerun_reproduces_exactly(in_logged, name):
-    from fmnist.steps.rerun import IDENTICAL, rerun_run
+    from fmnist.commands.rerun import IDENTICAL, rerun_run
 
     _, runs = in_logged
     r = rerun_run(runs[name])
@@ -139,7 +139,7 @@ def test_a_study_rerun_lists_every_cell(store, tmp_path):
     from golden import assert_golden
     from stores import fmnist_env, fmnist_here
 
-    import fmnist.steps.study as st
+    import fmnist.commands.study as st
 
     records = st.run_study(profile="quick", subset=300, features="raw", models="lda,logreg", methods="pca",
                            finetune=False, report=False, weights="none", device="cpu", progress=False,

@@ -10,7 +10,8 @@ from fmnist import tracking
 from fmnist.classifiers import build_classifier
 from fmnist.errors import ChoiceError
 from fmnist.search import CANDIDATES, Candidate, best, chosen, search
-from fmnist.steps.search import SearchParams, scatnet_search
+from fmnist.commands import scatnet_search
+from fmnist.steps.search import SearchParams
 
 
 def test_search_scores_candidates_without_the_test_set(tiny):

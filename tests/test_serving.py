@@ -58,7 +58,7 @@ def served(tmp_path_factory, _migrated_store):
     from conftest import copy_store, reset_store, use_store
 
     from fmnist.data import load_dataset
-    from fmnist.steps.classify import classify
+    from fmnist.commands import classify
     from fmnist.steps.finetune import finetune
     from fmnist.steps.register import register_best
 
@@ -155,7 +155,7 @@ def test_the_best_cell_per_feature_is_registered_and_the_first_is_champion(in_se
 def test_champion_moves_only_when_significantly_better(in_served):
     from fmnist import tracking
     from fmnist.data import synthetic_dataset
-    from fmnist.steps.classify import classify
+    from fmnist.commands import classify
     from fmnist.steps.register import register_run
 
     _, _, runs, _ = in_served

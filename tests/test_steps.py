@@ -13,7 +13,7 @@ from fmnist.steps.base import ARTIFACTS_TAG, get_or_run
 from fmnist.steps.classify import CLASSIFY, ClassifyParams, classify_key
 from fmnist.steps.extract import EXTRACT, ExtractParams
 from fmnist.steps.finetune import FINETUNE, FinetuneParams, finetune_key
-from fmnist.steps.graph import steps
+from fmnist.steps.all import STEPS
 from fmnist.steps.visualize import VISUALIZE, VisualizeParams
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
@@ -25,9 +25,9 @@ def _runs(step=None):
     return [r for r in runs if step is None or r.data.tags.get("fmnist.step") == step]
 
 
-@pytest.mark.parametrize("name", sorted(steps()))
+@pytest.mark.parametrize("name", sorted(STEPS))
 def test_every_step_has_the_shape(name):
-    step = steps()[name]
+    step = STEPS[name]
     p = step.Params()
     assert all(f.default is not None or f.name in ("subset", "n_samples") for f in fields(p))
     with pytest.raises(Exception):  # frozen: params are values

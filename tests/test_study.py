@@ -66,7 +66,7 @@ SMALL = dict(profile="quick", features="raw,scatnet", models="lda,logreg", metho
 
 @pytest.fixture
 def tiny_study(store, tiny, monkeypatch, tmp_path):
-    import fmnist.steps.study as st
+    import fmnist.commands.study as st
 
     monkeypatch.setattr(st, "load_dataset", lambda *a, **k: tiny)
     return dict(SMALL, report_output=str(tmp_path / "report.html"))
@@ -75,7 +75,7 @@ def tiny_study(store, tiny, monkeypatch, tmp_path):
 @pytest.fixture(scope="module")
 def _finished(tmp_path_factory, _migrated_store, tiny):
     """The tiny study run once, in a store of its own: (its database, its records)."""
-    import fmnist.steps.study as st
+    import fmnist.commands.study as st
     from conftest import copy_store, reset_store, use_store
 
     d = tmp_path_factory.mktemp("finished-study")
@@ -113,7 +113,7 @@ def _children(parent):
 
 
 def test_failure_is_isolated_then_only_it_is_retried(tiny_study, monkeypatch):
-    import fmnist.steps.study as st
+    import fmnist.commands.study as st
     from fmnist.errors import FmnistError
     from fmnist.steps import visualize as vis
 
@@ -144,7 +144,7 @@ def test_failure_is_isolated_then_only_it_is_retried(tiny_study, monkeypatch):
 
 @pytest.mark.slow
 def test_second_run_hits_the_cache_for_every_step(finished_study):
-    import fmnist.steps.study as st
+    import fmnist.commands.study as st
     from fmnist import report
 
     tiny_study, first = finished_study
@@ -184,7 +184,7 @@ def test_second_run_hits_the_cache_for_every_step(finished_study):
 
 @pytest.mark.slow
 def test_changing_one_param_reruns_only_what_depends_on_it(finished_study):
-    import fmnist.steps.study as st
+    import fmnist.commands.study as st
 
     tiny_study, records = finished_study
     first = {(r.step, r.cell): r for r in records}
@@ -214,7 +214,7 @@ def test_changing_one_param_reruns_only_what_depends_on_it(finished_study):
 
 def test_two_seeds_give_mean_and_std_cells(store, monkeypatch, tmp_path):
     """Each seed draws its own data and is its own cached cells; the report shows mean +/- std over seeds."""
-    import fmnist.steps.study as st
+    import fmnist.commands.study as st
     from fmnist import report
     from fmnist.data import synthetic_dataset
 
@@ -257,7 +257,7 @@ def test_the_report_is_about_the_study_dataset(store, monkeypatch, tmp_path, dat
     """A study on another dataset of the family: its report's title, tables and published rows are that dataset's."""
     from dataclasses import replace
 
-    import fmnist.steps.study as st
+    import fmnist.commands.study as st
     from fmnist.data import DATASETS, synthetic_dataset
 
     spec = DATASETS[dataset]

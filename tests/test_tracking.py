@@ -270,7 +270,7 @@ def test_every_run_logs_the_machines_use(store, monkeypatch):
 
 
 def test_a_rerun_compares_results_not_timings_or_the_machines_use():
-    from fmnist.steps.rerun import DIFFERS, IDENTICAL, compare_metrics
+    from fmnist.commands.rerun import DIFFERS, IDENTICAL, compare_metrics
 
     rows = compare_metrics({"test_accuracy": 0.9, "fit_seconds": 3.0, "system/cpu_utilization_percentage": 50.0},
                            {"test_accuracy": 0.9, "fit_seconds": 9.0, "system/cpu_utilization_percentage": 99.0}, {})

@@ -7,7 +7,8 @@ import pytest
 
 from fmnist import tracking
 from fmnist.errors import ChoiceError, ParamError
-from fmnist.steps.visualize import sample_indices, visualize
+from fmnist.commands import visualize
+from fmnist.steps.visualize import sample_indices
 
 SCAT = {"J": 1, "L": 2, "max_order": 1}  # a small scattering so the test stays fast
 

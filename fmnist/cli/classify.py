@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import click
 
-from ..steps.classify import ClassifyParams, classify as classify_step
+from ..commands import classify as classify_step
+from ..steps.classify import ClassifyParams
 from ..steps.params import ExecOpts, as_dict, from_cli, options
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import click
 
-from ..steps.extract import ExtractParams, extract as extract_step
+from ..commands import extract as extract_step
+from ..steps.extract import ExtractParams
 from ..steps.params import ExecOpts, as_dict, from_cli, options
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import click
 
-from ..steps.finetune import FinetuneParams, finetune_modes
+from ..commands import finetune_modes
+from ..steps.finetune import FinetuneParams
 from ..steps.params import ExecOpts, as_dict, from_cli, options
 
 

@@ -7,7 +7,7 @@ import os
 import click
 
 from ..steps.params import from_cli, options
-from ..steps.rerun import RerunParams
+from ..commands.rerun import RerunParams
 
 
 @click.command()
@@ -18,7 +18,7 @@ def rerun(run: str, **kw) -> None:
     every metric and checksummed artifact reproduces."""
     from .. import tracking
     from ..errors import FmnistError, ParamError
-    from ..steps import rerun as rr
+    from ..commands import rerun as rr
 
     p = from_cli(RerunParams, {**kw, "run_id": run or kw["run_id"]})
     if not p.run_id:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import click
 
 from ..steps.params import ExecOpts, as_dict, from_cli, options
-from ..steps.search import SearchParams, scatnet_search as search_step
+from ..commands import scatnet_search as search_step
+from ..steps.search import SearchParams
 
 
 @click.command("scatnet-search")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from ..steps.params import as_dict, from_cli, options
-from ..steps.study import StudyParams, run_study
+from ..commands.study import StudyParams, run_study
 
 
 @click.command()

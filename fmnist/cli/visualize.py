@@ -7,7 +7,8 @@ import click
 from ..embeddings import EMBEDDINGS
 from ..features import FEATURES
 from ..steps.params import ExecOpts, as_dict, from_cli, options
-from ..steps.visualize import VisualizeParams, visualize as run_visualize
+from ..commands import visualize as run_visualize
+from ..steps.visualize import VisualizeParams
 
 
 @click.command()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 import click
@@ -13,17 +13,16 @@ import numpy as np
 
 from .. import cache, plots, tracking
 from ..classifiers import CLASSIFIERS, build_classifier, fit_classifier, input_transform
-from ..classifiers.tuning import announce, check_val_fraction
+from ..classifiers.tuning import announce
 from ..data import Dataset, stratified_indices
-from ..errors import CacheError, ParamError
+from ..errors import CacheError
 from ..evaluation import (CI_METHOD, accuracy_metrics, class_probabilities, classification_report,
                           predictions_arrays, slug)
 from ..features import FEATURES
 from ..predictor import for_classifier
 from .base import IMAGE_MODEL, PREDICTIONS, RunContext, Step, log_predictions, scaled
 from .extract import EXTRACT, ExtractParams, extract_params_of, FeatureSet, load_feature_run
-from .graph import GraphRun, Parent, build, run_graph
-from .params import Common, FeatureOpts, param, parse_value
+from .params import Common, FeatureOpts, param
 
 log = logging.getLogger("fmnist")
 
@@ -153,7 +152,8 @@ def fit_cell(fs: FeatureSet, p: ClassifyParams, run_id: str, feature_cached: boo
              rep["macro_f1"], res.fit_seconds, predict_seconds, run_id)
     return CellResult(fs.feature, fs.label, p.model, run_id, fs.run_id, res.chosen, metrics, extra={
         "fit": res, "report": rep, "x_example": fs.x_test[:5], "feature_cached": feature_cached,
-        "trusted_types": spec.trusted_types, "predictions": predictions_arrays(fs.y_test, y_pred, scores, test_index, test_split)})
+        "trusted_types": spec.trusted_types,
+        "predictions": predictions_arrays(fs.y_test, y_pred, scores, test_index, test_split)})
 
 
 def log_cell(r: CellResult, inputs_classes: tuple[str, ...], trusted: list[str]) -> dict[str, str]:
@@ -203,64 +203,3 @@ def check_features(fs: FeatureSet, ds: Dataset) -> None:
             raise CacheError(f"{where}: {split} features hold NaN or inf; refusing them")
 
 
-def cells(p: ClassifyParams) -> list[ClassifyParams]:
-    """One params per (feature, model) of a grid spec, every name checked before any run opens."""
-    features, models = FEATURES.expand(p.feature), CLASSIFIERS.expand(p.model)
-    check_val_fraction(p.tune, p.val_fraction)
-    if p.extract_run and len(features) != 1:
-        raise ParamError(f"extract_run names one extract run: give one feature, not {p.feature!r}")
-    out = [replace(p, feature=f, model=m) for f in features for m in models]
-    for c in out:
-        c.extract_params().resolved()  # bad feature params fail here
-    return out
-
-
-def cell_result(info: dict[str, Any], p: ClassifyParams) -> CellResult:
-    """A grid row from a cell's run, as read back (params, metrics, tags)."""
-    chosen = {k[3:]: parse_value(v) for k, v in info["params"].items() if k.startswith("hp_")}
-    label = info["tags"].get("fmnist.feature_label", p.feature)
-    return CellResult(p.feature, label, p.model, info["run_id"], info["tags"].get("fmnist.extract_run_id"), chosen,
-                      info["metrics"])
-
-
-def classify(*, feature: str = "scatnet", model: str = "all", ds: Dataset | None = None,
-             params: dict[str, Any] | None = None, executor: str = "serial", ray_address: str = "",
-             **kw: Any) -> list[CellResult]:
-    """Fit and evaluate every (feature, model) cell: one graph (extract cells, then these), one run each,
-    children of one parent that holds ``results.csv``. ``params``: feature params (J, L ...); ``kw``: other
-    ``ClassifyParams`` fields; ``executor``: serial or ray."""
-    p = ClassifyParams(feature=feature, model=model, **kw, **(params or {}))
-    grid = cells(p)
-    tracking.check_store()  # a dead server fails in one line before the data is even read
-    ds = ds if ds is not None else p.load()
-    graph = build([(CLASSIFY, c) for c in grid], lambda _: ds)
-    results: list[CellResult] = []
-
-    def summary(run: GraphRun) -> None:
-        results.extend(_results(run, grid))
-        _log_summary(results)
-
-    parent = Parent(f"classify-{feature.replace(',', '+')}-{model.replace(',', '+')}", "classify-group",
-                    {"feature": feature, "model": model, "dataset": ds.name, "subset": ds.subset or "all",
-                     "seed": p.seed, "tune": p.tune, "val_fraction": p.val_fraction}, summary=summary)
-    run = run_graph(graph, parent, data=lambda _: ds, executor=executor, ray_address=ray_address,
-                    progress=p.progress)
-    return results if run.parent_run_id else _results(run, grid)
-
-
-def _results(run: GraphRun, grid: list[ClassifyParams]) -> list[CellResult]:
-    """The grid's rows, in its order, from one read of every cell's run."""
-    by_cell = {r.cell: r.run_id for r in run.ok("classify")}
-    infos = tracking.runs_info(list(by_cell.values()))
-    return [cell_result(infos[by_cell[CLASSIFY.label(c)]], c) for c in grid if CLASSIFY.label(c) in by_cell]
-
-
-def _log_summary(results: list[CellResult]) -> None:
-    import pandas as pd
-
-    rows = [{"feature": r.feature, "feature_label": r.label, "model": r.model, **{k: r.metrics.get(k) for k in (
-        "test_accuracy", "val_accuracy", "train_accuracy", "macro_f1", "fit_seconds", "predict_seconds")},
-        **{f"hp_{k}": v for k, v in r.chosen.items()}, "run_id": r.run_id} for r in results]
-    tracking.log_table(pd.DataFrame(rows), "results.csv")
-    for r in results:
-        log.info("%-28s %-7s test_accuracy %.4f", r.label, r.model, r.metrics["test_accuracy"])

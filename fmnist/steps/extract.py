@@ -13,7 +13,6 @@ import numpy as np
 
 from .. import __version__, cache, tracking
 from ..data import Dataset
-from ..engine import Record
 from ..errors import CacheError
 from ..features import FEATURES, extract_features, feature_label, feature_params, feature_run_params
 from .base import ARTIFACTS_TAG, RunContext, Step, get_or_run, scaled
@@ -189,22 +188,5 @@ def get_features(*, feature: str, ds: Dataset | None = None, params: dict[str, A
     return get_or_run(EXTRACT, p, ds, parent_run_id=parent_run_id).result
 
 
-def extract(**kw: Any) -> list[Record]:
-    """``fmnist extract``: one extract cell per feature of ``feature`` (all, or a comma list); several are
-    siblings under one parent. ``kw``: ``ExtractParams`` and ``ExecOpts`` fields."""
-    from .graph import Parent, build, run_graph
-
-    run_kw = {k: kw.pop(k) for k in ("executor", "ray_address") if k in kw}
-    p = ExtractParams(**kw)
-    cells = [replace(p, feature=f) for f in FEATURES.expand(p.feature)]
-    for c in cells:
-        c.resolved()  # bad params fail before any run opens
-    tracking.check_store()  # a dead server fails in one line before the data is even read
-    ds = p.load()
-    graph = build([(EXTRACT, c) for c in cells], lambda _: ds)
-    parent = Parent("extract-" + "+".join(c.feature for c in cells), "extract-group", {"feature": p.feature})
-    return run_graph(graph, parent, data=lambda _: ds, progress=p.progress, **run_kw).records
-
-
 __all__ = ["ARTIFACT", "ARTIFACTS_TAG", "EXTRACT", "ExtractParams", "FeatureSet", "extract_key", "extract_params_of",
-           "extract", "get_features", "load_feature_run"]
+           "get_features", "load_feature_run"]

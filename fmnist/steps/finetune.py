@@ -17,14 +17,12 @@ import numpy as np
 
 from .. import cache, tracking
 from ..data import Dataset, train_val_split
-from ..engine import Record
 from ..device import resolve_device
 from ..errors import CacheError, FmnistError, ParamError
 from ..evaluation import CI_METHOD, accuracy_metrics, classification_report, predictions_arrays, slug
 from ..finetune import MODES, OPTIMIZERS, SCHEDULES, FitConfig
 from ..weights import build_resnet18, resolve_weights
 from .base import IMAGE_MODEL, PREDICTIONS, RunContext, Step, get_or_run, log_predictions, scaled
-from .graph import Parent, build, run_graph
 from .params import Common, key_fields, param
 
 log = logging.getLogger("fmnist")
@@ -224,8 +222,8 @@ class Finetune(Step):
                  rep["accuracy"], rep["macro_f1"], res.best_val_accuracy, res.best_epoch, ctx.run_id)
         return {**{k: metrics[k] for k in ("test_accuracy", "macro_f1", "best_val_accuracy", "best_epoch")},
                 "metrics": metrics, "report": rep, "history": res.history, "start_epoch": res.start_epoch,
-                "model": res.model, "run_id": ctx.run_id, "predictions": predictions_arrays(ds.y_test, pred, proba, ds.test_index,
-                                                                          ds.test_split)}
+                "model": res.model, "run_id": ctx.run_id,
+                "predictions": predictions_arrays(ds.y_test, pred, proba, ds.test_index, ds.test_split)}
 
     def log(self, p: FinetuneParams, ds: Dataset, r: dict[str, Any]) -> dict[str, str]:
         _log_final(r, p, ds)
@@ -324,33 +322,6 @@ def finetune(*, ds: Dataset | None = None, **kw: Any) -> dict[str, Any]:
     p, ds = _prepared(FinetuneParams(**kw), ds)
     out = get_or_run(FINETUNE, p, ds)
     return {**(out.result if isinstance(out.result, dict) else {}), "run_id": out.run_id, "cached": out.cached}
-
-
-def finetune_modes(*, ds: Dataset | None = None, executor: str = "serial", ray_address: str = "",
-                   **kw: Any) -> list[Record]:
-    """``fmnist finetune``: one cell per mode of ``mode`` (all, or a comma list) as a graph; several are siblings
-    under one parent holding ``results.csv``."""
-    p = FinetuneParams(**kw)
-    modes = MODES.expand(p.mode)
-    tracking.check_store()  # a dead server fails in one line before the data is even read
-    if len(modes) > 1 and p.resume.strip().lower() not in ("auto", "never"):
-        raise ParamError(f"resume={p.resume} continues one run: give one mode, not {p.mode!r}")
-    p, ds = _prepared(replace(p, mode=modes[0]) if len(modes) == 1 else p, ds, modes)
-    cells = [replace(p, mode=m).check() for m in modes]
-
-    def summary(run) -> None:
-        import pandas as pd
-
-        infos = tracking.runs_info([r.run_id for r in run.ok("finetune")])
-        tracking.log_table(pd.DataFrame([{"mode": i["params"].get("mode"), **{k: i["metrics"].get(k) for k in (
-            "test_accuracy", "best_val_accuracy", "best_epoch", "fit_seconds")}, "run_id": i["run_id"]}
-            for i in infos.values()]), "results.csv")
-
-    parent = Parent(f"finetune-{'+'.join(modes)}", "finetune-group",
-                    {"mode": ",".join(modes), "dataset": ds.name, "subset": ds.subset or "all", "seed": p.seed,
-                     "epochs": p.epochs, "weights": p.weights}, summary=summary)
-    return run_graph(build([(FINETUNE, c) for c in cells], lambda _: ds), parent, data=lambda _: ds,
-                     executor=executor, ray_address=ray_address, progress=p.progress).records
 
 
 def _prepared(p: FinetuneParams, ds: Dataset | None, modes: list[str] | None = None) -> tuple[FinetuneParams, Dataset]:

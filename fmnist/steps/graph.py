@@ -28,18 +28,6 @@ class GraphFailed(FmnistError):
     pass
 
 
-def steps() -> dict[str, Step]:
-    """Every step a graph may hold, by name (what a cell's payload names)."""
-    from .classify import CLASSIFY
-    from .extract import EXTRACT
-    from .finetune import FINETUNE
-    from .report import REPORT
-    from .search import CANDIDATE
-    from .visualize import VISUALIZE
-
-    return {s.name: s for s in (EXTRACT, CLASSIFY, VISUALIZE, FINETUNE, REPORT, CANDIDATE)}
-
-
 @dataclass
 class Graph:
     cells: list[Cell]
@@ -61,7 +49,7 @@ def build(targets: list[tuple[Step, Any]], data: Callable[[Any], Any],
             return by_key[k]
         after = tuple(add(s, q) for s, q in step.requires(p).values())
         res = step.resources(p)
-        cell = Cell(f"{step.name} {label(step, p)}", (step.name, label(step, p), p), after, res.get("num_cpus", 1),
+        cell = Cell(f"{step.name} {label(step, p)}", (step, label(step, p), p), after, res.get("num_cpus", 1),
                     bool(res.get("gpu")), res.get("cost", 1.0))
         if any(c.id == cell.id for c in cells):
             raise RuntimeError(f"two different cells are both named {cell.id!r}")
@@ -128,8 +116,9 @@ def _alone(cell: Cell, data) -> GraphRun:
     """One target: the command's own run (``mlflow run``'s, under it), its inputs got first beside it, never
     inside it (``get_or_run``); its errors propagate as they are."""
     step, label, p = cell.payload
-    out = get_or_run(steps()[step], p, data(p))
-    rec = Record(step, label, "cached" if out.cached else "ran", out.run_id, out.seconds, node=socket.gethostname())
+    out = get_or_run(step, p, data(p))
+    rec = Record(step.name, label, "cached" if out.cached else "ran", out.run_id, out.seconds,
+                 node=socket.gethostname())
     return GraphRun([rec], None)
 
 
@@ -142,19 +131,19 @@ def _probe(graph: Graph, data) -> tuple[dict[str, Record], list[Cell]]:
             continue
         step, label, p = cell.payload
         try:
-            out = probe(steps()[step], p, data(p), announce=False)
+            out = probe(step, p, data(p), announce=False)
         except Exception as e:  # the cell itself will meet this error, and fail with it in its record
             log.debug("graph: probe of %s failed: %s", cell.id, e)
             out = None
         if out:
-            hits[cell.id] = Record(step, label, "cached", out.run_id, out.seconds, node=socket.gethostname())
+            hits[cell.id] = Record(step.name, label, "cached", out.run_id, out.seconds, node=socket.gethostname())
         else:
             needed.update(cell.after)
     todo = [replace(c, after=tuple(a for a in c.after if a not in hits)) for c in graph.cells
             if c.id in needed and c.id not in hits]
     for cell in graph.cells:  # in the graph's order, as a reader expects them
         if cell.id in hits:
-            announce_hit(steps()[cell.payload[0]], cell.payload[2], hits[cell.id].run_id)
+            announce_hit(cell.payload[0], cell.payload[2], hits[cell.id].run_id)
     return hits, todo
 
 
@@ -184,21 +173,21 @@ def _execute(executor, cells: list[Cell], parent: str, data, desc: str) -> dict[
 def run_cell(cell: Cell, parent_run_id: str | None = None, ds=None) -> Record:
     """One cell through ``get_or_run``, as a child of the graph's parent; a failure becomes its record."""
     step, label, p = cell.payload
-    rec = Record(step, label, node=os.environ.get("FMNIST_NODE_ID") or socket.gethostname())
+    rec = Record(step.name, label, node=os.environ.get("FMNIST_NODE_ID") or socket.gethostname())
     t0 = time.perf_counter()
     try:
         parent = None if tracking.active_run_id() == parent_run_id else parent_run_id
-        out = get_or_run(steps()[step], p, ds, parent_run_id=parent)
+        out = get_or_run(step, p, ds, parent_run_id=parent)
         rec.status, rec.run_id = ("cached" if out.cached else "ran"), out.run_id
     except Exception as e:  # one cell failing must not stop the independent ones
         rec.status, rec.error = "failed", tracking.one_line(e)
-        log.error("%s %s failed: %s", step, label, rec.error)
+        log.error("%s %s failed: %s", step.name, label, rec.error)
     rec.seconds = time.perf_counter() - t0
     return rec
 
 
 def _skip(cell: Cell, why: str) -> Record:
-    return Record(cell.payload[0], cell.payload[1], status="skipped", error=why)
+    return Record(cell.payload[0].name, cell.payload[1], status="skipped", error=why)
 
 
 class RemoteCell:
@@ -234,4 +223,4 @@ def _raise_failures(records: list[Record]) -> None:
                           f"only those")
 
 
-__all__ = ["Graph", "GraphFailed", "GraphRun", "Parent", "RemoteCell", "build", "run_cell", "run_graph", "steps"]
+__all__ = ["Graph", "GraphFailed", "GraphRun", "Parent", "RemoteCell", "build", "run_cell", "run_graph"]

@@ -9,17 +9,16 @@ the one-standard-error choice (the study's setting) in ``fmnist.search_chosen``.
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import click
 
-from .. import cache, plots, tracking
+from .. import cache, tracking
 from ..data import Dataset
 from ..errors import ChoiceError
-from ..search import CANDIDATES, Candidate, best, chosen, score_candidate
+from ..search import CANDIDATES, Candidate, score_candidate
 from .base import RunContext, Step
-from .graph import Parent, build, run_graph
 from .params import Common, param
 
 log = logging.getLogger("fmnist")
@@ -105,48 +104,3 @@ class ScatnetCandidate(Step):
 CANDIDATE = ScatnetCandidate()
 
 
-def scatnet_search(*, executor: str = "serial", ray_address: str = "", **kw) -> list[dict[str, Any]]:
-    """Run (or reuse) every selected candidate as a cell of one graph under a ``scatnet-search`` parent, which holds
-    ``tuning.csv``, ``search.png`` and the best and the chosen candidate; returns the rows in candidate order."""
-    p = SearchParams(**kw)
-    picked = p.selected()  # a bad candidate list fails before the data is read
-    tracking.check_store()
-    ds = p.load()
-    common = {f.name: getattr(p, f.name) for f in fields(Common)}
-    cells = [CandidateParams(candidate=CANDIDATES.index(c) + 1, n_train=p.n_train, val_fraction=p.val_fraction,
-                             **common) for c in picked]
-    rows: list[dict[str, Any]] = []
-
-    def summary(run) -> None:
-        by_cell = {r.cell: r.run_id for r in run.ok(CANDIDATE.name)}
-        infos = tracking.runs_info(list(by_cell.values()))
-        rows.extend(CANDIDATE.load(infos[by_cell[CANDIDATE.label(c)]], c, ds) for c in cells
-                    if CANDIDATE.label(c) in by_cell)
-        if rows:
-            _log_search(rows)
-
-    parent = Parent("scatnet-search", "scatnet-search",
-                    {"dataset": ds.name, "subset": ds.subset or "all", "seed": p.seed, "n_train": p.n_train,
-                     "val_fraction": p.val_fraction, "n_candidates": len(cells)}, summary=summary, optional=False)
-    run = run_graph(build([(CANDIDATE, c) for c in cells], lambda _: ds), parent, data=lambda _: ds,
-                    executor=executor, ray_address=ray_address, progress=p.progress)
-    win, pick = best(rows), chosen(rows)
-    log.info("scatnet search (run %s): best %s (val_accuracy %.4f); chosen within one standard error: %s (%.4f)",
-             run.parent_run_id, win["candidate"], win["val_accuracy"], pick["candidate"], pick["val_accuracy"])
-    return rows
-
-
-def _log_search(rows: list[dict[str, Any]]) -> None:
-    """The table, the bar chart and the picks, onto the search's parent run."""
-    import pandas as pd
-
-    win, pick = best(rows), chosen(rows)
-    tracking.log_table(pd.DataFrame(rows), "tuning.csv")
-    fig = plots.bar_figure([r["candidate"] for r in rows], [r["val_accuracy"] for r in rows],
-                           title="scatnet search: validation accuracy (RBF SVM)", highlight=rows.index(pick))
-    try:
-        tracking.log_figure(fig, "search.png")
-    finally:
-        plots.close(fig)
-    tracking.log_metrics({"best_val_accuracy": win["val_accuracy"], "chosen_val_accuracy": pick["val_accuracy"]})
-    tracking.set_tags({"fmnist.search_best": win["candidate"], "fmnist.search_chosen": pick["candidate"]})

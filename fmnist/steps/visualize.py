@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import tempfile
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -15,14 +15,13 @@ import numpy as np
 from .. import cache, tracking
 from ..data import Dataset, stratified_indices
 from ..embeddings import EMBEDDINGS, embed, method_params
-from ..embeddings.figures import embedding_figure, grid_figure, metrics_line
+from ..embeddings.figures import embedding_figure, metrics_line
 from ..errors import ParamError
 from ..features import FEATURES
 from ..plots import close
 from ..separation import SETTINGS, separation_metrics
 from .base import RunContext, Step, scaled, verify_artifacts
 from .extract import EXTRACT, ExtractParams, extract_params_of
-from .graph import GraphRun, Parent, build, run_graph
 from .params import COUNT, Common, FeatureOpts, param, registry_defaults
 
 log = logging.getLogger("fmnist")
@@ -157,66 +156,3 @@ class Visualize(Step):
 VISUALIZE = Visualize()
 
 
-def cells(p: VisualizeParams, ds: Dataset) -> list[VisualizeParams]:
-    """One params per (feature, method), checked (sample size, method params) before any run opens."""
-    out = [replace(p, feature=f, method=m) for f in FEATURES.expand(p.feature) for m in EMBEDDINGS.expand(p.method)]
-    n = len(_sample(p, ds))
-    for c in out:
-        c.method_params(n)
-        c.extract_params().resolved()
-    return out
-
-
-def visualize(*, features: list[str], methods: list[str], n_samples: int | None = DEFAULT_N_SAMPLES,
-              method_given: dict[str, Any] | None = None, feature_given: dict[str, Any] | None = None,
-              ds: Dataset | None = None, executor: str = "serial", ray_address: str = "", **kw: Any) -> list[dict]:
-    """Embed a stratified test sample of each feature set with each method; one run per pair.
-
-    One graph: the extract cells and the views, children of one parent run (step ``visualize-group``) that
-    holds ``embedding_grid.png`` and ``separation.csv``. ``executor``: serial or ray.
-    """
-    p = VisualizeParams(feature=",".join(features), method=",".join(methods), n_samples=n_samples, **kw,
-                        **(method_given or {}), **(feature_given or {}))
-    tracking.check_store()  # a dead server fails in one line before the data is even read
-    ds = ds if ds is not None else p.load()
-    grid = cells(p, ds)
-    n = len(_sample(p, ds))
-    out: list[dict] = []
-
-    def summary(run: GraphRun) -> None:
-        out.extend(_views(run, grid, ds))
-        log_grid(out, features, methods, ds, title=f"{ds.name}: test sample n={n}, seed={p.seed} "
-                                                     f"(bold: best k-NN accuracy of the row)")
-        log.info("visualize: %d views; best k-NN accuracy per feature: %s", len(out),
-                 "; ".join(_best(out, f) for f in features if any(c["feature"] == f for c in out)))
-
-    parent = Parent("visualize-" + "+".join(features) + "-" + "+".join(methods), "visualize-group",
-                    {"feature": ",".join(features), "method": ",".join(methods), "n_samples": n, "seed": p.seed,
-                     "dataset": ds.name, "subset": ds.subset or "all"}, summary=summary)
-    run = run_graph(build([(VISUALIZE, c) for c in grid], lambda _: ds), parent, data=lambda _: ds,
-                    executor=executor, ray_address=ray_address, progress=p.progress)
-    return out if run.parent_run_id else _views(run, grid, ds)
-
-
-def _views(run: GraphRun, grid: list[VisualizeParams], ds: Dataset) -> list[dict]:
-    """Each view of the grid, in its order, read back from its run (one read of all the runs)."""
-    by_cell = {r.cell: r.run_id for r in run.ok("visualize")}
-    infos = tracking.runs_info(list(by_cell.values()))
-    return [VISUALIZE.load(infos[by_cell[VISUALIZE.label(c)]], c, ds) for c in grid if VISUALIZE.label(c) in by_cell]
-
-
-def log_grid(out: list[dict], features: list[str], methods: list[str], ds: Dataset, title: str) -> None:
-    import pandas as pd
-
-    summary = pd.DataFrame([{"feature": c["feature"], "feature_label": c["feature_label"], "method": c["method"],
-                             **c["metrics"], "run_id": c["run_id"]} for c in out])
-    tracking.log_table(summary, "separation.csv")
-    fig = grid_figure(out, features, methods, list(ds.classes), title=title)
-    tracking.log_figure(fig, "embedding_grid.png")
-    close(fig)
-
-
-def _best(cells: list[dict], feature: str) -> str:
-    row = [c for c in cells if c["feature"] == feature]
-    b = max(row, key=lambda c: c["metrics"]["knn_accuracy"])
-    return f"{b['feature_label']} -> {b['method']} ({b['metrics']['knn_accuracy']:.3f})"

@@ -25,14 +25,14 @@ from ..engine import Cell, Record
 from ..errors import ParamError
 from ..features import FEATURES
 from ..study import PROFILES, get_profile
-from .graph import Graph, GraphFailed, GraphRun, Parent, build, run_graph
-from .classify import CLASSIFY, ClassifyParams
-from .extract import EXTRACT, ExtractParams
-from .finetune import FINETUNE, FinetuneParams
-from .params import COUNT, ExecOpts, param
-from .report import DEFAULT_OUTPUT, ReportParams, render_or_reuse
-from .register import ALREADY, register_best
-from .visualize import VISUALIZE, VisualizeParams
+from ..steps.graph import Graph, GraphFailed, GraphRun, Parent, build, run_graph
+from ..steps.classify import CLASSIFY, ClassifyParams
+from ..steps.extract import EXTRACT, ExtractParams
+from ..steps.finetune import FINETUNE, FinetuneParams
+from ..steps.params import COUNT, ExecOpts, param
+from ..steps.report import DEFAULT_OUTPUT, ReportParams, render_or_reuse
+from ..steps.register import ALREADY, register_best
+from ..steps.visualize import VISUALIZE, VisualizeParams
 
 log = logging.getLogger("fmnist")
 
@@ -155,8 +155,8 @@ def _datasets(sp: StudyParams, prof, seeds: tuple[int, ...]) -> dict[int, Datase
 
 def _study_params(sp: StudyParams, prof, cells: list[Cell], ds: Dataset) -> dict[str, Any]:
     feats = FEATURES.expand(sp.features)
-    n_samples = next((c.payload[2].n_samples for c in cells if c.payload[0] == "visualize"), 0)
-    epochs = next((c.payload[2].epochs for c in cells if c.payload[0] == "finetune"), 0)
+    n_samples = next((c.payload[2].n_samples for c in cells if c.payload[0] is VISUALIZE), 0)
+    epochs = next((c.payload[2].epochs for c in cells if c.payload[0] is FINETUNE), 0)
     return {"profile": prof.name, "features": ",".join(feats), "models": ",".join(_expand(CLASSIFIERS, sp.models)),
             "methods": ",".join(_expand(EMBEDDINGS, sp.methods)), "finetune": sp.finetune,
             "subset": prof.subset or "all", "dataset": ds.name, "seeds": sp.seeds, "weights": sp.weights,

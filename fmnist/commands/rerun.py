@@ -19,12 +19,14 @@ from typing import Any
 import numpy as np
 
 from .. import tracking
+from ..engine import Cell, Record, get_executor
 from ..envinfo import drift, pinned_threads
 from ..errors import FmnistError
-from .params import param
 from ..significance import shared_images
-from .base import (ARTIFACTS_TAG, CODE_TAG, ENV_TAG, PARAMS_TAG, PREDICTIONS, RERUN_TAG, get_or_run, load_predictions,
-                   provenance)
+from ..steps.base import (ARTIFACTS_TAG, CODE_TAG, ENV_TAG, PARAMS_TAG, PREDICTIONS, RERUN_TAG, get_or_run,
+                          load_predictions, provenance)
+from ..steps.all import STEPS as ALL_STEPS
+from ..steps.params import param
 
 log = logging.getLogger("fmnist")
 
@@ -70,10 +72,7 @@ class Rerun:
         return all(r.verdict != DIFFERS for r in self.rows)
 
 
-def steps() -> dict:
-    from .graph import steps as all_steps
-
-    return {k: v for k, v in all_steps().items() if k != "report"}
+STEPS = {k: v for k, v in ALL_STEPS.items() if k != "report"}  # what a run can be rerun of
 
 
 def rerun_run(run_id: str, allow_drift: bool = False) -> Rerun:
@@ -83,10 +82,10 @@ def rerun_run(run_id: str, allow_drift: bool = False) -> Rerun:
         raise FmnistError(f"no run {run_id!r} in {tracking.tracking_uri().split('?')[0]}")
     info = tracking.get_run_info(run_id)
     name = info["tags"].get(tracking.STEP_TAG, "")
-    step = steps().get(name)
+    step = STEPS.get(name)
     if step is None:
         raise FmnistError(f"run {run_id} is a {name or 'non-fmnist'} run; rerun takes a FINISHED run of one of: "
-                          f"{', '.join(steps())}, or a study")
+                          f"{', '.join(STEPS)}, or a study")
     if info["status"] != "FINISHED":
         raise FmnistError(f"run {run_id} is {info['status']}, not FINISHED: nothing was logged to reproduce")
     recorded = info["tags"].get(PARAMS_TAG)
@@ -192,7 +191,7 @@ def study_cells(run_id: str, only: str = "") -> list[tuple[str, str, str]]:
 
     steps_csv = pd.read_csv(tracking.artifact_local_path(run_id, "steps.csv"))
     cells = [(r.step, r.cell, r.run_id) for r in steps_csv.itertuples()
-             if r.step in steps() and r.status in ("ran", "cached") and isinstance(r.run_id, str)]
+             if r.step in STEPS and r.status in ("ran", "cached") and isinstance(r.run_id, str)]
     if only:
         wanted = [w.strip() for w in only.split(",") if w.strip()]
         names = {f"{s} {c}": (s, c, i) for s, c, i in cells}
@@ -207,8 +206,6 @@ def rerun_study(run_id: str, *, executor: str = "serial", address: str = "", onl
                 allow_drift: bool = False, progress: bool = True) -> list:
     """Every cell of a study parent rerun through the executor; its Records (status ``ran`` when the cell
     reproduces, ``failed`` with the reason when it does not)."""
-    from ..engine import Cell, Record, get_executor
-
     cells = study_cells(run_id, only)
     graph = [Cell(f"{s} {c}", (s, c, i, allow_drift), num_cpus=_cpus_of(i)) for s, c, i in cells]
     ex = get_executor(executor, address=address, progress=progress)
@@ -228,7 +225,7 @@ def _cpus_of(run_id: str) -> float:
     env = json.loads(tags.get(ENV_TAG) or "{}")
     if env.get("threads") or env.get("blas_threads"):
         return max(int(env.get("threads") or 1), int(env.get("blas_threads") or 1))
-    step = steps()[tags[tracking.STEP_TAG]]
+    step = STEPS[tags[tracking.STEP_TAG]]
     return step.resources(step.Params(**json.loads(tags.get(PARAMS_TAG) or "{}"))).get("num_cpus", 1)
 
 
@@ -242,8 +239,6 @@ class RerunCell:
         import os
         import socket
         import time
-
-        from ..engine import Record
 
         step, label, run_id, allow_drift = cell.payload
         os.environ.setdefault("MLFLOW_EXPERIMENT_ID", self.experiment_id)  # the rerun beside the original
