@@ -107,28 +107,24 @@ class RayExecutor:
         opts = {c.id: self._options(c) for c in cells}
         plan = Plan(cells, self.capacity, {c: o["num_cpus"] for c, o in opts.items()})
         inflight: dict = {}
+
+        def start(cell: Cell) -> None:
+            inflight[remote.options(**opts[cell.id]).remote(work, cell, plan.need[cell.id])] = cell
+
+        def wait() -> list[tuple[Cell, Record]]:
+            finished, _ = ray.wait(list(inflight), num_returns=1, timeout=1.0)
+            cells_done = [(ref, inflight.pop(ref)) for ref in finished]
+            return [(cell, self._record(ref, cell, skip)) for ref, cell in cells_done]
+
         bar = Progress(len(cells), self.progress, desc=desc)
         try:
-            while not plan.over:
-                plan.skip_ready(skip, bar)
-                for cell in plan.admit():
-                    bar.started()
-                    inflight[remote.options(**opts[cell.id]).remote(work, cell, plan.need[cell.id])] = cell
-                if not inflight:
-                    plan.check()
-                    continue
-                finished, _ = ray.wait(list(inflight), num_returns=1, timeout=1.0)
-                for ref in finished:
-                    cell = inflight.pop(ref)
-                    plan.finish(cell, self._record(ref, cell, skip))
-                    bar.finished(plan.done[cell.id])
+            return plan.drive(start, wait, skip, bar)
         except BaseException:
             for ref in inflight:  # Ctrl-C / SIGTERM: stop every running cell now
                 ray.cancel(ref, force=True)
             raise
         finally:
             bar.close()
-        return plan.records()
 
     def _record(self, ref, cell: Cell, skip) -> Record:
         try:

@@ -134,6 +134,24 @@ class Plan:
             self.finish(cell, skip(cell, why))
             bar.finished(self.done[cell.id])
 
+    def drive(self, start, wait, skip, bar) -> list:
+        """The one scheduling loop both executors run: record ``skip(cell, why)`` for what cannot run, hand each
+        admitted cell to ``start(cell)``, then take what ``wait()`` says has finished (``[(cell, record)]``, maybe
+        none yet) until every cell is done; the records in the cells' order. Executors differ only in
+        ``start`` and ``wait``."""
+        while not self.over:
+            self.skip_ready(skip, bar)
+            for cell in self.admit():
+                bar.started()
+                start(cell)
+            finished = wait() if self.running else []
+            if not finished:
+                self.check()
+            for cell, record in finished:
+                self.finish(cell, record)
+                bar.finished(self.done[cell.id])
+        return self.records()
+
     def finish(self, cell, record) -> None:
         if cell.id in self.running:
             self.running.remove(cell.id)

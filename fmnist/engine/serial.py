@@ -23,19 +23,18 @@ class SerialExecutor:
             desc: str = "cells") -> list[Record]:
         """``work(cell)`` for each cell whose predecessors succeeded, else ``skip(cell, why)``; records in the
         cells' order."""
-        plan = Plan(cells, ordered=True)
+        finished: list[tuple[Cell, Record]] = []
+
+        def wait() -> list[tuple[Cell, Record]]:
+            out = finished[:]
+            finished.clear()
+            return out
+
         bar = Progress(len(cells), self.progress, desc=desc)
-        try:
-            while not plan.over:
-                plan.skip_ready(skip, bar)
-                for cell in plan.admit():
-                    bar.started()
-                    plan.finish(cell, work(cell))
-                    bar.finished(plan.done[cell.id])
-                plan.check()
+        try:  # a cell is done as soon as it is started: one at a time, in the given order
+            return Plan(cells, ordered=True).drive(lambda c: finished.append((c, work(c))), wait, skip, bar)
         finally:
             bar.close()
-        return plan.records()
 
     def close(self) -> None:
         pass
