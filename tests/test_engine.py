@@ -36,7 +36,8 @@ DETERMINISTIC = {("classify", "raw/lda"), ("classify", "raw/logreg"), ("visualiz
 def test_serial_executor_skips_only_the_dependants_of_a_failed_cell():
     cells = [Cell("a", "a"), Cell("b", "b", after=("a",)), Cell("c", "c"), Cell("d", "d", after=("c",))]
 
-    def work(cell):
+    def work(cell, upstream):
+        assert set(upstream) == set(cell.after)  # the records of what it waits for
         return Record("s", cell.payload, status="failed" if cell.id == "a" else "ran", error="boom")
 
     recs = SerialExecutor(progress=False).run(cells, work, lambda c, why: Record("s", c.payload, "skipped", error=why))

@@ -1,4 +1,4 @@
-"""One shape for every step: params -> key -> get_or_run (reuse verified FINISHED runs, --force recomputes)."""
+"""One shape for every step: params -> key -> get_or_run, through a one-cell graph (reuse verified FINISHED runs)."""
 
 from dataclasses import fields, replace
 
@@ -9,7 +9,8 @@ from fmnist.classifiers import CLASSIFIERS
 from fmnist.cli import run_cli
 from fmnist.embeddings import EMBEDDINGS
 from fmnist.features import FEATURES
-from fmnist.steps.base import ARTIFACTS_TAG, get_or_run
+from fmnist.steps.base import ARTIFACTS_TAG
+from fmnist.steps.graph import run_step
 from fmnist.steps.classify import CLASSIFY, ClassifyParams, classify_key
 from fmnist.steps.extract import EXTRACT, ExtractParams
 from fmnist.steps.finetune import FINETUNE, FinetuneParams, finetune_key
@@ -106,15 +107,15 @@ def test_cli_classify_twice_reuses_then_force_recomputes(store, tiny, monkeypatc
 
 def test_an_altered_artifact_is_never_reused(store, tiny):
     p = VisualizeParams(feature="raw", method="pca", n_samples=60)
-    a = get_or_run(VISUALIZE, p, tiny)
+    a = run_step(VISUALIZE, p, tiny)
     assert not a.cached and "embedding.csv" in mlflow.get_run(a.run_id).data.tags[ARTIFACTS_TAG]
     from fmnist import tracking
 
     path = tracking.artifact_local_path(a.run_id, "embedding.csv")
     path.write_text(path.read_text().replace("0", "1", 1))  # bit rot / a partial copy
-    b = get_or_run(VISUALIZE, p, tiny)
+    b = run_step(VISUALIZE, p, tiny)
     assert not b.cached and b.run_id != a.run_id
-    c = get_or_run(VISUALIZE, p, tiny)
+    c = run_step(VISUALIZE, p, tiny)
     assert c.cached and c.run_id == b.run_id
     assert c.result["coords"].shape == (60, 2)
 
@@ -128,19 +129,19 @@ def test_a_failed_step_ends_failed_and_is_not_reused(store, tiny, monkeypatch):
     monkeypatch.setattr(cl, "fit_cell", boom)
     p = ClassifyParams(feature="raw", model="lda", tune=False, progress=False)
     with pytest.raises(RuntimeError):
-        get_or_run(CLASSIFY, p, tiny)
+        run_step(CLASSIFY, p, tiny)
     (failed,) = _runs("classify")
     assert failed.info.status == "FAILED" and "injected" in failed.data.tags["fmnist.error"]
     assert "fmnist.cache_key" not in failed.data.tags
     monkeypatch.undo()
-    out = get_or_run(CLASSIFY, p, tiny)
+    out = run_step(CLASSIFY, p, tiny)
     assert not out.cached and out.run_id != failed.info.run_id
 
 
 def test_finetune_is_cached_like_every_step(store, tiny, monkeypatch, tmp_path):
     monkeypatch.setenv("FMNIST_CHECKPOINT_DIR", str(tmp_path / "ck"))
     p = FinetuneParams(weights="none", epochs=1, image_size=16, batch_size=32, device="cpu", progress=False)
-    a = get_or_run(FINETUNE, p, tiny)
-    b = get_or_run(FINETUNE, p, tiny)
+    a = run_step(FINETUNE, p, tiny)
+    b = run_step(FINETUNE, p, tiny)
     assert not a.cached and b.cached and b.run_id == a.run_id
     assert b.result["test_accuracy"] == pytest.approx(a.result["test_accuracy"])

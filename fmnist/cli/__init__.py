@@ -50,11 +50,11 @@ def _on_sigterm(signum, frame) -> None:
 def _fail(message: str, code: int, status: str = "FAILED") -> None:
     message = " ".join(message.split())
     click.echo(f"fmnist: error: {message}", err=True)
-    run_id = os.environ.get("MLFLOW_RUN_ID")
+    from .. import tracking
+
+    run_id = tracking.launcher_run_id()
     if run_id:  # `mlflow run` created the run but our code may never have opened it (e.g. a bad -P value)
         try:
-            from .. import tracking
-
             tracking.end_if_running(run_id, status, message)
         except Exception as e:  # the store itself may be what failed
             click.echo(f"fmnist: could not mark run {run_id} {status}: {type(e).__name__}", err=True)

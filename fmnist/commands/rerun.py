@@ -23,8 +23,9 @@ from ..engine import Cell, Record, get_executor
 from ..envinfo import drift, pinned_threads
 from ..errors import FmnistError
 from ..significance import shared_images
-from ..steps.base import (ARTIFACTS_TAG, CODE_TAG, ENV_TAG, PARAMS_TAG, PREDICTIONS, RERUN_TAG, get_or_run,
-                          load_predictions, provenance)
+from ..steps.base import (ARTIFACTS_TAG, CODE_TAG, ENV_TAG, PARAMS_TAG, PREDICTIONS, RERUN_TAG, load_predictions,
+                          provenance)
+from ..steps.graph import run_step
 from ..steps.all import STEPS as ALL_STEPS
 from ..steps.params import param
 
@@ -101,12 +102,12 @@ def rerun_run(run_id: str, allow_drift: bool = False) -> Rerun:
             raise DriftError(f"run {run_id} was computed with other "
                              f"{' and '.join(sorted({d.split(':')[0] for d in found}))} ({'; '.join(found)}); "
                              f"--allow-drift reruns it anyway and reports the drift")
-        out = get_or_run(step, p, ds, tags={RERUN_TAG: run_id})
-    new = tracking.get_run_info(out.run_id)
+        new_id = run_step(step, p, ds, tags={RERUN_TAG: run_id}).run_id  # its inputs found as a rule, not rerun
+    new = tracking.get_run_info(new_id)
     tol = step.tolerances(p)
     rows = compare_metrics(info["metrics"], new["metrics"], tol)
-    rows += compare_artifacts(run_id, info["tags"], out.run_id, new["tags"], tol.get("predictions_changed", 0.0))
-    return Rerun(run_id, out.run_id, name, step.run_name(p), rows, found)
+    rows += compare_artifacts(run_id, info["tags"], new_id, new["tags"], tol.get("predictions_changed", 0.0))
+    return Rerun(run_id, new_id, name, step.run_name(p), rows, found)
 
 
 def _drift(tags: dict, digest: str, now: dict[str, str]) -> list[str]:
@@ -235,7 +236,7 @@ class RerunCell:
     def __init__(self, experiment_id: str):
         self.experiment_id = experiment_id
 
-    def __call__(self, cell):
+    def __call__(self, cell, upstream=None):
         import os
         import socket
         import time

@@ -1,8 +1,8 @@
 """Executors of a task graph: ``serial`` (in this process, in order) or ``ray`` (Ray core tasks).
 
 An executor gets ``Cell``s (an id, what they wait for, a resource hint and an opaque payload) and a
-``work(cell) -> record`` function. It knows nothing about features, models or MLflow; the steps know
-nothing about executors.
+``work(cell, upstream) -> record`` function (``upstream``: the records of the cells it waits for). It knows
+nothing about features, models or MLflow; the steps know nothing about executors.
 """
 
 from __future__ import annotations

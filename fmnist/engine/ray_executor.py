@@ -95,8 +95,8 @@ class RayExecutor:
                 "num_gpus": 1 if cell.wants_gpu and gpus else 0, "max_retries": MAX_RETRIES,
                 "retry_exceptions": False, "name": cell.id}
 
-    def run(self, cells: list[Cell], work: Callable[[Cell], Record], skip: Callable[[Cell, str], Record],
-            desc: str = "cells") -> list[Record]:
+    def run(self, cells: list[Cell], work: Callable[[Cell, dict[str, Record]], Record],
+            skip: Callable[[Cell, str], Record], desc: str = "cells") -> list[Record]:
         """Start ready cells while their CPUs are free (longest chain first); gather records as they arrive.
 
         The driver does its own CPU accounting rather than queueing every ready cell in Ray: Ray's queue left
@@ -109,7 +109,8 @@ class RayExecutor:
         inflight: dict = {}
 
         def start(cell: Cell) -> None:
-            inflight[remote.options(**opts[cell.id]).remote(work, cell, plan.need[cell.id])] = cell
+            ref = remote.options(**opts[cell.id]).remote(work, cell, plan.upstream(cell), plan.need[cell.id])
+            inflight[ref] = cell
 
         def wait() -> list[tuple[Cell, Record]]:
             finished, _ = ray.wait(list(inflight), num_returns=1, timeout=1.0)
@@ -139,12 +140,12 @@ class RayExecutor:
             self.ray.shutdown()  # a local instance goes with it; a cluster only loses this driver
 
 
-def _run_in_worker(work: Callable[[Cell], Record], cell: Cell, num_cpus: float) -> Record:
+def _run_in_worker(work: Callable[[Cell, dict[str, Record]], Record], cell: Cell, upstream: dict[str, Record],
+                   num_cpus: float) -> Record:
     """In the worker: cap threads to the CPU share, say where it runs, then do the cell."""
     import ray
 
     n = max(int(num_cpus), 1)
-    os.environ.pop("MLFLOW_RUN_ID", None)  # a driver under `mlflow run` must not lend its run to cells
     os.environ["FMNIST_NODE_ID"] = ray.get_runtime_context().get_node_id()
     os.environ["FMNIST_EXECUTOR"] = "ray"
     try:
@@ -156,6 +157,6 @@ def _run_in_worker(work: Callable[[Cell], Record], cell: Cell, num_cpus: float) 
     from threadpoolctl import threadpool_limits
 
     with threadpool_limits(limits=n):
-        rec = work(cell)
+        rec = work(cell, upstream)
     rec.node = os.environ["FMNIST_NODE_ID"]
     return rec

@@ -152,6 +152,10 @@ class Plan:
                 bar.finished(self.done[cell.id])
         return self.records()
 
+    def upstream(self, cell) -> dict:
+        """The records of the cells ``cell`` waits on (what its work reads its inputs from)."""
+        return {a: self.done[a] for a in cell.after}
+
     def finish(self, cell, record) -> None:
         if cell.id in self.running:
             self.running.remove(cell.id)

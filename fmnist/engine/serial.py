@@ -19,10 +19,10 @@ class SerialExecutor:
     def start(self, env: dict[str, str]) -> None:
         """Nothing to start: cells see this process's environment."""
 
-    def run(self, cells: list[Cell], work: Callable[[Cell], Record], skip: Callable[[Cell, str], Record],
-            desc: str = "cells") -> list[Record]:
-        """``work(cell)`` for each cell whose predecessors succeeded, else ``skip(cell, why)``; records in the
-        cells' order."""
+    def run(self, cells: list[Cell], work: Callable[[Cell, dict[str, Record]], Record],
+            skip: Callable[[Cell, str], Record], desc: str = "cells") -> list[Record]:
+        """``work(cell, upstream records)`` for each cell whose predecessors succeeded, else ``skip(cell, why)``;
+        records in the cells' order."""
         finished: list[tuple[Cell, Record]] = []
 
         def wait() -> list[tuple[Cell, Record]]:
@@ -31,8 +31,9 @@ class SerialExecutor:
             return out
 
         bar = Progress(len(cells), self.progress, desc=desc)
+        plan = Plan(cells, ordered=True)
         try:  # a cell is done as soon as it is started: one at a time, in the given order
-            return Plan(cells, ordered=True).drive(lambda c: finished.append((c, work(c))), wait, skip, bar)
+            return plan.drive(lambda c: finished.append((c, work(c, plan.upstream(c)))), wait, skip, bar)
         finally:
             bar.close()
 

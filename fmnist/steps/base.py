@@ -3,19 +3,18 @@
 A step is a ``Params`` class (frozen dataclass), ``key(p, ds)``, ``requires(p)`` (the upstream steps and their
 params: the graph is built from these), ``run(p, ds, inputs, ctx) -> result`` (library work that returns values,
 never logs) and ``log(p, ds, result)`` (the result onto the open run, returning the checksums of the artifacts a
-later reuse must verify). Every command builds a graph of such cells (``fmnist.steps.graph``) and each cell goes
-through ``get_or_run``.
+later reuse must verify). Every command builds a graph of such cells (``fmnist.steps.graph``); its driver decides
+where each cell's run goes (a ``Placement``) and hands it, with the cell's inputs, to ``get_or_run``.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import os
 import tempfile
 import time
-from contextlib import contextmanager, nullcontext
-from dataclasses import dataclass, field, replace
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, ClassVar, Iterator
 
@@ -32,6 +31,16 @@ ENV_TAG = "fmnist.environment"  # library versions, device, CPU (fmnist.envinfo)
 RERUN_TAG = "fmnist.rerun_of"
 PREDICTIONS = "predictions.npz"  # classify and finetune: every test image's label, prediction (and scores)
 IMAGE_MODEL = "image_model"  # classify and finetune: the model a user serves (raw images in, classes out)
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where a step's run goes, decided once by the graph's driver: a child of ``parent`` (a run id), else a run of
+    its own; ``launcher``: the run ``mlflow run`` opened for the command, which this run takes over (only the
+    command's own run does: its inputs never, a grid's cells never)."""
+
+    parent: str | None = None
+    launcher: str | None = None
 
 
 class Outcome:
@@ -116,8 +125,9 @@ class Step:
         return {"num_cpus": 1, "cost": 1.0}
 
     @contextmanager
-    def open(self, p, ds, parent_run_id: str | None) -> Iterator[RunContext]:
-        with tracking.run(self.run_name(p), step=self.name, parent_run_id=parent_run_id) as run_id:
+    def open(self, p, ds, placement: Placement) -> Iterator[RunContext]:
+        with tracking.run(self.run_name(p), step=self.name, parent_run_id=placement.parent,
+                          launcher=placement.launcher) as run_id:
             yield RunContext(run_id)
 
 
@@ -214,12 +224,13 @@ def announce_hit(step: Step, p, run_id: str) -> None:
              "; --force recomputes" if hasattr(p, "force") else "")
 
 
-def get_or_run(step: Step, p, ds=None, *, parent_run_id: str | None = None,
-               tags: dict[str, str] | None = None, announce: bool = True) -> Outcome:
-    """Reuse the FINISHED run carrying this step's key (artifacts verified), else run and log it.
+def get_or_run(step: Step, p, ds=None, *, placement: Placement = Placement(),
+               inputs: dict[str, Outcome] | None = None, tags: dict[str, str] | None = None,
+               announce: bool = True) -> Outcome:
+    """Reuse the FINISHED run carrying this step's key (artifacts verified), else run and log it where
+    ``placement`` says, with ``inputs`` (what the step ``requires``, as the graph got them: ``fmnist.steps.graph``).
 
-    ``p.force`` skips the lookup; ``announce=False`` does not log a hit. What the step ``requires`` is
-    got first, the same way, beside it (same parent), never inside its run. The key is tagged last: a run that dies
+    ``p.force`` skips the lookup; ``announce=False`` does not log a hit. The key is tagged last: a run that dies
     before can never be reused.
     """
     t0 = time.perf_counter()
@@ -230,16 +241,18 @@ def get_or_run(step: Step, p, ds=None, *, parent_run_id: str | None = None,
     key = step.key(p, ds) if step.cacheable else None
     hit = probe(step, p, ds, key, announce) if key else None
     if hit:
-        _note_reuse_on_launcher(step, hit)
+        note_reuse(step, hit, placement.launcher)
         hit.seconds = time.perf_counter() - t0
         return hit
-    inputs = {name: _input(s, q, ds, parent_run_id) for name, (s, q) in step.requires(p).items()}
-    with step.open(p, ds, parent_run_id) as ctx:
+    missing = set(step.requires(p)) - set(inputs or {})
+    if missing:
+        raise RuntimeError(f"{step.name}: inputs {sorted(missing)} not given: run it as a cell of a graph")
+    with step.open(p, ds, placement) as ctx:
         tracking.log_params(step.run_params(p, ds))
         tracking.set_tags({**provenance(step, p), **(tags or {})})
         if ds is not None:
             tracking.set_tags({"fmnist.data_digest": ds.digest, "fmnist.data_source": ds.source})
-        result = step.run(p, ds, inputs, ctx)
+        result = step.run(p, ds, inputs or {}, ctx)
         shas = step.log(p, ds, result)
         tags = {ARTIFACTS_TAG: json.dumps(shas, sort_keys=True)} if shas else {}
         if key:
@@ -248,18 +261,11 @@ def get_or_run(step: Step, p, ds=None, *, parent_run_id: str | None = None,
     return Outcome(ctx.run_id, False, result=result, seconds=time.perf_counter() - t0)
 
 
-def _input(step: Step, p, ds, parent_run_id: str | None) -> Outcome:
-    """An input, loaded: normally a hit (a graph ran it first); a miss runs it as a sibling, never taking the run
-    ``mlflow run`` made for the step that asked; a hit that will not load is recomputed."""
-    alone = tracking.active_run_id() is None and not parent_run_id  # no grid's driver announced its hit
-    with tracking.launcher_kept() if alone else nullcontext():
-        out = get_or_run(step, p, ds, parent_run_id=parent_run_id, announce=alone)
-        try:
-            out.result
-        except CacheError as e:
-            log.warning("%s: run %s will not load (%s); recomputing", step.name, out.run_id, e)
-            out = get_or_run(step, replace(p, force=True), ds, parent_run_id=parent_run_id)
-    return out
+def reused(step: Step, p, ds, run_id: str, cached: bool) -> Outcome:
+    """An input the graph already has (``run_id``, reused or computed by this command): its run read once, its
+    result loaded on first use."""
+    info = tracking.get_run_info(run_id)
+    return Outcome(run_id, cached, info=info, load=_loader(step, info, p, ds))
 
 
 def provenance(step: Step, p) -> dict[str, str]:
@@ -273,11 +279,11 @@ def provenance(step: Step, p) -> dict[str, str]:
             ENV_TAG: json.dumps(environment(str(resolve_device(device)) if device else None), sort_keys=True)}
 
 
-def _note_reuse_on_launcher(step: Step, hit: Outcome) -> None:
-    """``mlflow run`` made a run for this call: end it FINISHED, pointing at the run it reused."""
-    launcher = os.environ.get("MLFLOW_RUN_ID")
+def note_reuse(step: Step, hit: Outcome, launcher: str | None) -> None:
+    """``mlflow run`` made a run for this command (``launcher``) and the step was cached: end that run FINISHED,
+    pointing at the run it reused."""
     if not launcher or launcher == hit.run_id or tracking.active_run_id():
         return
-    with tracking.run(f"{step.name} (reused)", step=f"{step.name}-reused"):
+    with tracking.run(f"{step.name} (reused)", step=f"{step.name}-reused", launcher=launcher):
         tracking.set_tags({REUSED_TAG: hit.run_id, "fmnist.cache_hit": "true"})
         tracking.log_metrics(hit.info["metrics"])

@@ -15,7 +15,7 @@ from .. import __version__, cache, tracking
 from ..data import Dataset
 from ..errors import CacheError
 from ..features import FEATURES, extract_features, feature_label, feature_params, feature_run_params
-from .base import ARTIFACTS_TAG, RunContext, Step, get_or_run, scaled
+from .base import ARTIFACTS_TAG, Placement, RunContext, Step, get_or_run, scaled
 from .params import FEATURE_DEFAULTS, Common, FeatureOpts, param
 
 log = logging.getLogger("fmnist")
@@ -185,7 +185,7 @@ def get_features(*, feature: str, ds: Dataset | None = None, params: dict[str, A
     FEATURES.get(feature)
     given = {k: v for k, v in (params or {}).items() if k in FEATURE_DEFAULTS}
     p = replace(ExtractParams(**common), feature=feature, **given)
-    return get_or_run(EXTRACT, p, ds, parent_run_id=parent_run_id).result
+    return get_or_run(EXTRACT, p, ds, placement=Placement(parent=parent_run_id)).result
 
 
 __all__ = ["ARTIFACT", "ARTIFACTS_TAG", "EXTRACT", "ExtractParams", "FeatureSet", "extract_key", "extract_params_of",

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import fcntl
 import logging
-import os
 import shutil
 import time
 from contextlib import contextmanager
@@ -22,7 +21,7 @@ from ..errors import CacheError, FmnistError, ParamError
 from ..evaluation import CI_METHOD, accuracy_metrics, classification_report, predictions_arrays, slug
 from ..finetune import MODES, OPTIMIZERS, SCHEDULES, FitConfig
 from ..weights import build_resnet18, resolve_weights
-from .base import IMAGE_MODEL, PREDICTIONS, RunContext, Step, get_or_run, log_predictions, scaled
+from .base import IMAGE_MODEL, PREDICTIONS, Placement, RunContext, Step, get_or_run, log_predictions, scaled
 from .params import Common, key_fields, param
 
 log = logging.getLogger("fmnist")
@@ -173,7 +172,7 @@ class Finetune(Step):
         return {"num_cpus": 2, "gpu": 1, "cost": scaled(epoch * p.epochs, p.subset, 60000)}
 
     @contextmanager
-    def open(self, p: FinetuneParams, ds: Dataset, parent_run_id: str | None) -> Iterator[RunContext]:
+    def open(self, p: FinetuneParams, ds: Dataset, placement: Placement) -> Iterator[RunContext]:
         from ..finetune.checkpoint import checkpoint_dir, load_checkpoint
 
         key = resume_key(p, ds)  # once per run: the lookup, the run's tag and the checkpoint all hold it
@@ -181,8 +180,8 @@ class Finetune(Step):
         lock = _Lock(target[1]) if target else None
         if lock is not None and not lock.try_acquire():  # refuse before touching the run
             raise FmnistError(f"run {target[0]} is being trained by another process (lock {target[1] / 'lock'})")
-        opened = _reopen(target[0]) if target else tracking.run(self.run_name(p), step=self.name,
-                                                                 parent_run_id=parent_run_id)
+        opened = _reopen(target[0], placement.launcher) if target else tracking.run(
+            self.run_name(p), step=self.name, parent_run_id=placement.parent, launcher=placement.launcher)
         with opened as run_id:
             folder = target[1] if target else checkpoint_dir(run_id)
             if lock is None:  # a new run: a new folder nobody else knows
@@ -234,8 +233,7 @@ FINETUNE = Finetune()
 
 
 @contextmanager
-def _reopen(run_id: str) -> Iterator[str]:
-    launcher = os.environ.get("MLFLOW_RUN_ID")
+def _reopen(run_id: str, launcher: str | None) -> Iterator[str]:
     if launcher and launcher != run_id:
         # `mlflow run` made a new run for this invocation; the training continues in the old one.
         tracking.set_run_tags(launcher, {tracking.STEP_TAG: "finetune-resume", "fmnist.resumed_run_id": run_id,

@@ -19,7 +19,8 @@ from typing import Any, Callable
 from .. import tracking
 from ..engine import Cell, Record, get_executor
 from ..errors import FmnistError
-from .base import Step, announce_hit, get_or_run, probe
+from ..errors import CacheError
+from .base import Outcome, Placement, Step, announce_hit, get_or_run, note_reuse, probe, reused
 
 log = logging.getLogger("fmnist")
 
@@ -47,10 +48,10 @@ def build(targets: list[tuple[Step, Any]], data: Callable[[Any], Any],
         k = (step.name, step.key(p, data(p) if step.needs_data else None) if step.cacheable else repr(p))
         if k in by_key:
             return by_key[k]
-        after = tuple(add(s, q) for s, q in step.requires(p).values())
+        needs = {name: add(s, q) for name, (s, q) in step.requires(p).items()}  # input name -> its cell
         res = step.resources(p)
-        cell = Cell(f"{step.name} {label(step, p)}", (step, label(step, p), p), after, res.get("num_cpus", 1),
-                    bool(res.get("gpu")), res.get("cost", 1.0))
+        cell = Cell(f"{step.name} {label(step, p)}", (step, label(step, p), p, needs), tuple(needs.values()),
+                    res.get("num_cpus", 1), bool(res.get("gpu")), res.get("cost", 1.0))
         if any(c.id == cell.id for c in cells):
             raise RuntimeError(f"two different cells are both named {cell.id!r}")
         cells.append(cell)
@@ -83,26 +84,35 @@ class Parent:
 
 
 def run_graph(graph: Graph, parent: Parent, *, data: Callable[[Any], Any], executor: str = "serial",
-              ray_address: str = "", progress: bool = True) -> GraphRun:
-    """Run the graph: a single cell here as the command's own run; else under one parent, the cached cells
-    found by the driver and only the rest handed to the executor. Raises GraphFailed (the parent ends
-    FAILED) when a cell failed or was skipped; re-running the same command retries only those."""
+              ray_address: str = "", progress: bool = True, tags: dict[str, str] | None = None) -> GraphRun:
+    """Run the graph, deciding once where each cell's run goes. One target run here (``parent.optional``) is the
+    command's own run (it takes over ``mlflow run``'s), its inputs beside it, and its errors propagate as they
+    are; else every cell is a child of one parent (which takes over ``mlflow run``'s), the cached cells found by
+    the driver and only the rest handed to the executor, and GraphFailed (the parent ends FAILED) says which
+    cells failed or were skipped: re-running the same command retries only those. ``tags``: on the targets'
+    runs."""
     ex = get_executor(executor, address=ray_address, progress=progress)
+    launcher = tracking.launcher_run_id()
     t0 = time.perf_counter()
     try:
-        if len(graph.targets) == 1 and ex.in_process and parent.optional:
-            return _alone(next(c for c in graph.cells if c.id in graph.targets), data)
+        alone = len(graph.targets) == 1 and ex.in_process and parent.optional
         hits, todo = _probe(graph, data)  # (every command checked the store before reading its data)
+        if alone:  # the command's own run: no parent, and the run `mlflow run` made is the target's
+            (target,) = graph.targets
+            if target in hits:
+                note_reuse(hits[target][0].payload[0], hits[target][1], launcher)
+            ran = _execute(get_executor("serial", progress=False), graph, hits, todo, data, tags,
+                           {target: Placement(launcher=launcher)}, Placement(), alone=True)
+            return GraphRun([r for c in graph.cells for r in [_record(c, hits, ran)] if r], None)
         if todo:
             _start(ex)  # a cluster that cannot take the graph fails here, before any run opens
         else:
             log.info("all %d cells cached%s", len(hits), "" if ex.in_process else f"; no {ex.name} executor started")
-        with tracking.run(parent.name, step=parent.step) as parent_id:
+        with tracking.run(parent.name, step=parent.step, launcher=launcher) as parent_id:
             tracking.log_params(parent.params)
             tracking.set_tags({**parent.tags, "fmnist.executor": executor})
-            ran = _execute(ex, todo, parent_id, data, parent.name) if todo else {}
-            needed = [c.id for c in graph.cells if c.id in hits or c.id in ran]
-            out = GraphRun([hits.get(c) or ran[c] for c in needed], parent_id)
+            ran = _execute(ex, graph, hits, todo, data, tags, {}, Placement(parent=parent_id), desc=parent.name)
+            out = GraphRun([r for c in graph.cells for r in [_record(c, hits, ran)] if r], parent_id)
             if parent.summary:
                 out.records += parent.summary(out) or []
             _summarise(out.records, time.perf_counter() - t0)
@@ -112,38 +122,46 @@ def run_graph(graph: Graph, parent: Parent, *, data: Callable[[Any], Any], execu
         ex.close()
 
 
-def _alone(cell: Cell, data) -> GraphRun:
-    """One target: the command's own run (``mlflow run``'s, under it), its inputs got first beside it, never
-    inside it (``get_or_run``); its errors propagate as they are."""
-    step, label, p = cell.payload
-    out = get_or_run(step, p, data(p))
-    rec = Record(step.name, label, "cached" if out.cached else "ran", out.run_id, out.seconds,
-                 node=socket.gethostname())
-    return GraphRun([rec], None)
+def run_step(step: Step, p: Any, ds: Any = None, *, tags: dict[str, str] | None = None) -> Outcome:
+    """One step as the command's own run: a one-target graph, its inputs found or computed beside it; its
+    Outcome (the result loaded on first use)."""
+    ds = ds if ds is not None or not step.needs_data else p.load()
+    graph = build([(step, p)], lambda _: ds)
+    run = run_graph(graph, Parent(step.run_name(p), step.name), data=lambda _: ds, tags=tags, progress=False)
+    (rec,) = [r for r in run.records if f"{r.step} {r.cell}" in graph.targets]
+    return reused(step, p, ds, rec.run_id, rec.status == "cached")
 
 
-def _probe(graph: Graph, data) -> tuple[dict[str, Record], list[Cell]]:
-    """The cached cells (as records) and the cells left to run, each waiting only on cells left to run.
-    Dependants are probed first; an input is probed only when a cell reading it must run."""
+def _record(cell: Cell, hits: dict[str, tuple[Cell, Outcome]], ran: dict[str, Record]) -> Record | None:
+    if cell.id in hits:
+        out = hits[cell.id][1]
+        return Record(cell.payload[0].name, cell.payload[1], "cached", out.run_id, out.seconds,
+                      node=socket.gethostname())
+    return ran.get(cell.id)
+
+
+def _probe(graph: Graph, data) -> tuple[dict[str, tuple[Cell, Outcome]], list[Cell]]:
+    """The cached cells (with what the probe found) and the cells left to run, each waiting only on cells left
+    to run. Dependants are probed first; an input is probed only when a cell reading it must run."""
     needed, hits = set(graph.targets), {}
     for cell in reversed(graph.cells):
         if cell.id not in needed:
             continue
-        step, label, p = cell.payload
+        step, label, p, _ = cell.payload
         try:
             out = probe(step, p, data(p), announce=False)
         except Exception as e:  # the cell itself will meet this error, and fail with it in its record
             log.debug("graph: probe of %s failed: %s", cell.id, e)
             out = None
         if out:
-            hits[cell.id] = Record(step.name, label, "cached", out.run_id, out.seconds, node=socket.gethostname())
+            hits[cell.id] = (cell, out)
         else:
             needed.update(cell.after)
     todo = [replace(c, after=tuple(a for a in c.after if a not in hits)) for c in graph.cells
             if c.id in needed and c.id not in hits]
     for cell in graph.cells:  # in the graph's order, as a reader expects them
         if cell.id in hits:
-            announce_hit(cell.payload[0], cell.payload[2], hits[cell.id].run_id)
+            announce_hit(cell.payload[0], cell.payload[2], hits[cell.id][1].run_id)
     return hits, todo
 
 
@@ -157,48 +175,78 @@ def _start(executor) -> None:
                           f"cannot reach a local store")
 
 
-def _execute(executor, cells: list[Cell], parent: str, data, desc: str) -> dict[str, Record]:
+def _execute(executor, graph: Graph, hits, todo: list[Cell], data, tags, placed: dict[str, Placement],
+             default: Placement, desc: str = "cells", alone: bool = False) -> dict[str, Record]:
+    """Run ``todo`` on the executor, each cell placed as ``placed`` says (else ``default``) with its inputs from
+    the graph's records: the probe's hits (``hits``) and the cells run before it."""
+    if not todo:
+        return {}
+    cached = {cid: out.run_id for cid, (_, out) in hits.items()}
+    work = CellWork(graph.targets, cached, placed, default, tags or {}, alone)
     if executor.in_process:  # cells share this process's datasets, loaded inputs and the open parent run
-        work = lambda c: run_cell(c, parent, data(c.payload[2]))  # noqa: E731
+        run = lambda c, upstream: work(c, upstream, data(c.payload[2]))  # noqa: E731
     else:
-        work = RemoteCell(parent, tracking.get_run_info(parent)["experiment_id"])
+        work.experiment_id = tracking.get_run_info(default.parent)["experiment_id"]
+        run = work
     try:
-        return dict(zip((c.id for c in cells), executor.run(cells, work, _skip, desc=desc)))
+        return dict(zip((c.id for c in todo), executor.run(todo, run, _skip, desc=desc)))
     finally:
-        killed = tracking.end_unfinished_children(parent, "KILLED", "its worker died or the command was stopped")
-        if killed:
-            log.warning("%d child run(s) left unfinished by lost workers marked KILLED", len(killed))
+        if default.parent:
+            killed = tracking.end_unfinished_children(default.parent, "KILLED",
+                                                      "its worker died or the command was stopped")
+            if killed:
+                log.warning("%d child run(s) left unfinished by lost workers marked KILLED", len(killed))
 
 
-def run_cell(cell: Cell, parent_run_id: str | None = None, ds=None) -> Record:
-    """One cell through ``get_or_run``, as a child of the graph's parent; a failure becomes its record."""
-    step, label, p = cell.payload
-    rec = Record(step.name, label, node=os.environ.get("FMNIST_NODE_ID") or socket.gethostname())
-    t0 = time.perf_counter()
-    try:
-        parent = None if tracking.active_run_id() == parent_run_id else parent_run_id
-        out = get_or_run(step, p, ds, parent_run_id=parent)
-        rec.status, rec.run_id = ("cached" if out.cached else "ran"), out.run_id
-    except Exception as e:  # one cell failing must not stop the independent ones
-        rec.status, rec.error = "failed", tracking.one_line(e)
-        log.error("%s %s failed: %s", step.name, label, rec.error)
-    rec.seconds = time.perf_counter() - t0
-    return rec
+class CellWork:
+    """One cell through ``get_or_run``, placed as the driver decided, its inputs from the graph's records; a
+    failure becomes its record (``alone``, the command's own run and its inputs: it propagates as it is).
+    Picklable for Ray workers (no dataset: they load their own)."""
+
+    def __init__(self, targets, cached: dict[str, str], placed: dict[str, Placement], default: Placement,
+                 tags: dict[str, str], alone: bool = False):
+        self.targets, self.cached, self.placed, self.default = set(targets), cached, placed, default
+        self.tags, self.alone, self.experiment_id = tags, alone, ""
+
+    def __call__(self, cell: Cell, upstream: dict[str, Record], ds=None) -> Record:
+        if self.experiment_id:  # a worker: child runs live in the parent's experiment
+            os.environ["MLFLOW_EXPERIMENT_ID"] = self.experiment_id
+        step, label, p, needs = cell.payload
+        rec = Record(step.name, label, node=os.environ.get("FMNIST_NODE_ID") or socket.gethostname())
+        t0 = time.perf_counter()
+        place = self.placed.get(cell.id, self.default)
+        try:
+            ds = ds if ds is not None or not step.needs_data else p.load()
+            inputs = {name: self._input(step, p, ds, name, cid, upstream, place) for name, cid in needs.items()}
+            out = get_or_run(step, p, ds, placement=place, inputs=inputs,
+                             tags=self.tags if cell.id in self.targets else None)
+            rec.status, rec.run_id = ("cached" if out.cached else "ran"), out.run_id
+        except Exception as e:  # one cell failing must not stop the independent ones
+            if self.alone:
+                raise
+            rec.status, rec.error = "failed", tracking.one_line(e)
+            log.error("%s %s failed: %s", step.name, label, rec.error)
+        rec.seconds = time.perf_counter() - t0
+        return rec
+
+    def _input(self, step, p, ds, name: str, cid: str, upstream: dict[str, Record], place: Placement) -> Outcome:
+        """An input as the graph got it, loaded; one that will not load is computed again beside the cell."""
+        s, q = step.requires(p)[name]
+        run_id = self.cached[cid] if cid in self.cached else upstream[cid].run_id
+        # "cached": the input was in the store when this cell started, as a grid's cell finds a sibling's; a
+        # command's own run counts its input as computed when the command computed it
+        cached = cid in self.cached or not self.alone or upstream[cid].status == "cached"
+        out = reused(s, q, ds, run_id, cached)
+        try:
+            out.result
+        except CacheError as e:
+            log.warning("%s: run %s will not load (%s); recomputing", s.name, run_id, e)
+            out = get_or_run(s, replace(q, force=True), ds, placement=Placement(parent=place.parent))
+        return out
 
 
 def _skip(cell: Cell, why: str) -> Record:
     return Record(cell.payload[0].name, cell.payload[1], status="skipped", error=why)
-
-
-class RemoteCell:
-    """``run_cell`` bound to the parent run, picklable for other processes (no dataset: they load their own)."""
-
-    def __init__(self, parent: str, experiment_id: str):
-        self.parent, self.experiment_id = parent, experiment_id
-
-    def __call__(self, cell: Cell) -> Record:
-        os.environ["MLFLOW_EXPERIMENT_ID"] = self.experiment_id  # child runs live in the parent's experiment
-        return run_cell(cell, self.parent)
 
 
 def _summarise(records: list[Record], seconds: float) -> None:
@@ -223,4 +271,4 @@ def _raise_failures(records: list[Record]) -> None:
                           f"only those")
 
 
-__all__ = ["Graph", "GraphFailed", "GraphRun", "Parent", "RemoteCell", "build", "run_cell", "run_graph"]
+__all__ = ["CellWork", "Graph", "GraphFailed", "GraphRun", "Parent", "build", "run_graph", "run_step"]

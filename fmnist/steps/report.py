@@ -18,7 +18,7 @@ import click
 from .. import cache, tracking
 from ..data import dataset_names
 from ..notebook import DEFAULT_NOTEBOOK, render_report, significance_csv
-from .base import Outcome, RunContext, Step, get_or_run, verify_artifacts
+from .base import Outcome, Placement, RunContext, Step, get_or_run, verify_artifacts
 from .params import param
 
 log = logging.getLogger("fmnist")
@@ -54,12 +54,13 @@ class Report(Step):
                                                                              "fmnist.notebook"))
 
     @contextmanager
-    def open(self, p: ReportParams, ds, parent_run_id: str | None) -> Iterator[RunContext]:
+    def open(self, p: ReportParams, ds, placement: Placement) -> Iterator[RunContext]:
         active = tracking.active_run_id()
         if active:  # the study's parent: the report belongs to it
             yield RunContext(active)
             return
-        with tracking.run("report", step="report") as run_id:
+        with tracking.run("report", step="report", parent_run_id=placement.parent,
+                          launcher=placement.launcher) as run_id:
             tracking.log_params({"output": p.output, "experiment": p.experiment, "dataset": p.dataset})
             yield RunContext(run_id)
 
@@ -106,9 +107,9 @@ def report_files(res: dict[str, Any]) -> list:
     return [res[k] for k in ("html", "ipynb", "csv") if res.get(k)]
 
 
-def render_or_reuse(p: ReportParams) -> Outcome:
+def render_or_reuse(p: ReportParams, placement: Placement = Placement()) -> Outcome:
     """The report through ``get_or_run``; a reused one is still logged onto the active run (a study's parent)."""
-    out = get_or_run(REPORT, p)
+    out = get_or_run(REPORT, p, placement=placement)
     files = report_files(out.result)  # a reused report is copied to p.output here
     if out.cached and tracking.active_run_id() not in (None, out.run_id):
         for f in files:
@@ -121,4 +122,5 @@ def report_step(*, output: str = DEFAULT_OUTPUT, experiment: str | None = None, 
                 dataset: str = "fashion-mnist") -> Path:
     """Render the report (or reuse it when no run changed); log report.html (+ executed notebook) to the active
     run, else to a new run."""
-    return render_or_reuse(ReportParams(output, experiment or "", dataset, notebook or "")).result["html"]
+    return render_or_reuse(ReportParams(output, experiment or "", dataset, notebook or ""),
+                           Placement(launcher=tracking.launcher_run_id())).result["html"]

@@ -8,7 +8,7 @@
 """
 
 from .lifecycle import (active_experiment_name, active_run_id, check_store, end_if_running, end_unfinished_children, fail_run,
-                        launcher_kept, one_line, reap_dead_runs, refusal, reopen_run, run)
+                        launcher_run_id, one_line, reap_dead_runs, refusal, reopen_run, run)
 from .accounts import as_env as credentials_env
 from .models import (Version as ModelVersion, by_alias as model_by_alias, ensure_model, register as register_model_version,
                      load_image_model, registered_models, resolve as resolve_model, set_alias as set_model_alias,
@@ -25,7 +25,7 @@ from .store import (ARTIFACT_SHA_TAG, CACHE_KEY_TAG, DEFAULT_EXPERIMENT, ERROR_T
 __all__ = [
     "ARTIFACT_SHA_TAG", "CACHE_KEY_TAG", "DEFAULT_EXPERIMENT", "ERROR_TAG", "PARENT_TAG", "SQLITE_BUSY_TIMEOUT",
     "STEP_TAG", "TAG_PREFIX", "ModelVersion", "active_experiment_name", "active_run_id", "artifact_local_path", "check_store",
-    "child_runs", "create_experiment_once", "credentials_env", "end_if_running", "end_unfinished_children", "ensure_model", "fail_run", "find_cached_run", "launcher_kept",
+    "child_runs", "create_experiment_once", "credentials_env", "end_if_running", "end_unfinished_children", "ensure_model", "fail_run", "find_cached_run", "launcher_run_id",
     "find_unfinished_runs", "get_run_info", "log_artifact", "log_dict", "log_figure", "log_image_model", "log_metrics",
     "load_image_model", "log_numpy_input", "log_params", "log_pytorch_model", "log_sklearn_model", "log_table", "log_text",
     "metric_history", "model_by_alias", "model_versions", "one_line", "pinned_requirements", "prepare_store", "reap_dead_runs", "refusal", "register_model_version",

@@ -105,15 +105,21 @@ def one_line(err: BaseException) -> str:
     return f"{type(err).__name__}: {msg[0] if msg else ''}"[:5000]
 
 
-@contextmanager
-def run(name: str, *, step: str, tags: dict[str, Any] | None = None,
-        parent_run_id: str | None = None) -> Iterator[str]:
-    """Open a run and yield its id.
+def launcher_run_id() -> str | None:
+    """The run ``mlflow run`` opened for this command (``$MLFLOW_RUN_ID``), or None: the one place it is read.
+    Only a run the graph's driver places on it takes it over (``run(..., launcher=...)``)."""
+    return os.environ.get("MLFLOW_RUN_ID") or None
 
-    Resumes the run ``mlflow run`` created (``MLFLOW_RUN_ID``); nests under the active run if any;
-    with ``parent_run_id``, opens a child of that RUNNING run even when no run is active here (a worker
-    of a distributed executor); else starts a new run. An exception ends it FAILED with the message in
-    the ``fmnist.error`` tag; Ctrl-C ends it KILLED. Never leaves it RUNNING.
+
+@contextmanager
+def run(name: str, *, step: str, tags: dict[str, Any] | None = None, parent_run_id: str | None = None,
+        launcher: str | None = None) -> Iterator[str]:
+    """Open a run and yield its id, where the caller placed it.
+
+    ``parent_run_id``: a child of that RUNNING run, even when no run is active here (a worker of a distributed
+    executor); ``launcher``: take over that run (the one ``mlflow run`` made for the command); else a new run,
+    nested under the active run if any. An exception ends it FAILED with the message in the ``fmnist.error``
+    tag; Ctrl-C ends it KILLED. Never leaves it RUNNING.
     """
     outermost = mlflow.active_run() is None
     if outermost:
@@ -121,24 +127,25 @@ def run(name: str, *, step: str, tags: dict[str, Any] | None = None,
     prepare_store()
     if outermost:
         reap_dead_runs()
-    run_id = _start(name, parent_run_id).info.run_id
+    run_id = _start(name, parent_run_id, launcher).info.run_id
     with _ending(run_id):
         mlflow.set_tags(_run_tags(step, tags))
         yield run_id
     _end(run_id, "FINISHED", None)
 
 
-def _start(name: str, parent_run_id: str | None):
+def _start(name: str, parent_run_id: str | None, launcher: str | None):
     active = mlflow.active_run()
     if parent_run_id:
         return _start_child(name, parent_run_id, nested=active is not None)
-    if active is None and os.environ.get("MLFLOW_RUN_ID"):
-        r = mlflow.start_run(log_system_metrics=True)
+    if launcher:
+        r = mlflow.start_run(run_id=launcher, nested=active is not None, log_system_metrics=True)
         mlflow.set_tags({"mlflow.runName": name, **_user_tag()})  # `mlflow run` recorded the OS user
         return r
     if active is None:
         _ensure_experiment()
-    return mlflow.start_run(run_name=name, nested=active is not None, tags=_user_tag(), log_system_metrics=True)
+    with _launcher_hidden():
+        return mlflow.start_run(run_name=name, nested=active is not None, tags=_user_tag(), log_system_metrics=True)
 
 
 def _user_tag() -> dict[str, str]:
@@ -154,18 +161,16 @@ def _start_child(name: str, parent_run_id: str, nested: bool):
     if parent.info.status != "RUNNING":
         raise FmnistError(f"parent run {parent_run_id} is {parent.info.status}, not RUNNING; "
                           f"no child run was opened")
-    # start_run would resume $MLFLOW_RUN_ID (e.g. the parent's id leaked to a worker's environment) instead of
-    # making the child: hide it for the call only, as reopen_run's run_id wins over it without consuming it.
-    with launcher_kept():
+    with _launcher_hidden():
         return mlflow.start_run(run_name=name, parent_run_id=parent_run_id, nested=nested,
                                 experiment_id=parent.info.experiment_id, tags=_user_tag(),
                                 log_system_metrics=True)
 
 
 @contextmanager
-def launcher_kept() -> Iterator[None]:
-    """Runs opened inside do not take the run ``mlflow run`` made (``$MLFLOW_RUN_ID``): it stays for the step the
-    command is about (an input computed first must not claim it)."""
+def _launcher_hidden() -> Iterator[None]:
+    """MLflow's ``start_run`` without a run id resumes ``$MLFLOW_RUN_ID`` by itself: a new run or a child must
+    not, so the variable is hidden for the call (a run placed on the launcher names it explicitly)."""
     saved = os.environ.pop("MLFLOW_RUN_ID", None)
     try:
         yield
