@@ -175,6 +175,24 @@ def test_too_few_shared_images_keep_a_version_challenger(in_subset_runs, tmp_pat
     assert tracking.model_by_alias(name, "challenger").tags["fmnist.compared_on"] == "0"
 
 
+def test_a_champion_whose_predictions_cannot_be_read_is_not_compared(in_subset_runs):
+    from fmnist import tracking
+    from fmnist.steps.register import register_run
+
+    _, runs, _ = in_subset_runs
+    name = "fmnist-unreadable-check"
+    assert register_run(name, runs["small"], tracking.get_run_info(runs["small"])).alias == "champion"
+    path = tracking.artifact_local_path(runs["small"], "predictions.npz")
+    saved = path.read_bytes()
+    try:
+        path.write_bytes(saved[:-10])  # an altered artifact fails its checksum
+        r = register_run(name, runs["better"], tracking.get_run_info(runs["better"]))
+    finally:
+        path.write_bytes(saved)
+    assert r.alias == "challenger" and r.compared_on is None
+    assert r.why.startswith("not compared with champion v1: its predictions could not be read (CacheError: ")
+
+
 # --------------------------------------------------------------------------------------- another dataset
 
 

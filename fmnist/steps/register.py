@@ -27,6 +27,7 @@ MIN_SHARED = 500  # fewer shared test images than this: no comparison (McNemar h
 CHAMPION, CHALLENGER = "champion", "challenger"
 DIGEST_TAG = "fmnist.data_digest"
 COMPARED_TAG, PROMOTION_TAG = "fmnist.compared_on", "fmnist.promotion"
+SPLIT_TAG = "fmnist.test_split"  # the digest of the test split the version was scored on
 ALREADY = "already registered"
 
 
@@ -104,6 +105,7 @@ def register_run(name: str, run_id: str, info: dict) -> Registration:
             "fmnist.test_accuracy_ci": f"[{m.get('test_accuracy_ci_low', float('nan')):.4f}, "
                                        f"{m.get('test_accuracy_ci_high', float('nan')):.4f}]",
             "fmnist.n_test": str(len(pred["label"])), "fmnist.dataset": dataset,
+            **({SPLIT_TAG: pred["test_split"]} if pred["test_split"] else {}),
             "fmnist.model": info["params"].get("model") or info["params"].get("mode", ""),
             DIGEST_TAG: info["tags"].get(DIGEST_TAG, "")}
     new = tracking.register_model_version(name, run_id, IMAGE_MODEL, tags)
@@ -120,10 +122,19 @@ def register_run(name: str, run_id: str, info: dict) -> Registration:
     return Registration(name, new.version, run_id, acc, alias, why, p, shared, len(pred["label"]))
 
 
-def decide(pred: dict, champ) -> tuple[str, str, float | None, int]:
+def decide(pred: dict, champ) -> tuple[str, str, float | None, int | None]:
     """(alias, why, p-value, shared test images) of a new version's predictions against the current champion,
     on the test images both scored."""
-    correct, champ_correct = correct_on_shared(pred, load_predictions(champ.run_id))
+    split = champ.tags.get(SPLIT_TAG)
+    if split and pred["test_split"] and split != pred["test_split"]:  # other images: nothing to read
+        correct = champ_correct = pred["label"][:0]
+    else:
+        try:
+            champ_pred = load_predictions(champ.run_id)
+        except Exception as e:  # e.g. a run this account may not read, or one logged before predictions
+            return CHALLENGER, (f"not compared with champion v{champ.version}: its predictions could not be read "
+                                f"({tracking.one_line(e)})"), None, None
+        correct, champ_correct = correct_on_shared(pred, champ_pred)
     n = len(correct)
     if n < MIN_SHARED:
         return CHALLENGER, (f"not compared with champion v{champ.version}: they share {n} test images, fewer than "
