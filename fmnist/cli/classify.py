@@ -6,11 +6,11 @@ import click
 
 from ..commands import classify as classify_step
 from ..steps.classify import ClassifyParams
-from ..steps.params import ExecOpts, as_dict, from_cli, options
+from ..steps.params import ExecOpts, from_cli, options
 
 
 @click.command()
 @options(ClassifyParams, ExecOpts)
 def classify(**kw) -> None:
     """Fit classifiers on features and log test/val/train accuracy, per-class accuracy and the model."""
-    classify_step(**as_dict(from_cli(ClassifyParams, kw)), **as_dict(from_cli(ExecOpts, kw)))
+    classify_step(from_cli(ClassifyParams, kw), from_cli(ExecOpts, kw))

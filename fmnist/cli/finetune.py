@@ -6,11 +6,11 @@ import click
 
 from ..commands import finetune_modes
 from ..steps.finetune import FinetuneParams
-from ..steps.params import ExecOpts, as_dict, from_cli, options
+from ..steps.params import ExecOpts, from_cli, options
 
 
 @click.command()
 @options(FinetuneParams, ExecOpts)
 def finetune(**kw) -> None:
     """Fine-tune an (ImageNet) ResNet-18 on the dataset and log the run to MLflow (one run per mode)."""
-    finetune_modes(**as_dict(from_cli(FinetuneParams, kw)), **as_dict(from_cli(ExecOpts, kw)))
+    finetune_modes(from_cli(FinetuneParams, kw), from_cli(ExecOpts, kw))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from ..steps.params import ExecOpts, as_dict, from_cli, options
+from ..steps.params import ExecOpts, from_cli, options
 from ..commands import scatnet_search as search_step
 from ..steps.search import SearchParams
 
@@ -13,4 +13,4 @@ from ..steps.search import SearchParams
 @options(SearchParams, ExecOpts)
 def scatnet_search(**kw) -> None:
     """Score scattering + RBF SVM candidates on a validation split of the training set (never the test set)."""
-    search_step(**as_dict(from_cli(SearchParams, kw)), **as_dict(from_cli(ExecOpts, kw)))
+    search_step(from_cli(SearchParams, kw), from_cli(ExecOpts, kw))

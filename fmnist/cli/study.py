@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from ..steps.params import as_dict, from_cli, options
+from ..steps.params import from_cli, options
 from ..commands.study import StudyParams, run_study
 
 
@@ -12,4 +12,4 @@ from ..commands.study import StudyParams, run_study
 @options(StudyParams)
 def study(**kw) -> None:
     """Run the whole study: extract, classify, visualize, fine-tune, report; every step cached."""
-    run_study(**as_dict(from_cli(StudyParams, kw)))
+    run_study(from_cli(StudyParams, kw))

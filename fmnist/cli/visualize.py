@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import click
 
-from ..embeddings import EMBEDDINGS
-from ..features import FEATURES
-from ..steps.params import ExecOpts, as_dict, from_cli, options
+from ..steps.params import ExecOpts, from_cli, options
 from ..commands import visualize as run_visualize
 from ..steps.visualize import VisualizeParams
 
@@ -15,6 +13,4 @@ from ..steps.visualize import VisualizeParams
 @options(VisualizeParams, ExecOpts)
 def visualize(**kw) -> None:
     """Embed a test sample of each feature set in 2-D with each method; log plots, coordinates and metrics."""
-    d = as_dict(from_cli(VisualizeParams, kw))
-    run_visualize(features=FEATURES.expand(d.pop("feature")), methods=EMBEDDINGS.expand(d.pop("method")), **d,
-                  **as_dict(from_cli(ExecOpts, kw)))
+    run_visualize(from_cli(VisualizeParams, kw), from_cli(ExecOpts, kw))

@@ -24,11 +24,21 @@ from ..steps.classify import CLASSIFY, CellResult, ClassifyParams
 from ..steps.extract import EXTRACT, ExtractParams
 from ..steps.finetune import FINETUNE, FinetuneParams, _prepared
 from ..steps.graph import GraphRun, Parent, build, run_graph
-from ..steps.params import Common, parse_value
+from ..steps.params import Common, ExecOpts, parse_value
 from ..steps.search import CANDIDATE, CandidateParams, SearchParams
 from ..steps.visualize import DEFAULT_N_SAMPLES, VISUALIZE, VisualizeParams, _sample
 
 log = logging.getLogger("fmnist")
+
+
+def given(cls: type, p: Any, ex: ExecOpts | None, kw: dict[str, Any]) -> tuple[Any, ExecOpts]:
+    """A command's Params and ExecOpts: the objects as given (the CLI passes them), else built from keywords
+    (``classify(feature="raw", tune=False, executor="ray")`` in Python)."""
+    runs = {f.name for f in fields(ExecOpts)}
+    ex = ex or ExecOpts(**{k: kw.pop(k) for k in list(kw) if k in runs})
+    if p is not None and kw:
+        raise TypeError(f"give {cls.__name__} or its fields, not both (got {sorted(kw)})")
+    return (p if p is not None else cls(**kw)), ex
 
 
 # ----------------------------------------------------------------------------------------------- classify
@@ -54,13 +64,12 @@ def cell_result(info: dict[str, Any], p: ClassifyParams) -> CellResult:
                       info["metrics"])
 
 
-def classify(*, feature: str = "scatnet", model: str = "all", ds: Dataset | None = None,
-             params: dict[str, Any] | None = None, executor: str = "serial", ray_address: str = "",
-             **kw: Any) -> list[CellResult]:
+def classify(p: ClassifyParams | None = None, ex: ExecOpts | None = None, *, ds: Dataset | None = None,
+             params: dict[str, Any] | None = None, **kw: Any) -> list[CellResult]:
     """Fit and evaluate every (feature, model) cell: one graph (extract cells, then these), one run each,
-    children of one parent that holds ``results.csv``. ``params``: feature params (J, L ...); ``kw``: other
-    ``ClassifyParams`` fields; ``executor``: serial or ray."""
-    p = ClassifyParams(feature=feature, model=model, **kw, **(params or {}))
+    children of one parent that holds ``results.csv``. ``p`` (else ``kw``: its fields; ``params``: feature params
+    such as J, L), ``ex`` (else ``executor``, ``ray_address``)."""
+    p, ex = given(ClassifyParams, p, ex, {**kw, **(params or {})})
     grid = classify_cells(p)
     tracking.check_store()  # a dead server fails in one line before the data is even read
     ds = ds if ds is not None else p.load()
@@ -71,11 +80,10 @@ def classify(*, feature: str = "scatnet", model: str = "all", ds: Dataset | None
         results.extend(_results(run, grid))
         _log_summary(results)
 
-    parent = Parent(f"classify-{feature.replace(',', '+')}-{model.replace(',', '+')}", "classify-group",
-                    {"feature": feature, "model": model, "dataset": ds.name, "subset": ds.subset or "all",
+    parent = Parent(f"classify-{p.feature.replace(',', '+')}-{p.model.replace(',', '+')}", "classify-group",
+                    {"feature": p.feature, "model": p.model, "dataset": ds.name, "subset": ds.subset or "all",
                      "seed": p.seed, "tune": p.tune, "val_fraction": p.val_fraction}, summary=summary)
-    run = run_graph(graph, parent, data=lambda _: ds, executor=executor, ray_address=ray_address,
-                    progress=p.progress)
+    run = run_graph(graph, parent, data=lambda _: ds, progress=p.progress, **ex.exec_kw())
     return results if run.parent_run_id else _results(run, grid)
 
 
@@ -100,11 +108,10 @@ def _log_summary(results: list[CellResult]) -> None:
 # ------------------------------------------------------------------------------------------------ extract
 
 
-def extract(**kw: Any) -> list[Record]:
+def extract(p: ExtractParams | None = None, ex: ExecOpts | None = None, **kw: Any) -> list[Record]:
     """``fmnist extract``: one extract cell per feature of ``feature`` (all, or a comma list); several are
-    siblings under one parent. ``kw``: ``ExtractParams`` and ``ExecOpts`` fields."""
-    run_kw = {k: kw.pop(k) for k in ("executor", "ray_address") if k in kw}
-    p = ExtractParams(**kw)
+    siblings under one parent. ``p`` and ``ex``, or their fields."""
+    p, ex = given(ExtractParams, p, ex, kw)
     cells = [replace(p, feature=f) for f in FEATURES.expand(p.feature)]
     for c in cells:
         c.resolved()  # bad params fail before any run opens
@@ -112,7 +119,7 @@ def extract(**kw: Any) -> list[Record]:
     ds = p.load()
     graph = build([(EXTRACT, c) for c in cells], lambda _: ds)
     parent = Parent("extract-" + "+".join(c.feature for c in cells), "extract-group", {"feature": p.feature})
-    return run_graph(graph, parent, data=lambda _: ds, progress=p.progress, **run_kw).records
+    return run_graph(graph, parent, data=lambda _: ds, progress=p.progress, **ex.exec_kw()).records
 
 
 # ---------------------------------------------------------------------------------------------- visualize
@@ -128,16 +135,22 @@ def visualize_cells(p: VisualizeParams, ds: Dataset) -> list[VisualizeParams]:
     return out
 
 
-def visualize(*, features: list[str], methods: list[str], n_samples: int | None = DEFAULT_N_SAMPLES,
-              method_given: dict[str, Any] | None = None, feature_given: dict[str, Any] | None = None,
-              ds: Dataset | None = None, executor: str = "serial", ray_address: str = "", **kw: Any) -> list[dict]:
+def visualize(p: VisualizeParams | None = None, ex: ExecOpts | None = None, *, ds: Dataset | None = None,
+              features: list[str] | None = None, methods: list[str] | None = None,
+              n_samples: int | None = DEFAULT_N_SAMPLES, method_given: dict[str, Any] | None = None,
+              feature_given: dict[str, Any] | None = None, **kw: Any) -> list[dict]:
     """Embed a stratified test sample of each feature set with each method; one run per pair.
 
     One graph: the extract cells and the views, children of one parent run (step ``visualize-group``) that
-    holds ``embedding_grid.png`` and ``separation.csv``. ``executor``: serial or ray.
+    holds ``embedding_grid.png`` and ``separation.csv``. ``p`` and ``ex``, or their fields (``features``,
+    ``methods`` as lists; ``method_given``, ``feature_given``: their params).
     """
-    p = VisualizeParams(feature=",".join(features), method=",".join(methods), n_samples=n_samples, **kw,
-                        **(method_given or {}), **(feature_given or {}))
+    if p is None:
+        kw.update(feature=",".join(features or ["all"]), method=",".join(methods or ["all"]), n_samples=n_samples,
+                  **(method_given or {}), **(feature_given or {}))
+    p, ex = given(VisualizeParams, p, ex, kw)
+    features, methods = FEATURES.expand(p.feature), EMBEDDINGS.expand(p.method)
+    p = replace(p, feature=",".join(features), method=",".join(methods))
     tracking.check_store()  # a dead server fails in one line before the data is even read
     ds = ds if ds is not None else p.load()
     grid = visualize_cells(p, ds)
@@ -155,7 +168,7 @@ def visualize(*, features: list[str], methods: list[str], n_samples: int | None 
                     {"feature": ",".join(features), "method": ",".join(methods), "n_samples": n, "seed": p.seed,
                      "dataset": ds.name, "subset": ds.subset or "all"}, summary=summary)
     run = run_graph(build([(VISUALIZE, c) for c in grid], lambda _: ds), parent, data=lambda _: ds,
-                    executor=executor, ray_address=ray_address, progress=p.progress)
+                    progress=p.progress, **ex.exec_kw())
     return out if run.parent_run_id else _views(run, grid, ds)
 
 
@@ -186,11 +199,11 @@ def _best(cells: list[dict], feature: str) -> str:
 # ----------------------------------------------------------------------------------------------- finetune
 
 
-def finetune_modes(*, ds: Dataset | None = None, executor: str = "serial", ray_address: str = "",
+def finetune_modes(p: FinetuneParams | None = None, ex: ExecOpts | None = None, *, ds: Dataset | None = None,
                    **kw: Any) -> list[Record]:
     """``fmnist finetune``: one cell per mode of ``mode`` (all, or a comma list) as a graph; several are siblings
-    under one parent holding ``results.csv``."""
-    p = FinetuneParams(**kw)
+    under one parent holding ``results.csv``. ``p`` and ``ex``, or their fields."""
+    p, ex = given(FinetuneParams, p, ex, kw)
     modes = MODES.expand(p.mode)
     tracking.check_store()  # a dead server fails in one line before the data is even read
     if len(modes) > 1 and p.resume.strip().lower() not in ("auto", "never"):
@@ -210,16 +223,17 @@ def finetune_modes(*, ds: Dataset | None = None, executor: str = "serial", ray_a
                     {"mode": ",".join(modes), "dataset": ds.name, "subset": ds.subset or "all", "seed": p.seed,
                      "epochs": p.epochs, "weights": p.weights}, summary=summary)
     return run_graph(build([(FINETUNE, c) for c in cells], lambda _: ds), parent, data=lambda _: ds,
-                     executor=executor, ray_address=ray_address, progress=p.progress).records
+                     progress=p.progress, **ex.exec_kw()).records
 
 
 # ------------------------------------------------------------------------------------------ scatnet search
 
 
-def scatnet_search(*, executor: str = "serial", ray_address: str = "", **kw) -> list[dict[str, Any]]:
+def scatnet_search(p: SearchParams | None = None, ex: ExecOpts | None = None, **kw: Any) -> list[dict[str, Any]]:
     """Run (or reuse) every selected candidate as a cell of one graph under a ``scatnet-search`` parent, which holds
-    ``tuning.csv``, ``search.png`` and the best and the chosen candidate; returns the rows in candidate order."""
-    p = SearchParams(**kw)
+    ``tuning.csv``, ``search.png`` and the best and the chosen candidate; returns the rows in candidate order.
+    ``p`` and ``ex``, or their fields."""
+    p, ex = given(SearchParams, p, ex, kw)
     picked = p.selected()  # a bad candidate list fails before the data is read
     tracking.check_store()
     ds = p.load()
@@ -240,7 +254,7 @@ def scatnet_search(*, executor: str = "serial", ray_address: str = "", **kw) -> 
                     {"dataset": ds.name, "subset": ds.subset or "all", "seed": p.seed, "n_train": p.n_train,
                      "val_fraction": p.val_fraction, "n_candidates": len(cells)}, summary=summary, optional=False)
     run = run_graph(build([(CANDIDATE, c) for c in cells], lambda _: ds), parent, data=lambda _: ds,
-                    executor=executor, ray_address=ray_address, progress=p.progress)
+                    progress=p.progress, **ex.exec_kw())
     win, pick = best(rows), chosen(rows)
     log.info("scatnet search (run %s): best %s (val_accuracy %.4f); chosen within one standard error: %s (%.4f)",
              run.parent_run_id, win["candidate"], win["val_accuracy"], pick["candidate"], pick["val_accuracy"])

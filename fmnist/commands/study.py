@@ -121,10 +121,10 @@ def build_graph(sp: StudyParams, datasets: dict[int, Dataset], prof) -> Graph:
 StudyFailed = GraphFailed  # a study's cells failed or were skipped
 
 
-def run_study(**kw: Any) -> list[Record]:
+def run_study(sp: StudyParams | None = None, **kw: Any) -> list[Record]:
     """Extract -> classify -> visualize -> finetune, then the registry and the report (unless ``report=False``),
-    each cell a child run of one parent."""
-    sp = StudyParams(**kw)
+    each cell a child run of one parent. ``sp``, or its fields."""
+    sp = sp if sp is not None else StudyParams(**kw)
     prof = get_profile(sp.profile, subset=None if sp.subset in ("profile", None) else sp.subset,
                        full_data=sp.subset is None, epochs=sp.epochs or None)
     seeds = parse_seeds(sp.seeds)
