@@ -11,9 +11,9 @@ from fmnist.embeddings import EMBEDDINGS
 from fmnist.features import FEATURES
 from fmnist.steps.base import ARTIFACTS_TAG
 from fmnist.steps.graph import run_step
-from fmnist.steps.classify import CLASSIFY, ClassifyParams, classify_key
+from fmnist.steps.classify import CLASSIFY, ClassifyParams
 from fmnist.steps.extract import EXTRACT, ExtractParams
-from fmnist.steps.finetune import FINETUNE, FinetuneParams, finetune_key
+from fmnist.steps.finetune import FINETUNE, FinetuneParams
 from fmnist.steps.all import STEPS
 from fmnist.steps.visualize import VISUALIZE, VisualizeParams
 
@@ -57,10 +57,10 @@ def test_extract_key_covers_params_and_data_not_runtime(feature, tiny):
 @pytest.mark.parametrize("model", CLASSIFIERS.names())
 def test_classify_key_holds_val_fraction_tune_and_seed(model, tiny):
     p = ClassifyParams(feature="raw", model=model)
-    k = classify_key(p, tiny)
-    assert len({k, classify_key(replace(p, val_fraction=0.2), tiny), classify_key(replace(p, tune=False), tiny),
-                classify_key(replace(p, seed=1), tiny)}) == 4
-    assert classify_key(replace(p, n_jobs=1, device="cpu", force=True), tiny) == k
+    k = CLASSIFY.key(p, tiny)
+    assert len({k, CLASSIFY.key(replace(p, val_fraction=0.2), tiny), CLASSIFY.key(replace(p, tune=False), tiny),
+                CLASSIFY.key(replace(p, seed=1), tiny)}) == 4
+    assert CLASSIFY.key(replace(p, n_jobs=1, device="cpu", force=True), tiny) == k
 
 
 @pytest.mark.parametrize("method", EMBEDDINGS.names())
@@ -76,10 +76,10 @@ def test_visualize_key_holds_its_method_params(method, tiny):
 
 def test_finetune_key_holds_training_params_not_runtime(tiny):
     p = FinetuneParams(weights="none", epochs=1, image_size=32)
-    k = finetune_key(p, tiny)
-    assert finetune_key(replace(p, device="cpu", num_workers=2, resume="never", progress=False), tiny) == k
-    assert len({k, finetune_key(replace(p, val_fraction=0.2), tiny), finetune_key(replace(p, lr=0.1), tiny),
-                finetune_key(replace(p, mode="last_layer"), tiny)}) == 4
+    k = FINETUNE.key(p, tiny)
+    assert FINETUNE.key(replace(p, device="cpu", num_workers=2, resume="never", progress=False), tiny) == k
+    assert len({k, FINETUNE.key(replace(p, val_fraction=0.2), tiny), FINETUNE.key(replace(p, lr=0.1), tiny),
+                FINETUNE.key(replace(p, mode="last_layer"), tiny)}) == 4
 
 
 def test_cli_classify_twice_reuses_then_force_recomputes(store, tiny, monkeypatch, capsys):
@@ -145,3 +145,29 @@ def test_finetune_is_cached_like_every_step(store, tiny, monkeypatch, tmp_path):
     b = run_step(FINETUNE, p, tiny)
     assert not a.cached and b.cached and b.run_id == a.run_id
     assert b.result["test_accuracy"] == pytest.approx(a.result["test_accuracy"])
+
+
+def _bumped(v):
+    if isinstance(v, bool):
+        return not v
+    if isinstance(v, int):
+        return v + 1
+    if isinstance(v, float):
+        return v / 2
+    return None  # strings name registry entries: the per-step key tests change those
+
+
+@pytest.mark.parametrize("name", sorted(n for n in STEPS if n != "report"))  # the report's key is its inputs
+def test_a_key_is_made_of_the_fields_marked_key_and_nothing_else(name, tiny):
+    """No step lists its key by hand: every field marked ``key=True`` changes it, every runtime field does not."""
+    step = STEPS[name]
+    one = {"feature": "raw", "model": "lda", "method": "pca", "weights": "none", "image_size": 32, "n_samples": 60}
+    p = step.Params(**{k: v for k, v in one.items()
+                       if k in {f.name for f in fields(step.Params)}})
+    k = step.key(p, tiny)
+    for f in fields(p):
+        new = _bumped(getattr(p, f.name))
+        if new is None or f.metadata.get("key", True) not in (True, False):
+            continue
+        changed = step.key(replace(p, **{f.name: new}), tiny)
+        assert (changed != k) == f.metadata.get("key", True), f.name

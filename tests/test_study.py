@@ -40,14 +40,14 @@ def test_finetune_cache_key_follows_the_weights_auto_resolves_to(tmp_path, monke
     import torch
 
     from fmnist.data import synthetic_dataset
-    from fmnist.steps.finetune import FinetuneParams, finetune_key
+    from fmnist.steps.finetune import FINETUNE, FinetuneParams
     from fmnist.weights import build_resnet18, resolve_weights
 
     monkeypatch.setenv("FMNIST_OFFLINE", "1")
     ds = synthetic_dataset(60, 30, seed=0)
 
     def key(**kw):
-        return finetune_key(FinetuneParams(**{"epochs": 1, "image_size": 32, "val_fraction": 0.1, **kw}), ds)
+        return FINETUNE.key(FinetuneParams(**{"epochs": 1, "image_size": 32, "val_fraction": 0.1, **kw}), ds)
 
     # Offline without ImageNet weights, auto means random init: the same fine-tune as weights=none.
     assert resolve_weights("auto").kind == "none"

@@ -20,6 +20,7 @@ from typing import Any, Callable, ClassVar, Iterator
 
 from .. import cache, tracking
 from ..errors import CacheError
+from .params import key_values
 
 log = logging.getLogger("fmnist")
 
@@ -81,7 +82,9 @@ class Step:
     memoise: ClassVar[bool] = False  # other steps read its result: keep what is loaded (a grid loads it once)
 
     def key(self, p, ds) -> str:
-        raise NotImplementedError
+        """The cache key: sha256 of the step's name, its params' key values (the fields they mark as key fields:
+        ``fmnist.steps.params.key_values``), the data digest and the code version."""
+        return cache.cache_key(self.name, key_values(p, ds), ds.digest if ds is not None else "", self.code(p))
 
     def label(self, p) -> str:
         """The cell's name in a graph (``raw/lda``), unique among this step's cells."""

@@ -59,14 +59,6 @@ class CellResult:
     extra: dict[str, Any] = field(default_factory=dict)  # what log() writes as artifacts
 
 
-def classify_key(p: ClassifyParams, ds: Dataset) -> str:
-    """Cache key of one cell: every param that changes it (val_fraction too), the data and the code."""
-    code = classify_code(p)
-    params = {"feature": p.feature, **p.extract_params().resolved(), "model": p.model, "tune": p.tune,
-              "val_fraction": p.val_fraction, "seed": p.seed, "extract_run": p.extract_run}
-    return cache.cache_key("classify", params, ds.digest, code)
-
-
 def classify_code(p: ClassifyParams) -> str:
     return cache.step_code_version(__name__, "fmnist.steps.base", "fmnist.classifiers", "fmnist.classifiers.tuning",
                                    CLASSIFIERS.get(p.model).fn.__module__, FEATURES.get(p.feature).fn.__module__)
@@ -75,9 +67,6 @@ def classify_code(p: ClassifyParams) -> str:
 class Classify(Step):
     name = "classify"
     Params = ClassifyParams
-
-    def key(self, p: ClassifyParams, ds: Dataset) -> str:
-        return classify_key(p, ds)
 
     def code(self, p: ClassifyParams) -> str:
         return classify_code(p)

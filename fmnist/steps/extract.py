@@ -16,7 +16,7 @@ from ..data import Dataset
 from ..errors import CacheError
 from ..features import FEATURES, extract_features, feature_label, feature_params, feature_run_params
 from .base import ARTIFACTS_TAG, Placement, RunContext, Step, get_or_run, scaled
-from .params import FEATURE_DEFAULTS, Common, FeatureOpts, param
+from .params import DATA, FEATURE_DEFAULTS, Common, FeatureOpts, param, rekeyed
 
 log = logging.getLogger("fmnist")
 
@@ -26,6 +26,9 @@ ARTIFACT = "features.npz"
 @dataclass(frozen=True)
 class ExtractParams(FeatureOpts, Common):
     feature: str = param("all", f"all, or a comma list of: {', '.join(FEATURES.names())}.")
+    # features do not depend on the seed, only on the images its subset draw picks (the data digest): the seeds of
+    # a study on the full data share one extraction
+    seed: int = rekeyed(Common, "seed", DATA)
 
     def resolved(self) -> dict[str, Any]:
         """This feature's own params, validated ('auto' weights resolved)."""
@@ -67,17 +70,10 @@ def extract_code(feature: str) -> str:
     return cache.step_code_version(FEATURES.get(feature).fn.__module__, "fmnist.features", "fmnist.features._torch")
 
 
-def extract_key(feature: str, params: dict[str, Any], data_digest: str) -> str:
-    return cache.cache_key("extract", {"feature": feature, **params}, data_digest, extract_code(feature))
-
-
 class Extract(Step):
     name = "extract"
     Params = ExtractParams
     memoise = True  # a grid's classify and visualize cells read one feature set: loaded once per process
-
-    def key(self, p: ExtractParams, ds: Dataset) -> str:
-        return extract_key(p.feature, p.resolved(), ds.digest)
 
     def code(self, p: ExtractParams) -> str:
         return extract_code(p.feature)
@@ -188,5 +184,5 @@ def get_features(*, feature: str, ds: Dataset | None = None, params: dict[str, A
     return get_or_run(EXTRACT, p, ds, placement=Placement(parent=parent_run_id)).result
 
 
-__all__ = ["ARTIFACT", "ARTIFACTS_TAG", "EXTRACT", "ExtractParams", "FeatureSet", "extract_key", "extract_params_of",
+__all__ = ["ARTIFACT", "ARTIFACTS_TAG", "EXTRACT", "ExtractParams", "FeatureSet", "extract_params_of",
            "get_features", "load_feature_run"]

@@ -22,7 +22,7 @@ from ..evaluation import CI_METHOD, accuracy_metrics, classification_report, pre
 from ..finetune import MODES, OPTIMIZERS, SCHEDULES, FitConfig
 from ..weights import build_resnet18, resolve_weights
 from .base import IMAGE_MODEL, PREDICTIONS, Placement, RunContext, Step, get_or_run, log_predictions, scaled
-from .params import Common, key_fields, param
+from .params import Common, key_fields, key_values, param
 
 log = logging.getLogger("fmnist")
 
@@ -35,13 +35,15 @@ TRAINING_MODULES = ("fmnist.weights", "fmnist.finetune.augment", "fmnist.finetun
                     "fmnist.finetune.modes", "fmnist.finetune.optim", "fmnist.finetune.train")
 
 F = FitConfig  # the training defaults live on FitConfig
+WEIGHTS = "weights"  # key group: the weights as they resolve, and their checksum
 
 
 @dataclass(frozen=True)
 class FinetuneParams(Common):
     mode: str = param(F.mode, f"{' | '.join(MODES.names())} (or all, or a comma list: one run each): last_layer "
                               "trains only the new head (BatchNorm statistics frozen).")
-    weights: str = param("auto", "imagenet | none | auto (imagenet if obtainable, else none) | path to a resnet18 .pth.")
+    weights: str = param("auto", "imagenet | none | auto (imagenet if obtainable, else none) | path to a resnet18 .pth.",
+                         key=WEIGHTS)
     image_size: int = param(F.image_size, "Images are resized to this on the device.", type=click.IntRange(16, 512))
     epochs: int = param(F.epochs, "Training epochs.", type=click.IntRange(min=1))
     batch_size: int = param(F.batch_size, "Images per training step.", type=click.IntRange(min=1))
@@ -62,6 +64,11 @@ class FinetuneParams(Common):
     resume: str = param("auto", "auto (continue an identical unfinished run), never, or a run id to continue.",
                         key=False)
 
+    def key_group(self, name: str, ds: Dataset) -> dict[str, Any]:
+        """The weights as they resolve now (``auto``: imagenet when obtainable), and the file's checksum."""
+        w = resolve_weights(self.weights)
+        return {"weights": w.kind, "weights_sha256": w.sha256}
+
     def fit_config(self) -> FitConfig:
         return FitConfig(**{f.name: getattr(self, f.name) for f in fields(FitConfig)}).validate()
 
@@ -76,17 +83,9 @@ class FinetuneParams(Common):
 
 
 def resume_key(p: FinetuneParams, ds: Dataset) -> str:
-    """Identical params (weights as they resolve now), data and training code: a checkpoint may continue."""
-    w = resolve_weights(p.weights)
-    cfg = {**p.fit_config().as_dict(), "val_fraction": p.val_fraction, "weights": w.kind, "weights_sha256": w.sha256}
-    return cache.cache_key("finetune", {**cfg, "dataset": ds.name, "subset": ds.subset}, ds.digest,
-                           cache.step_code_version(*TRAINING_MODULES))
-
-
-def finetune_key(p: FinetuneParams, ds: Dataset) -> str:
-    """Cache key of a FINISHED fine-tune: its resume key plus this step's own code (evaluation, logging)."""
-    return cache.cache_key("finetune-run", {"resume_key": resume_key(p, ds)}, ds.digest,
-                           cache.step_code_version(__name__, "fmnist.steps.base"))
+    """Identical params (weights as they resolve now), data and training code: a checkpoint may continue. (The
+    cache key, ``FINETUNE.key``, also holds this step's own code: evaluation and logging.)"""
+    return cache.cache_key("finetune-resume", key_values(p, ds), ds.digest, cache.step_code_version(*TRAINING_MODULES))
 
 
 class _Lock:
@@ -138,9 +137,6 @@ def _resume_target(p: FinetuneParams, key: str) -> tuple[str, Path] | None:
 class Finetune(Step):
     name = "finetune"
     Params = FinetuneParams
-
-    def key(self, p: FinetuneParams, ds: Dataset) -> str:
-        return finetune_key(p, ds)
 
     def tolerances(self, p: FinetuneParams) -> dict[str, float]:
         # On a CPU training is deterministic: seeded, fixed thread count, no autotuning: a rerun is identical.

@@ -1,8 +1,9 @@
 """Step parameters: one frozen dataclass per step, each field with its one default and help text.
 
 The click options (``fmnist <step> --...``) are derived from these classes; ``MLproject`` repeats the
-defaults and ``tests/test_mlproject.py`` checks it against them. A field's ``key`` metadata says
-whether it changes the result (it enters the cache key) or only how fast / where it runs.
+defaults and ``tests/test_mlproject.py`` checks it against them. A field's ``key`` metadata says how it enters a
+step's cache key (``key_values``): as it is, through the data digest, through a group the Params resolve as a
+whole (``key_group``: e.g. only the chosen feature's own params), or not at all (how fast / where it runs).
 """
 
 from __future__ import annotations
@@ -44,10 +45,20 @@ class Count(click.ParamType):
 COUNT = Count()
 
 
-def param(default: Any, help: str = "", *, key: bool = True, type: Any = None, flag: bool = False,
+DATA = "data"  # a field that enters cache keys through the data digest (the dataset, its subset)
+
+
+def param(default: Any, help: str = "", *, key: bool | str = True, type: Any = None, flag: bool = False,
           cli: bool = True) -> Any:
-    """A params field. ``key=False``: runtime only (device, progress ...), kept out of cache keys."""
+    """A params field. ``key``: True, the value enters the cache key; False, runtime only (device, progress ...);
+    ``DATA``, through the data digest; another name, through the group the Params resolve (``key_group``)."""
     return field(default=default, metadata={"help": help, "key": key, "type": type, "flag": flag, "cli": cli})
+
+
+def rekeyed(cls: type, name: str, key: bool | str) -> Any:
+    """``cls``'s field ``name`` (default, help, type) entering cache keys another way in a subclass."""
+    f = cls.__dataclass_fields__[name]
+    return field(default=f.default, metadata={**f.metadata, "key": key})
 
 
 def cli_default(f: dataclasses.Field) -> Any:
@@ -58,8 +69,23 @@ def cli_default(f: dataclasses.Field) -> Any:
 
 
 def key_fields(p: Any) -> dict[str, Any]:
-    """The fields of ``p`` that change the result (cache-key part)."""
+    """The fields of ``p`` that change the result, as given (what a run must record to be run again)."""
     return {f.name: getattr(p, f.name) for f in fields(p) if f.metadata.get("key", True)}
+
+
+def key_values(p: Any, ds: Any) -> dict[str, Any]:
+    """What a step's cache key holds of its params: each key field as it is, and each key group as ``p`` resolves
+    it (``p.key_group(name, ds)``: e.g. the chosen feature's own params, validated, 'auto' weights resolved)."""
+    out, groups = {}, []
+    for f in fields(p):
+        k = f.metadata.get("key", True)
+        if k is True:
+            out[f.name] = getattr(p, f.name)
+        elif k and k != DATA and k not in groups:
+            groups.append(k)
+    for g in groups:
+        out.update(p.key_group(g, ds))
+    return out
 
 
 def parse_value(v: str) -> Any:
@@ -79,7 +105,9 @@ def as_dict(p: Any) -> dict[str, Any]:
 def options(*classes: type) -> Callable:
     """Decorate a click command with one option per field of ``classes`` (each class's own fields first)."""
     opts = []
-    own = set(classes[0].__dict__.get("__annotations__", {}))
+    cls = classes[0]  # its own fields first (one a subclass only re-keys stays where its base put it)
+    own = {n for n in cls.__dict__.get("__annotations__", {})
+           if not any(n in getattr(b, "__dataclass_fields__", {}) for b in cls.__mro__[1:])}
     seen: set[str] = set()
     all_fields = [f for cls in classes for f in fields(cls) if not (f.name in seen or seen.add(f.name))]
     for f in sorted(all_fields, key=lambda f: f.name not in own):
@@ -116,10 +144,10 @@ def from_cli(cls: type, kwargs: dict[str, Any]) -> Any:
 class Common:
     """What every step takes: the data, the seed, and how to run."""
 
-    dataset: str = param("fashion-mnist", "Dataset of the MNIST family.", type=click.Choice(dataset_names()))
+    dataset: str = param("fashion-mnist", "Dataset of the MNIST family.", type=click.Choice(dataset_names()), key=DATA)
     data_dir: str = param("", "Folder with the IDX files or download root [default: $FMNIST_DATA_DIR or ./data].",
                           key=False)
-    subset: int | None = param(None, "Keep a stratified N images of each split (quick runs).", type=COUNT)
+    subset: int | None = param(None, "Keep a stratified N images of each split (quick runs).", type=COUNT, key=DATA)
     seed: int = param(0, "Seed for subsets, splits and models.")
     device: str = param(RUNTIME_DEFAULTS["device"], "auto (CUDA when present), cpu, cuda, cuda:N, mps.", key=False)
     force: bool = param(False, "Recompute even when a FINISHED run with the same key exists.", key=False)
@@ -163,21 +191,31 @@ def _owners(k: str) -> str:
     return "/".join(e.name for e in FEATURES if k in e.params) + " param."
 
 
+FEATURE = "feature"  # key group: the feature's own params, resolved
+
+
 @dataclass(frozen=True)
 class FeatureOpts:
     """The feature registry's params (defaults from the registry) and the batch size of torch features."""
 
-    J: int = param(FEATURE_DEFAULTS["J"], _owners("J"))
-    L: int = param(FEATURE_DEFAULTS["L"], _owners("L"))
-    max_order: int = param(FEATURE_DEFAULTS["max_order"], _owners("max_order"))
+    J: int = param(FEATURE_DEFAULTS["J"], _owners("J"), key=FEATURE)
+    L: int = param(FEATURE_DEFAULTS["L"], _owners("L"), key=FEATURE)
+    max_order: int = param(FEATURE_DEFAULTS["max_order"], _owners("max_order"), key=FEATURE)
     weights: str = param(FEATURE_DEFAULTS["weights"],
-                         "resnet18 weights: imagenet | none | auto (imagenet if obtainable, else none) | a .pth path.")
-    image_size: int = param(FEATURE_DEFAULTS["image_size"], _owners("image_size"))
+                         "resnet18 weights: imagenet | none | auto (imagenet if obtainable, else none) | a .pth path.",
+                         key=FEATURE)
+    image_size: int = param(FEATURE_DEFAULTS["image_size"], _owners("image_size"), key=FEATURE)
     batch_size: int = param(RUNTIME_DEFAULTS["batch_size"], "Images per batch for torch features.", key=False,
                             type=click.IntRange(min=1))
 
     def given_feature_params(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in FEATURE_DEFAULTS}
+
+    def key_group(self, name: str, ds: Any) -> dict[str, Any]:
+        """The feature group of the key: the chosen feature's own params only, validated ('auto' resolved)."""
+        from ..features import feature_params
+
+        return feature_params(self.feature, self.given_feature_params())
 
 
 def check_feature_opts_cover_registry() -> None:

@@ -65,10 +65,6 @@ class ScatnetCandidate(Step):
     name = "scatnet-candidate"
     Params = CandidateParams
 
-    def key(self, p: CandidateParams, ds: Dataset) -> str:
-        params = {"candidate": p.spec.name, "n_train": p.n_train, "val_fraction": p.val_fraction, "seed": p.seed}
-        return cache.cache_key(self.name, params, ds.digest, self.code(p))
-
     def code(self, p: CandidateParams) -> str:
         return cache.step_code_version(__name__, "fmnist.search", "fmnist.features.scatnet", "fmnist.classifiers.svm")
 

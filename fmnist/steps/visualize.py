@@ -30,6 +30,7 @@ DEFAULT_N_SAMPLES = 5000
 
 
 METHOD_DEFAULTS = registry_defaults(EMBEDDINGS)  # the defaults live in the embedding registry
+METHOD = "method"  # key group: the sample size and the chosen method's own params
 
 
 @dataclass(frozen=True)
@@ -37,18 +38,26 @@ class VisualizeParams(FeatureOpts, Common):
     feature: str = param("all", f"all, or a comma list of: {', '.join(FEATURES.names())}.")
     method: str = param("all", f"all, or a comma list of: {', '.join(EMBEDDINGS.names())}.")
     n_samples: int | None = param(DEFAULT_N_SAMPLES, "Stratified sample of the test split to embed (seeded by "
-                                                     "--seed); 'all' for the whole split.", type=COUNT)
-    perplexity: float = param(METHOD_DEFAULTS["perplexity"], "t-SNE perplexity.")
-    n_neighbors: int = param(METHOD_DEFAULTS["n_neighbors"], "UMAP n_neighbors.")
-    min_dist: float = param(METHOD_DEFAULTS["min_dist"], "UMAP min_dist.")
-    lle_neighbors: int = param(METHOD_DEFAULTS["lle_neighbors"], "LLE n_neighbors.")
-    pca_dims: int = param(METHOD_DEFAULTS["pca_dims"], "PCA to this many dimensions before t-SNE/UMAP/LLE (0 = off).")
+                                                     "--seed); 'all' for the whole split.", type=COUNT, key=METHOD)
+    perplexity: float = param(METHOD_DEFAULTS["perplexity"], "t-SNE perplexity.", key=METHOD)
+    n_neighbors: int = param(METHOD_DEFAULTS["n_neighbors"], "UMAP n_neighbors.", key=METHOD)
+    min_dist: float = param(METHOD_DEFAULTS["min_dist"], "UMAP min_dist.", key=METHOD)
+    lle_neighbors: int = param(METHOD_DEFAULTS["lle_neighbors"], "LLE n_neighbors.", key=METHOD)
+    pca_dims: int = param(METHOD_DEFAULTS["pca_dims"], "PCA to this many dimensions before t-SNE/UMAP/LLE (0 = off).",
+                          key=METHOD)
 
     def extract_params(self) -> ExtractParams:
         return extract_params_of(self)
 
     def method_params(self, n: int) -> dict[str, Any]:
         return method_params(self.method, {k: getattr(self, k) for k in METHOD_DEFAULTS}, n_samples=n)
+
+    def key_group(self, name: str, ds: Dataset) -> dict[str, Any]:
+        """The method group: the sample size drawn and the chosen method's own params for it."""
+        if name != METHOD:
+            return super().key_group(name, ds)
+        n = len(_sample(self, ds))
+        return {**self.method_params(n), "n_samples": n}
 
 
 def sample_indices(y: np.ndarray, n_samples: int | None, n_classes: int, seed: int, where: str = "test split") -> np.ndarray:
@@ -83,12 +92,6 @@ def embed_and_measure(x: np.ndarray, y: np.ndarray, method: str, *, seed: int,
 class Visualize(Step):
     name = "visualize"
     Params = VisualizeParams
-
-    def key(self, p: VisualizeParams, ds: Dataset) -> str:
-        idx = _sample(p, ds)
-        return cache.cache_key("visualize", {"feature": p.feature, **p.extract_params().resolved(),
-                                             "method": p.method, **p.method_params(len(idx)),
-                                             "n_samples": len(idx), "seed": p.seed}, ds.digest, self.code(p))
 
     def code(self, p: VisualizeParams) -> str:
         return cache.step_code_version(__name__, "fmnist.steps.base", "fmnist.embeddings", "fmnist.separation",
