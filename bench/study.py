@@ -1,10 +1,11 @@
 """The whole study's wall time with each executor, in one run: quick and full profiles, serial and Ray.
 
-    python bench/study.py [--profiles quick,full] [--executors serial,ray] [--data-dir ...]
+    python bench/study.py [--profiles quick,full] [--executors serial,ray] [--before DIR] [--data-dir ...]
 
 Each (profile, executor) runs `fmnist study` in a fresh sqlite store (nothing cached), then the last one
 is run again in its store (everything cached). Prints wall seconds and each executor's time relative to
-serial. Take it with the machine otherwise idle: cells share the cores.
+serial; with ``--before DIR`` (a git worktree of an older commit, put first on PYTHONPATH) each runs with that
+code first, and the ratio after/before. Take it with the machine otherwise idle: cells share the cores.
 """
 
 from __future__ import annotations
@@ -23,10 +24,13 @@ from _data import bench_data_dir, data_dir_option  # bench/ is sys.path[0] when 
 FMNIST = str(Path(sys.executable).parent / "fmnist")
 
 
-def study(profile: str, executor: str, store: Path, data_dir: Path, extra: list[str]) -> float:
+def study(profile: str, executor: str, store: Path, data_dir: Path, extra: list[str],
+          before: Path | None = None) -> float:
     env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{store / 'mlflow.db'}", "FMNIST_DATA_DIR": str(data_dir),
            "MLFLOW_EXPERIMENT_NAME": "fmnist"}
     env.pop("MLFLOW_RUN_ID", None)
+    if before:
+        env["PYTHONPATH"] = str(before)
     t0 = time.perf_counter()
     p = subprocess.run([FMNIST, "study", "--profile", profile, "--executor", executor, "--no-progress",
                         "--report-output", str(store / "report.html"), *extra], env=env, cwd=store,
@@ -42,21 +46,29 @@ def study(profile: str, executor: str, store: Path, data_dir: Path, extra: list[
 @click.option("--profiles", default="quick,full", show_default=True)
 @click.option("--executors", default="serial,ray", show_default=True)
 @click.option("--weights", default="none", show_default=True, help="ResNet-18 weights (none: offline here).")
-def main(data_dir, profiles, executors, weights):
+@click.option("--before", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+              help="A git worktree of an older commit: each study runs with its code first, for after/before ratios.")
+def main(data_dir, profiles, executors, weights, before):
     data = bench_data_dir(data_dir).resolve()
     root = Path(tempfile.mkdtemp(prefix="fmnist-bench-study-"))
-    print(f"data {data}; stores under {root}; {os.cpu_count()} cores")
-    print(f"{'profile':8} {'executor':8} {'wall s':>9} {'vs serial':>10}")
+    before = before.resolve() if before else None
+    print(f"data {data}; stores under {root}; {os.cpu_count()} cores" + (f"; before: {before}" if before else ""))
+    print(f"{'profile':8} {'executor':8} {'code':6} {'wall s':>9} {'vs serial':>10} {'vs before':>10}")
     last = None
     for profile in profiles.split(","):
         base = None
         for executor in executors.split(","):
-            store = root / f"{profile}-{executor}"
-            store.mkdir()
-            s = study(profile, executor, store, data, ["--weights", weights])
-            base = base or (s if executor == "serial" else None)
-            rel = f"{s / base:9.2f}x" if base else ""
-            print(f"{profile:8} {executor:8} {s:9.1f} {rel:>10}", flush=True)
+            was = None
+            for code, path in ((("before", before),) if before else ()) + (("after", None),):
+                store = root / f"{profile}-{executor}-{code}"
+                store.mkdir()
+                s = study(profile, executor, store, data, ["--weights", weights], path)
+                if code == "after":
+                    base = base or (s if executor == "serial" else None)
+                rel = f"{s / base:9.2f}x" if base and code == "after" else ""
+                vs = f"{s / was:9.2f}x" if was else ""
+                print(f"{profile:8} {executor:8} {code:6} {s:9.1f} {rel:>10} {vs:>10}", flush=True)
+                was = s if code == "before" else was
             last = (profile, executor, store)
     if last:
         profile, executor, store = last
