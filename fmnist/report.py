@@ -5,15 +5,16 @@
     >>> report.sota_table()                # published results with this study's best rows ranked in
     >>> report.significance_table()        # McNemar on shared test images, Holm-corrected
 
-Every function takes ``experiment`` (default: ``$MLFLOW_EXPERIMENT_NAME`` or ``fmnist``) and uses the
-latest FINISHED run per cell. Missing cells are NaN, never an error. Inside ``with report.snapshot():`` (the
-notebook holds one for its whole render) every table is computed from one reading of the store.
+Every table takes ``experiment`` (default: ``$MLFLOW_EXPERIMENT_NAME`` or ``fmnist``) and ``dataset`` and uses
+the latest FINISHED run per cell; missing cells are NaN, never an error. ``runs = report.load(experiment,
+dataset)`` reads the store once; every table and finding is a pure function of it (``table(runs=runs)``), so the
+notebook's tables agree with each other and read nothing more. Called without ``runs``, a table loads its own.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
@@ -38,42 +39,64 @@ def _order(values, preferred: list[str]) -> list[str]:
     return sorted(values, key=lambda v: (min((key[p] for p in key if str(v).startswith(p)), default=99), str(v)))
 
 
-# The snapshot in use (None: every call reads the store). Keys: ("runs", step, experiment, dataset),
-# ("predictions", run_id), ("significance", experiment, dataset, alpha), ("history", run_id, key), ...
-_snapshot: dict | None = None
+STEPS_READ = ("classify", "finetune", "visualize")  # the steps whose runs the report reads
+CURVE_METRICS = ("train_loss", "train_accuracy", "val_accuracy")  # the fine-tunes' per-epoch metrics it reads
 
 
-@contextlib.contextmanager
-def snapshot():
-    """Within it, each query of the store and each run's files are read once and shared by every table, so the
-    tables agree with each other and a render downloads each run's predictions once."""
-    global _snapshot
-    outer, _snapshot = _snapshot, ({} if _snapshot is None else _snapshot)
-    try:
-        yield _snapshot
-    finally:
-        _snapshot = outer
+@dataclass
+class Runs:
+    """One reading of the store (``load``): every table and finding below is a pure function of it, so they
+    agree with each other, and one made by hand tests them without MLflow."""
+
+    experiment: str | None = None
+    dataset: str | None = "fashion-mnist"
+    steps: dict[str, pd.DataFrame] = field(default_factory=dict)  # FINISHED runs per step, newest first
+    every_dataset: pd.DataFrame = field(default_factory=pd.DataFrame)  # classify runs of every dataset
+    predictions: dict[str, dict] = field(default_factory=dict)  # scored run id -> its predictions
+    unreadable: dict[str, str] = field(default_factory=dict)  # scored run id -> why its predictions are not here
+    histories: dict[tuple[str, str], list[tuple[int, float]]] = field(default_factory=dict)  # (run, metric)
+    images: dict[str, Path] = field(default_factory=dict)  # visualize run id -> its embedding.png
+    versions: list[dict] = field(default_factory=list)  # registered model versions of the dataset (``_versions``)
+
+    def step(self, name: str) -> pd.DataFrame:
+        return self.steps.get(name, pd.DataFrame()).copy()
 
 
-def freeze() -> dict:
-    """Hold one snapshot for the rest of this process (a notebook kernel: one render)."""
-    global _snapshot
-    if _snapshot is None:
-        _snapshot = {}
-    return _snapshot
+def load(experiment: str | None = None, dataset: str | None = "fashion-mnist",
+         registry_prefix: str | None = None) -> Runs:
+    """Read the store once: the FINISHED classify, finetune and visualize runs of ``dataset`` in ``experiment``
+    (default ``$MLFLOW_EXPERIMENT_NAME`` or ``fmnist``), the predictions of each scored cell, the fine-tunes'
+    per-epoch metrics, the views' pictures and the registered versions of the dataset's models."""
+    rs = Runs(experiment, dataset, {step: _search(step, experiment, dataset) for step in STEPS_READ})
+    rs.every_dataset = _search("classify", experiment, None) if dataset else rs.steps["classify"]
+    for run_id in _scored_runs(rs)["run_id"]:
+        try:
+            rs.predictions[run_id] = predictions(run_id)
+        except Exception as e:  # a run without (intact) predictions is left out of the tests, not fatal
+            rs.unreadable[run_id] = tracking.one_line(e)
+    for _, row in _latest(rs, "finetune", ["mode", "weights_used"]).iterrows():
+        for m in CURVE_METRICS:
+            rs.histories[(row["run_id"], m)] = tracking.metric_history(row["run_id"], m)
+    for _, row in _latest(rs, "visualize", ["feature", "method"]).iterrows():
+        try:
+            rs.images[row["run_id"]] = tracking.artifact_local_path(row["run_id"], "embedding.png")
+        except Exception:  # a run without its picture is shown as missing, not fatal
+            continue
+    rs.versions = _versions(_registry_prefix(registry_prefix, dataset))
+    return rs
 
 
-def _memo(key: tuple, compute):
-    if _snapshot is None:
-        return compute()
-    if key not in _snapshot:
-        _snapshot[key] = compute()
-    return _snapshot[key]
+def _given(runs: Runs | None, experiment: str | None, dataset: str | None) -> Runs:
+    """The runs a table is computed from: as given, else one reading of the store."""
+    return runs if runs is not None else load(experiment, dataset)
 
 
-def runs(step: str, experiment: str | None = None, dataset: str | None = "fashion-mnist") -> pd.DataFrame:
+def runs(step: str, experiment: str | None = None, dataset: str | None = "fashion-mnist", *,
+         runs: Runs | None = None) -> pd.DataFrame:
     """FINISHED runs of one step (``fmnist.step`` tag), newest first, with params/metrics/tags columns."""
-    return _memo(("runs", step, experiment, dataset), lambda: _search(step, experiment, dataset)).copy()
+    if runs is not None:
+        return runs.step(step)
+    return _search(step, experiment, dataset)
 
 
 def _search(step: str, experiment: str | None, dataset: str | None) -> pd.DataFrame:
@@ -98,32 +121,39 @@ def _feature_label(df: pd.DataFrame) -> pd.Series:
     return label.where(label.notna(), _col(df, "params.feature", "?").astype(object))
 
 
-def _keyed_runs(step: str, keys: list[str], experiment: str | None, dataset: str | None) -> pd.DataFrame:
+def _keyed_runs(r: Runs, step: str, keys: list[str]) -> pd.DataFrame:
     """FINISHED runs of ``step``, newest first, with a column per key (``feature`` uses its label)."""
-    df = runs(step, experiment, dataset)
+    df = r.step(step)
     if df.empty:
         return df
-    df = df.copy()
     for k in keys:
         df[k] = _feature_label(df) if k == "feature" else _col(df, f"params.{k}", "?")
     return df
 
 
 def latest_cells(step: str, keys: list[str], experiment: str | None = None,
-                 dataset: str | None = "fashion-mnist") -> pd.DataFrame:
+                 dataset: str | None = "fashion-mnist", *, runs: Runs | None = None) -> pd.DataFrame:
     """The newest FINISHED run per combination of ``keys`` (param names; ``feature`` uses its label)."""
-    df = _keyed_runs(step, keys, experiment, dataset)
+    return _latest(_given(runs, experiment, dataset), step, keys)
+
+
+def _latest(r: Runs, step: str, keys: list[str]) -> pd.DataFrame:
+    df = _keyed_runs(r, step, keys)
     return df if df.empty else df.drop_duplicates(subset=keys, keep="first").reset_index(drop=True)
 
 
 def seed_runs(step: str, keys: list[str], experiment: str | None = None,
-              dataset: str | None = "fashion-mnist") -> pd.DataFrame:
+              dataset: str | None = "fashion-mnist", *, runs: Runs | None = None) -> pd.DataFrame:
     """The newest FINISHED run per cell (``keys``) and seed, on the subset of the cell's newest run.
 
     So a cell run with seeds 0,1,2 gives three rows, and a quick-profile run left in the experiment from before
     a full one does not mix into the full one's numbers.
     """
-    df = _keyed_runs(step, keys, experiment, dataset)
+    return _seeds(_given(runs, experiment, dataset), step, keys)
+
+
+def _seeds(r: Runs, step: str, keys: list[str]) -> pd.DataFrame:
+    df = _keyed_runs(r, step, keys)
     if df.empty:
         return df
     df["seed"] = _col(df, "params.seed", "0").fillna("0")
@@ -134,10 +164,11 @@ def seed_runs(step: str, keys: list[str], experiment: str | None = None,
 
 
 def seed_summary(metric: str = "test_accuracy", experiment: str | None = None,
-                 dataset: str | None = "fashion-mnist") -> pd.DataFrame:
+                 dataset: str | None = "fashion-mnist", *, runs: Runs | None = None) -> pd.DataFrame:
     """Per classify cell: mean, std (over seeds, ddof=1) and n of ``metric``; with one seed, its 95% interval."""
+    rs = _given(runs, experiment, dataset)
     cols = ["model", "feature", "mean", "std", "n", "ci_low", "ci_high", "subset"]
-    df = seed_runs("classify", ["model", "feature"], experiment, dataset)
+    df = _seeds(rs, "classify", ["model", "feature"])
     if df.empty or f"metrics.{metric}" not in df.columns:
         return pd.DataFrame(columns=cols)
     df["value"] = df[f"metrics.{metric}"]
@@ -152,10 +183,12 @@ def seed_summary(metric: str = "test_accuracy", experiment: str | None = None,
     return out[cols]
 
 
-def comparison_display(experiment: str | None = None, dataset: str | None = "fashion-mnist") -> pd.DataFrame:
+def comparison_display(experiment: str | None = None, dataset: str | None = "fashion-mnist",
+                       *, runs: Runs | None = None) -> pd.DataFrame:
     """``comparison_table`` as text: ``mean +/- std (n=3)`` over seeds, or ``acc [low, high]`` for one seed (%)."""
-    summary = seed_summary(experiment=experiment, dataset=dataset)
-    table = comparison_table(experiment=experiment, dataset=dataset)
+    rs = _given(runs, experiment, dataset)
+    summary = seed_summary(runs=rs)
+    table = comparison_table(runs=rs)
     if table.empty:
         return table
     text = table.map(lambda v: "" if pd.isna(v) else f"{v:.2f}")
@@ -170,12 +203,14 @@ def comparison_display(experiment: str | None = None, dataset: str | None = "fas
 
 
 def comparison_table(metric: str = "test_accuracy", experiment: str | None = None, percent: bool = True,
-                     averages: bool = True, dataset: str | None = "fashion-mnist") -> pd.DataFrame:
+                     averages: bool = True, dataset: str | None = "fashion-mnist",
+                     *, runs: Runs | None = None) -> pd.DataFrame:
     """Models as rows, features as columns (the report's form), with row and column averages.
 
     A cell run with several seeds shows their mean (``seed_summary`` has the spread).
     """
-    cells = seed_runs("classify", ["model", "feature"], experiment, dataset)
+    rs = _given(runs, experiment, dataset)
+    cells = _seeds(rs, "classify", ["model", "feature"])
     if cells.empty or f"metrics.{metric}" not in cells.columns:
         return pd.DataFrame(index=pd.Index([], name="model"))
     table = cells.pivot_table(index="model", columns="feature", values=f"metrics.{metric}", aggfunc="mean")
@@ -189,9 +224,11 @@ def comparison_table(metric: str = "test_accuracy", experiment: str | None = Non
     return table
 
 
-def fit_time_table(experiment: str | None = None, dataset: str | None = "fashion-mnist") -> pd.DataFrame:
+def fit_time_table(experiment: str | None = None, dataset: str | None = "fashion-mnist",
+                   *, runs: Runs | None = None) -> pd.DataFrame:
     """Fit seconds, same layout as ``comparison_table``."""
-    return comparison_table("fit_seconds", experiment, percent=False, dataset=dataset)
+    rs = _given(runs, experiment, dataset)
+    return comparison_table("fit_seconds", percent=False, runs=rs)
 
 
 STUDY_COLUMNS = ["method", "family", "accuracy", "source", "trained_on", "full_test_set", "group"]
@@ -213,9 +250,11 @@ def _full_test_set(r: pd.Series) -> bool:
     return subset is None or (isinstance(subset, float) and np.isnan(subset)) or str(subset) == "all"
 
 
-def study_rows(experiment: str | None = None, dataset: str | None = "fashion-mnist") -> pd.DataFrame:
+def study_rows(experiment: str | None = None, dataset: str | None = "fashion-mnist",
+               *, runs: Runs | None = None) -> pd.DataFrame:
     """This study's results as (method, accuracy %) rows: every classify cell and every fine-tune mode, each
     saying what it was trained on and whether it was scored on the full test set."""
+    rs = _given(runs, experiment, dataset)
     def cell_rows(cells: pd.DataFrame, method, group) -> list[dict]:
         return [{"method": f"{method(r)} (this study)", "family": "this study",
                  "accuracy": 100 * r["metrics.test_accuracy"], "source": f"run {r['run_id']}",
@@ -223,10 +262,10 @@ def study_rows(experiment: str | None = None, dataset: str | None = "fashion-mni
                  "group": group(r)}
                 for _, r in cells.iterrows() if pd.notna(r.get("metrics.test_accuracy"))]
 
-    rows = cell_rows(latest_cells("classify", ["model", "feature"], experiment, dataset),
+    rows = cell_rows(_latest(rs, "classify", ["model", "feature"]),
                      lambda r: f"{MODEL_NAMES.get(r['model'], r['model'])} on {r['feature']}",
                      lambda r: f"classify:{r['model']}") + \
-        cell_rows(latest_cells("finetune", ["mode", "weights_used"], experiment, dataset),
+        cell_rows(_latest(rs, "finetune", ["mode", "weights_used"]),
                   lambda r: f"ResNet-18 fine-tune {r['mode']}, {r['weights_used']}",
                   lambda r: f"finetune:{r['mode']}:{r['weights_used']}")
     return pd.DataFrame(rows, columns=STUDY_COLUMNS)
@@ -242,15 +281,17 @@ def reference_results(dataset: str | None = "fashion-mnist") -> pd.DataFrame:
     return table.drop(columns="dataset").reset_index(drop=True)
 
 
-def course_table(experiment: str | None = None, dataset: str | None = "fashion-mnist") -> pd.DataFrame:
+def course_table(experiment: str | None = None, dataset: str | None = "fashion-mnist",
+                 *, runs: Runs | None = None) -> pd.DataFrame:
     """The course report's accuracies (``fmnist/resources/course_report.csv``) beside this study's cells, in %:
     one row per model (and the full fine-tune); empty for other datasets."""
+    rs = _given(runs, experiment, dataset)
     if dataset not in (None, "fashion-mnist"):
         return pd.DataFrame()
     with resources.files("fmnist").joinpath("resources/course_report.csv").open() as f:
         course = pd.read_csv(f)
-    acc = comparison_table(experiment=experiment, dataset=dataset, averages=False)
-    ft = finetune_table(experiment, dataset)
+    acc = comparison_table(averages=False, runs=rs)
+    ft = finetune_table(runs=rs)
     rows = []
     for model, part in course.groupby("model", sort=False):
         row = {"model": MODEL_NAMES.get(model, "ResNet-18, full fine-tune (on the images)"
@@ -268,10 +309,11 @@ def course_table(experiment: str | None = None, dataset: str | None = "fashion-m
 
 
 def sota_table(experiment: str | None = None, best_only: bool = True,
-               dataset: str | None = "fashion-mnist") -> pd.DataFrame:
+               dataset: str | None = "fashion-mnist", *, runs: Runs | None = None) -> pd.DataFrame:
     """Published results for ``dataset`` with this study's best rows ranked in: only runs scored on the full test
     set (``best_only``: best classify cell per model and each fine-tune mode); subset runs: ``subset_rows``."""
-    ours = study_rows(experiment, dataset)
+    rs = _given(runs, experiment, dataset)
+    ours = study_rows(runs=rs)
     ours = ours[ours["full_test_set"].astype(bool)]
     if best_only:
         ours = ours.sort_values("accuracy", ascending=False).drop_duplicates("group")
@@ -282,16 +324,20 @@ def sota_table(experiment: str | None = None, best_only: bool = True,
     return table
 
 
-def subset_rows(experiment: str | None = None, dataset: str | None = "fashion-mnist") -> pd.DataFrame:
+def subset_rows(experiment: str | None = None, dataset: str | None = "fashion-mnist",
+                *, runs: Runs | None = None) -> pd.DataFrame:
     """This study's runs scored on a subset of the test set: not comparable with published results, so apart."""
-    ours = study_rows(experiment, dataset)
+    rs = _given(runs, experiment, dataset)
+    ours = study_rows(runs=rs)
     ours = ours[~ours["full_test_set"].astype(bool)].sort_values("accuracy", ascending=False)
     return ours.drop(columns=["group", "full_test_set", "family"]).reset_index(drop=True)
 
 
-def separation_table(experiment: str | None = None, dataset: str | None = "fashion-mnist") -> pd.DataFrame:
+def separation_table(experiment: str | None = None, dataset: str | None = "fashion-mnist",
+                     *, runs: Runs | None = None) -> pd.DataFrame:
     """Per (feature, method): k-NN accuracy in 2-D, trustworthiness, silhouette, embed seconds, n."""
-    cells = latest_cells("visualize", ["feature", "method"], experiment, dataset)
+    rs = _given(runs, experiment, dataset)
+    cells = _latest(rs, "visualize", ["feature", "method"])
     cols = ["knn_accuracy", "trustworthiness", "silhouette", "embed_seconds"]
     if cells.empty:
         return pd.DataFrame(columns=["feature", "method", *cols, "n_samples", "run_id"])
@@ -307,21 +353,18 @@ def separation_table(experiment: str | None = None, dataset: str | None = "fashi
 
 
 def embedding_images(experiment: str | None = None,
-                     dataset: str | None = "fashion-mnist") -> dict[tuple[str, str], Path]:
+                     dataset: str | None = "fashion-mnist", *, runs: Runs | None = None) -> dict[tuple[str, str], Path]:
     """(feature, method) -> local path of the run's ``embedding.png``."""
-    out = {}
-    for _, r in separation_table(experiment, dataset).iterrows():
-        try:
-            out[(r["feature"], r["method"])] = _memo(("artifact", r["run_id"], "embedding.png"),
-                                                     lambda: tracking.artifact_local_path(r["run_id"], "embedding.png"))
-        except Exception:  # a run without its picture is shown as missing, not fatal
-            continue
-    return out
+    rs = _given(runs, experiment, dataset)
+    return {(r["feature"], r["method"]): rs.images[r["run_id"]] for _, r in separation_table(runs=rs).iterrows()
+            if r["run_id"] in rs.images}
 
 
-def finetune_table(experiment: str | None = None, dataset: str | None = "fashion-mnist") -> pd.DataFrame:
+def finetune_table(experiment: str | None = None, dataset: str | None = "fashion-mnist",
+                   *, runs: Runs | None = None) -> pd.DataFrame:
     """One row per (mode, weights): test accuracy %, macro-F1, best epoch, seconds per epoch, settings."""
-    cells = latest_cells("finetune", ["mode", "weights_used"], experiment, dataset)
+    rs = _given(runs, experiment, dataset)
+    cells = _latest(rs, "finetune", ["mode", "weights_used"])
     cols = ["mode", "weights_used", "test_accuracy", "macro_f1", "best_val_accuracy", "best_epoch",
             "epoch_seconds", "epochs", "image_size", "run_id"]
     if cells.empty:
@@ -337,24 +380,21 @@ def finetune_table(experiment: str | None = None, dataset: str | None = "fashion
     return out.reset_index(drop=True)
 
 
-def learning_curves(experiment: str | None = None,
-                    metrics: tuple[str, ...] = ("train_loss", "train_accuracy", "val_accuracy"),
-                    dataset: str | None = "fashion-mnist", min_epochs: int = 1) -> pd.DataFrame:
+def learning_curves(experiment: str | None = None, metrics: tuple[str, ...] = CURVE_METRICS,
+                    dataset: str | None = "fashion-mnist", min_epochs: int = 1,
+                    *, runs: Runs | None = None) -> pd.DataFrame:
     """Long table (mode, weights_used, metric, epoch, value) of the fine-tune runs' per-epoch metrics, for the
     runs with at least ``min_epochs`` epochs (a curve of one epoch is a dot)."""
+    rs = _given(runs, experiment, dataset)
     rows = []
-    for _, r in finetune_table(experiment, dataset).iterrows():
-        if len(_history(r["run_id"], "val_accuracy")) < min_epochs:
+    for _, r in finetune_table(runs=rs).iterrows():
+        if len(rs.histories.get((r["run_id"], "val_accuracy"), [])) < min_epochs:
             continue
         for m in metrics:
-            for step, value in _history(r["run_id"], m):
+            for step, value in rs.histories.get((r["run_id"], m), []):
                 rows.append({"mode": r["mode"], "weights_used": r["weights_used"], "metric": m, "epoch": step,
                              "value": value})
     return pd.DataFrame(rows, columns=["mode", "weights_used", "metric", "epoch", "value"])
-
-
-def _history(run_id: str, key: str) -> list[tuple[int, float]]:
-    return _memo(("history", run_id, key), lambda: tracking.metric_history(run_id, key))
 
 
 def predictions(run_id: str) -> dict[str, np.ndarray]:
@@ -365,25 +405,30 @@ def predictions(run_id: str) -> dict[str, np.ndarray]:
     positions in their own sample (``fmnist.steps.base.load_predictions``)."""
     from .steps.base import load_predictions
 
-    return _memo(("predictions", run_id), lambda: load_predictions(run_id))
+    return load_predictions(run_id)
 
 
-def scored_cells(experiment: str | None = None, dataset: str | None = "fashion-mnist") -> pd.DataFrame:
+def _scored_runs(rs: Runs) -> pd.DataFrame:
+    """The latest run of every classify cell and fine-tune mode, named as the tables name them."""
+    rows = [{"cell": f"{MODEL_NAMES.get(r['model'], r['model'])} on {r['feature']}", "step": "classify", **r}
+            for _, r in _latest(rs, "classify", ["model", "feature"]).iterrows()]
+    rows += [{"cell": f"ResNet-18 fine-tune {r['mode']}, {r['weights_used']}", "step": "finetune",
+              "model": f"finetune:{r['mode']}", **r, "feature": r["weights_used"]}
+             for _, r in _latest(rs, "finetune", ["mode", "weights_used"]).iterrows()]
+    return pd.DataFrame(rows, columns=None if rows else ["cell", "step", "model", "feature", "run_id"])
+
+
+def scored_cells(experiment: str | None = None, dataset: str | None = "fashion-mnist",
+                 *, runs: Runs | None = None) -> pd.DataFrame:
     """Every classify cell and fine-tune mode (latest FINISHED run each) that kept its test predictions."""
-    rows = []
-    for _, r in latest_cells("classify", ["model", "feature"], experiment, dataset).iterrows():
-        rows.append({"cell": f"{MODEL_NAMES.get(r['model'], r['model'])} on {r['feature']}", "step": "classify",
-                     "model": r["model"], "feature": r["feature"], "run": r})
-    for _, r in latest_cells("finetune", ["mode", "weights_used"], experiment, dataset).iterrows():
-        rows.append({"cell": f"ResNet-18 fine-tune {r['mode']}, {r['weights_used']}", "step": "finetune",
-                     "model": f"finetune:{r['mode']}", "feature": r["weights_used"], "run": r})
+    rs = _given(runs, experiment, dataset)
     out = []
-    for row in rows:
-        r = row.pop("run")
-        try:
-            pred = predictions(r["run_id"])
-        except Exception as e:  # a run without (intact) predictions is left out of the tests, not fatal
-            log.warning("significance: leaving out run %s (%s): %s", r["run_id"], row["cell"], e)
+    for _, r in _scored_runs(rs).iterrows():
+        row = {k: r[k] for k in ("cell", "step", "model", "feature")}
+        pred = rs.predictions.get(r["run_id"])
+        if pred is None:  # a run without (intact) predictions is left out of the tests, not fatal
+            log.warning("significance: leaving out run %s (%s): %s", r["run_id"], row["cell"],
+                        rs.unreadable.get(r["run_id"], "not read"))
             continue
         out.append({**row, "accuracy": float(r["metrics.test_accuracy"]), "run_id": r["run_id"],
                     "ci_low": float(r.get("metrics.test_accuracy_ci_low", np.nan)),
@@ -399,7 +444,7 @@ SIGNIFICANCE_COLUMNS = ["family", "a", "b", "accuracy_a", "accuracy_b", "n_test"
 
 
 def significance_table(experiment: str | None = None, dataset: str | None = "fashion-mnist",
-                       alpha: float = 0.05) -> pd.DataFrame:
+                       alpha: float = 0.05, *, runs: Runs | None = None) -> pd.DataFrame:
     """Paired tests on the shared test images, one row per pair (McNemar's exact test, two-sided).
 
     Family ``vs best``: the most accurate cell (classify or fine-tune) against every other; family
@@ -408,14 +453,10 @@ def significance_table(experiment: str | None = None, dataset: str | None = "fas
     paired: those on the data (digest) with the largest test set, e.g. the full profile's runs when a quick
     one shares the experiment. Accuracies in %.
     """
-    return _memo(("significance", experiment, dataset, alpha),
-                 lambda: _significance_table(experiment, dataset, alpha)).copy()
-
-
-def _significance_table(experiment: str | None, dataset: str | None, alpha: float) -> pd.DataFrame:
     from .significance import correct_on_shared, holm, mcnemar_exact
 
-    cells = scored_cells(experiment, dataset)
+    rs = _given(runs, experiment, dataset)
+    cells = scored_cells(runs=rs)
     if cells.empty:
         return pd.DataFrame(columns=SIGNIFICANCE_COLUMNS)
     cells["data_digest"] = cells["data_digest"].fillna("")
@@ -451,9 +492,11 @@ def _significance_table(experiment: str | None, dataset: str | None, alpha: floa
     return pd.DataFrame(rows, columns=SIGNIFICANCE_COLUMNS)
 
 
-def tied_with_best(experiment: str | None = None, dataset: str | None = "fashion-mnist") -> list[str]:
+def tied_with_best(experiment: str | None = None, dataset: str | None = "fashion-mnist",
+                   *, runs: Runs | None = None) -> list[str]:
     """The best cell and the cells not significantly worse than it (Holm-corrected McNemar, p >= 0.05)."""
-    sig = significance_table(experiment, dataset)
+    rs = _given(runs, experiment, dataset)
+    sig = significance_table(runs=rs)
     vs = sig[sig["family"] == "vs best"]
     if sig.empty:
         return []
@@ -464,17 +507,18 @@ def tied_with_best(experiment: str | None = None, dataset: str | None = "fashion
 VERDICTS = ("best", "tied with the best", "significantly worse")
 
 
-def significance_summary(experiment: str | None = None, dataset: str | None = "fashion-mnist") -> pd.DataFrame:
+def significance_summary(experiment: str | None = None, dataset: str | None = "fashion-mnist",
+                         *, runs: Runs | None = None) -> pd.DataFrame:
     """The answer of the paired tests, one row per cell, most accurate first: its accuracy and 95% interval
     (%), and whether it is the best, tied with it (not significantly worse) or significantly worse (``p_holm``
     of its test against the best)."""
+    rs = _given(runs, experiment, dataset)
     cols = ["cell", "accuracy", "ci_low", "ci_high", "verdict", "p_holm"]
-    with snapshot():  # the table and the cells' intervals from one reading of the store
-        sig = significance_table(experiment, dataset)
-        vs = sig[sig["family"] == "vs best"] if not sig.empty else sig
-        if vs.empty:
-            return pd.DataFrame(columns=cols)
-        cells = scored_cells(experiment, dataset).drop_duplicates("cell").set_index("cell")
+    sig = significance_table(runs=rs)
+    vs = sig[sig["family"] == "vs best"] if not sig.empty else sig
+    if vs.empty:
+        return pd.DataFrame(columns=cols)
+    cells = scored_cells(runs=rs).drop_duplicates("cell").set_index("cell")
     rows = [{"cell": vs["a"].iloc[0], "verdict": VERDICTS[0], "p_holm": np.nan}]
     rows += [{"cell": r["b"], "verdict": VERDICTS[2] if r["significant"] else VERDICTS[1], "p_holm": r["p_holm"]}
              for _, r in vs.iterrows()]
@@ -484,11 +528,13 @@ def significance_summary(experiment: str | None = None, dataset: str | None = "f
     return pd.DataFrame(rows, columns=cols).sort_values("accuracy", ascending=False, kind="stable").reset_index(drop=True)
 
 
-def feature_winners(experiment: str | None = None, dataset: str | None = "fashion-mnist") -> pd.DataFrame:
+def feature_winners(experiment: str | None = None, dataset: str | None = "fashion-mnist",
+                    *, runs: Runs | None = None) -> pd.DataFrame:
     """Per classifier, which feature set wins: the most accurate one, the feature sets it is significantly
     ahead of, and those it is tied with (Holm-corrected McNemar within the classifier's family)."""
+    rs = _given(runs, experiment, dataset)
     cols = ["model", "best", "accuracy", "ahead_of", "tied_with"]
-    sig = significance_table(experiment, dataset)
+    sig = significance_table(runs=rs)
     fm = sig[sig["family"] == "features per model"] if not sig.empty else sig
     out = []
     for model in dict.fromkeys(c.split(" on ")[0] for c in fm["a"]):
@@ -532,12 +578,14 @@ def _significance_findings(sig: pd.DataFrame) -> list[str]:
     return out
 
 
-def findings(experiment: str | None = None, dataset: str | None = "fashion-mnist") -> list[str]:
+def findings(experiment: str | None = None, dataset: str | None = "fashion-mnist",
+             *, runs: Runs | None = None) -> list[str]:
     """Short written findings computed from the numbers (nothing hard-coded); a difference is called one only
     when McNemar's test (Holm-corrected) says it is significant."""
+    rs = _given(runs, experiment, dataset)
     out = []
-    sig = significance_table(experiment, dataset)  # once: it reads every run's predictions
-    acc = comparison_table(experiment=experiment, dataset=dataset)
+    sig = significance_table(runs=rs)  # once: it reads every run's predictions
+    acc = comparison_table(runs=rs)
     if not acc.empty and acc.shape[0] > 1:
         body = acc.drop(index="Average", columns="Average")
         feats = acc.loc["Average"].drop("Average").dropna()
@@ -555,17 +603,17 @@ def findings(experiment: str | None = None, dataset: str | None = "fashion-mnist
         stacked = body.stack().dropna()
         if len(stacked):
             (m, f), v = stacked.idxmax(), stacked.max()
-            ci = _interval(experiment, m, f, dataset)
+            ci = _interval(rs, m, f)
             out.append(f"Most accurate classify cell: {MODEL_NAMES.get(m, m)} on {f} with {v:.2f}% test accuracy{ci}.")
     out += _significance_findings(sig)
-    sep = separation_table(experiment, dataset)
+    sep = separation_table(runs=rs)
     if not sep.empty and sep["knn_accuracy"].notna().any():
         best = sep.loc[sep["knn_accuracy"].idxmax()]
         by_method = sep.groupby("method")["knn_accuracy"].mean().sort_values(ascending=False)
         out.append(f"2-D view that separates the classes best (k-NN accuracy in 2-D): {best['method']} on "
                    f"{best['feature']} ({100 * best['knn_accuracy']:.1f}%); averaged over features the methods rank "
                    + ", ".join(f"{k} {100 * v:.1f}%" for k, v in by_method.items()) + ".")
-    ft = finetune_table(experiment, dataset)
+    ft = finetune_table(runs=rs)
     if not ft.empty and ft["test_accuracy"].notna().any():
         best = ft.loc[ft["test_accuracy"].idxmax()]
         out.append(f"Best fine-tune: {best['mode']} with {best['weights_used']} weights, "
@@ -575,9 +623,9 @@ def findings(experiment: str | None = None, dataset: str | None = "fashion-mnist
     return out
 
 
-def _interval(experiment: str | None, model: str, feature: str, dataset: str | None = "fashion-mnist") -> str:
+def _interval(rs: Runs, model: str, feature: str) -> str:
     """`` (95% CI a-b%)`` for a classify cell that logged one, else nothing."""
-    cells = latest_cells("classify", ["model", "feature"], experiment, dataset)
+    cells = _latest(rs, "classify", ["model", "feature"])
     row = cells[(cells["model"] == model) & (cells["feature"] == feature)]
     lo, hi = (_col(row, f"metrics.test_accuracy_ci_{k}") for k in ("low", "high"))
     if row.empty or lo.isna().all() or hi.isna().all():
@@ -588,14 +636,16 @@ def _interval(experiment: str | None, model: str, feature: str, dataset: str | N
 # ------------------------------------------------------------------------------------- for readers
 
 
-def weights_lines(experiment: str | None = None, dataset: str | None = "fashion-mnist") -> list[str]:
+def weights_lines(experiment: str | None = None, dataset: str | None = "fashion-mnist",
+                  *, runs: Runs | None = None) -> list[str]:
     """Which weights every ResNet-18 number used (feature runs and fine-tunes)."""
+    rs = _given(runs, experiment, dataset)
     out = []
-    cells = latest_cells("classify", ["model", "feature"], experiment, dataset)
+    cells = _latest(rs, "classify", ["model", "feature"])
     labels = sorted({f for f in cells.get("feature", []) if str(f).startswith("resnet18")}) if not cells.empty else []
     if labels:
         out.append("ResNet-18 features: " + ", ".join(labels) + ".")
-    ft = finetune_table(experiment, dataset)
+    ft = finetune_table(runs=rs)
     for w, g in (ft.groupby("weights_used", sort=False) if not ft.empty else ()):
         modes = " and ".join(MODE_NAMES.get(m, m) for m in dict.fromkeys(g["mode"]))
         out.append(f"ResNet-18 fine-tuned ({modes}) from {WEIGHTS_NAMES.get(w, w)}.")
@@ -607,9 +657,11 @@ WEIGHTS_NAMES = {"none (random init)": "a random initialisation, no ImageNet wei
                  "imagenet:IMAGENET1K_V1": "ImageNet weights (IMAGENET1K_V1)"}
 
 
-def best_per_feature(experiment: str | None = None, dataset: str | None = "fashion-mnist") -> pd.DataFrame:
+def best_per_feature(experiment: str | None = None, dataset: str | None = "fashion-mnist",
+                     *, runs: Runs | None = None) -> pd.DataFrame:
     """Per feature set: its best classifier, accuracy (mean over seeds) and interval or spread, as text (%)."""
-    summary = seed_summary(experiment=experiment, dataset=dataset)
+    rs = _given(runs, experiment, dataset)
+    summary = seed_summary(runs=rs)
     cols = ["feature", "model", "accuracy", "uncertainty", "n"]
     if summary.empty:
         return pd.DataFrame(columns=cols)
@@ -624,18 +676,22 @@ def best_per_feature(experiment: str | None = None, dataset: str | None = "fashi
         "n": best["n"]})[cols]
 
 
-def summary(experiment: str | None = None, dataset: str | None = "fashion-mnist") -> list[str]:
+def summary(experiment: str | None = None, dataset: str | None = "fashion-mnist",
+            *, runs: Runs | None = None) -> list[str]:
     """The report's opening: which weights the ResNet-18 numbers used, the best cell per feature, the findings."""
-    out = weights_lines(experiment, dataset)
-    for _, r in best_per_feature(experiment, dataset).iterrows():
+    rs = _given(runs, experiment, dataset)
+    out = weights_lines(runs=rs)
+    for _, r in best_per_feature(runs=rs).iterrows():
         out.append(f"Best on {r['feature']}: {r['model']}, {r['accuracy']:.2f}%"
                    + (f" ({r['uncertainty']})" if r["uncertainty"] else "") + ".")
-    return out + findings(experiment, dataset)
+    return out + findings(runs=rs)
 
 
-def per_class_table(experiment: str | None = None, dataset: str | None = "fashion-mnist") -> pd.DataFrame:
+def per_class_table(experiment: str | None = None, dataset: str | None = "fashion-mnist",
+                    *, runs: Runs | None = None) -> pd.DataFrame:
     """Per-class test accuracy (%, recall): one row per classify cell (``model on feature``) and fine-tune,
     one column per class."""
+    rs = _given(runs, experiment, dataset)
     from .data import DATASETS
     from .evaluation import slug
 
@@ -645,7 +701,7 @@ def per_class_table(experiment: str | None = None, dataset: str | None = "fashio
                               lambda r: f"{MODEL_NAMES.get(r['model'], r['model'])} on {r['feature']}"),
                              ("finetune", ["mode", "weights_used"],
                               lambda r: f"ResNet-18 fine-tune {r['mode']}, {r['weights_used']}")):
-        cells = latest_cells(step, keys, experiment, dataset)
+        cells = _latest(rs, step, keys)
         for _, r in cells.iterrows():
             cols = classes or sorted(k[len("metrics.test_accuracy_"):] for k in r.index
                                      if k.startswith("metrics.test_accuracy_") and not k.endswith(("_low", "_high"))
@@ -655,15 +711,17 @@ def per_class_table(experiment: str | None = None, dataset: str | None = "fashio
     return pd.DataFrame(frames) if frames else pd.DataFrame()
 
 
-def best_cell(experiment: str | None = None, dataset: str | None = "fashion-mnist") -> dict | None:
+def best_cell(experiment: str | None = None, dataset: str | None = "fashion-mnist",
+              *, runs: Runs | None = None) -> dict | None:
     """The most accurate cell that kept its predictions: name, run id, confusion matrix (rows: true class)."""
+    rs = _given(runs, experiment, dataset)
     from .evaluation import confusion
 
-    cells = scored_cells(experiment, dataset)
+    cells = scored_cells(runs=rs)
     if cells.empty:
         return None
     best = cells.sort_values(["accuracy", "cell"], ascending=[False, True]).iloc[0]
-    pred = predictions(best["run_id"])
+    pred = rs.predictions[best["run_id"]]
     n_classes = int(max(pred["label"].max(), pred["predicted"].max()) + 1)
     return {"cell": best["cell"], "run_id": best["run_id"], "accuracy": 100 * best["accuracy"],
             "confusion": confusion(pred["label"], pred["predicted"], n_classes)}
@@ -679,14 +737,16 @@ def most_confused(cm: np.ndarray, classes, k: int = 3) -> pd.DataFrame:
     return df.sort_values("confusions", ascending=False, kind="stable").head(k).reset_index(drop=True)
 
 
-def cross_dataset_table(experiment: str | None = None) -> pd.DataFrame:
+def cross_dataset_table(experiment: str | None = None, *, runs: Runs | None = None) -> pd.DataFrame:
     """Test accuracy (%) per model (rows) and (dataset, feature) (columns), every dataset in the experiment."""
-    all_runs = runs("classify", experiment, dataset=None)
+    rs = _given(runs, experiment, None)
+    all_runs = rs.every_dataset
     if all_runs.empty or "params.dataset" not in all_runs.columns:
         return pd.DataFrame()
     parts = {}
     for ds in dict.fromkeys(all_runs["params.dataset"].dropna()):
-        t = comparison_table(experiment=experiment, dataset=ds, averages=False)
+        one = Runs(rs.experiment, ds, {"classify": all_runs[all_runs["params.dataset"] == ds].reset_index(drop=True)})
+        t = comparison_table(averages=False, runs=one)
         if not t.empty:
             parts[ds] = t
     if not parts:
@@ -711,13 +771,34 @@ def _ahead_everywhere(feature: str, sig: pd.DataFrame) -> bool:
         f" on {feature}")) for r in pairs)
 
 
-def registry_table(prefix: str | None = None, dataset: str | None = "fashion-mnist") -> pd.DataFrame:
+def _versions(prefix: str) -> list[dict]:
+    """Every version of the registered models named ``prefix...``: {model, aliases (alias: version), version}."""
+    return [{"model": name, "aliases": aliases, "version": v}
+            for name, aliases in tracking.registered_models(prefix).items() for v in tracking.model_versions(name)]
+
+
+def _registered(prefix: str | None, dataset: str | None, runs: Runs | None) -> list[dict]:
+    prefix = _registry_prefix(prefix, dataset if runs is None else runs.dataset)
+    found = _versions(prefix) if runs is None else runs.versions
+    return [v for v in found if v["model"].startswith(prefix)]
+
+
+def registry_table(prefix: str | None = None, dataset: str | None = "fashion-mnist", *,
+                   runs: Runs | None = None) -> pd.DataFrame:
     """Each registered model of ``dataset`` (``fmnist-<feature>`` for Fashion-MNIST, ``<dataset>-<feature>``
     otherwise; or the names starting with ``prefix``): its champion (version, run, test accuracy and interval)
     and its challenger with the comparison that kept it from promotion. One row per model; empty when nothing
     is registered."""
-    prefix = _registry_prefix(prefix, dataset)
-    return _memo(("registry", prefix), lambda: _registry_table(prefix)).copy()
+    rows, by_model = [], {}
+    for v in _registered(prefix, dataset, runs):
+        by_model.setdefault(v["model"], (v["aliases"], {}))[1][v["version"].version] = v["version"]
+    for name, (aliases, versions) in by_model.items():
+        champ, chall = versions.get(aliases.get("champion", "")), versions.get(aliases.get("challenger", ""))
+        rows.append({"model": name, "versions": len(versions), "champion": _said(champ),
+                     "champion run": champ.run_id if champ else "", "challenger": _said(chall),
+                     "challenger vs champion": chall.tags.get("fmnist.promotion", "") if chall else "",
+                     "serve": f"fmnist serve --model {name}@champion" if champ else ""})
+    return pd.DataFrame(rows)
 
 
 def _registry_prefix(prefix: str | None, dataset: str | None) -> str:
@@ -731,43 +812,24 @@ def _said(v) -> str:
                                  f"{_pct_interval(v.tags.get('fmnist.test_accuracy_ci', ''))}").strip()
 
 
-def _registry_table(prefix: str) -> pd.DataFrame:
-    rows = []
-    for name, aliases in tracking.registered_models(prefix).items():
-        versions = {v.version: v for v in tracking.model_versions(name)}
-        if not versions:
-            continue
-        champ, chall = versions.get(aliases.get("champion", "")), versions.get(aliases.get("challenger", ""))
-        rows.append({"model": name, "versions": len(versions), "champion": _said(champ),
-                     "champion run": champ.run_id if champ else "", "challenger": _said(chall),
-                     "challenger vs champion": chall.tags.get("fmnist.promotion", "") if chall else "",
-                     "serve": f"fmnist serve --model {name}@champion" if champ else ""})
-    return pd.DataFrame(rows)
-
-
 REGISTRY_VERSION_COLUMNS = ["model", "version", "alias", "test accuracy", "test images", "compared on", "why",
                             "run"]
 
 
-def registry_versions(prefix: str | None = None, dataset: str | None = "fashion-mnist") -> pd.DataFrame:
+def registry_versions(prefix: str | None = None, dataset: str | None = "fashion-mnist", *,
+                      runs: Runs | None = None) -> pd.DataFrame:
     """Every version of each registered model of ``dataset``, newest first: its alias, test accuracy (%, with
     its interval) on how many test images, the test images it shared with the champion it was compared with,
     and why it is or is not the champion."""
-    prefix = _registry_prefix(prefix, dataset)
-    return _memo(("registry versions", prefix), lambda: _registry_versions(prefix)).copy()
-
-
-def _registry_versions(prefix: str) -> pd.DataFrame:
     rows = []
-    for name, aliases in tracking.registered_models(prefix).items():
-        by_version = {v: a for a, v in aliases.items()}
-        for v in tracking.model_versions(name):
-            shared, against = v.tags.get("fmnist.compared_on"), v.tags.get("fmnist.compared_with", "")
-            rows.append({"model": name, "version": int(v.version), "alias": by_version.get(v.version, ""),
-                         "test accuracy": _said(v).partition(": ")[2],
-                         "test images": int(v.tags["fmnist.n_test"]) if v.tags.get("fmnist.n_test") else None,
-                         "compared on": f"{shared} shared with {against}" if shared else "",
-                         "why": v.tags.get("fmnist.promotion", ""), "run": v.run_id})
+    for found in _registered(prefix, dataset, runs):
+        v, by_version = found["version"], {n: a for a, n in found["aliases"].items()}
+        shared, against = v.tags.get("fmnist.compared_on"), v.tags.get("fmnist.compared_with", "")
+        rows.append({"model": found["model"], "version": int(v.version), "alias": by_version.get(v.version, ""),
+                     "test accuracy": _said(v).partition(": ")[2],
+                     "test images": int(v.tags["fmnist.n_test"]) if v.tags.get("fmnist.n_test") else None,
+                     "compared on": f"{shared} shared with {against}" if shared else "",
+                     "why": v.tags.get("fmnist.promotion", ""), "run": v.run_id})
     return pd.DataFrame(rows, columns=REGISTRY_VERSION_COLUMNS)
 
 
@@ -793,18 +855,15 @@ def markdown_table(df: pd.DataFrame, index: bool = True) -> str:
     return "\n".join([lines[0], "|" + "---|" * len(df.columns), *lines[1:]])
 
 
-def results_markdown(experiment: str | None = None, dataset: str | None = "fashion-mnist", about: str = "") -> str:
+def results_markdown(experiment: str | None = None, dataset: str | None = "fashion-mnist", about: str = "",
+                     *, runs: Runs | None = None) -> str:
     """The study's results as a Markdown page (docs/results.md): accuracy table with intervals, which
     differences are real, fine-tuning, and the published results with ours ranked in; ``about`` opens it
     (the command, date and machine of the run)."""
-    with snapshot():
-        acc = comparison_display(experiment, dataset)
-        summ = significance_summary(experiment, dataset)
-        wins = feature_winners(experiment, dataset)
-        ft = finetune_table(experiment, dataset)
-        sota = sota_table(experiment=experiment, dataset=dataset)
-        course = course_table(experiment, dataset)
-        weights = weights_lines(experiment, dataset)
+    rs = _given(runs, experiment, dataset)
+    acc, summ, wins = comparison_display(runs=rs), significance_summary(runs=rs), feature_winners(runs=rs)
+    ft, sota, course = finetune_table(runs=rs), sota_table(runs=rs), course_table(runs=rs)
+    weights = weights_lines(runs=rs)
     out = ["# Results", "", about.strip(), ""] if about.strip() else ["# Results", ""]
     out += [f"- {w}" for w in weights] + ([""] if weights else [])
     out += ["## Test accuracy (%): classifiers x feature sets", "",

@@ -7,6 +7,7 @@ import time
 
 import mlflow
 import numpy as np
+import pandas as pd
 import pytest
 from scipy.stats import binomtest
 
@@ -117,7 +118,7 @@ def test_significance_table_marks_a_constructed_difference_and_not_an_identical_
 
 def test_answer_first_and_one_reading_per_render(store, tmp_path, monkeypatch):
     """The summary of the tests (verdict per cell, winner per classifier) agrees with the pairwise table, and
-    inside a snapshot every table reads each run's predictions once."""
+    ``report.load`` reads each run's predictions once: the tables computed from it read nothing."""
     from fmnist.steps import base
 
     rng = np.random.default_rng(1)
@@ -136,11 +137,13 @@ def test_answer_first_and_one_reading_per_render(store, tmp_path, monkeypatch):
     real = base.verify_artifacts
     monkeypatch.setattr(base, "verify_artifacts",  # a run id, or the run's info as already read
                         lambda run: reads.append(run if isinstance(run, str) else run["run_id"]) or real(run))
-    with report.snapshot():
-        summ = report.significance_summary()
-        wins = report.feature_winners()
-        report.summary(), report.tied_with_best(), report.best_cell(), report.significance_table()
-    assert sorted(reads) == sorted(ids)  # each run's predictions once, for every table above
+    runs = report.load()
+    assert sorted(reads) == sorted(ids)  # one reading of the store: each run's predictions once
+    summ = report.significance_summary(runs=runs)
+    wins = report.feature_winners(runs=runs)
+    report.summary(runs=runs), report.tied_with_best(runs=runs), report.best_cell(runs=runs)
+    report.significance_table(runs=runs), report.results_markdown(runs=runs)
+    assert sorted(reads) == sorted(ids)  # the tables read nothing more
     assert list(summ["cell"]) == ["SVM on scatnet", "Logistic regression on raw", "Logistic regression on scatnet",
                                   "SVM on raw"]
     assert list(summ["verdict"]) == ["best", "tied with the best", "tied with the best", "significantly worse"]
@@ -151,7 +154,7 @@ def test_answer_first_and_one_reading_per_render(store, tmp_path, monkeypatch):
          "tied_with": "raw"},
         {"model": "SVM", "best": "scatnet", "accuracy": pytest.approx(95.0), "ahead_of": "raw", "tied_with": ""}]
     report.significance_table()
-    assert len(reads) == len(ids) + 4  # outside the snapshot each call reads the store again
+    assert len(reads) == 2 * len(ids)  # a table given no runs reads the store itself
 
     # docs/results.md is these tables as Markdown (scripts/results_page.py writes it from a study's store)
     page = report.results_markdown(about="From one study run: `x`.").splitlines()
@@ -161,3 +164,27 @@ def test_answer_first_and_one_reading_per_render(store, tmp_path, monkeypatch):
     assert f"| SVM on scatnet | 95.00 | [{lo:.2f}, {hi:.2f}] | best |  |" in page
     assert any(r.startswith("| SVM on raw | 87.00 |") and "| significantly worse |" in r for r in page)
     assert "| SVM | scatnet | 95.00 | raw |  |" in page
+
+
+def test_tables_are_pure_functions_of_hand_made_runs(monkeypatch):
+    """No store at all: the comparison table, the paired tests and the findings from a ``Runs`` made by hand."""
+    from fmnist import tracking
+
+    monkeypatch.setattr(tracking, "search_runs", lambda *a, **k: pytest.fail("the store was read"))
+    label = np.arange(600) % 10
+    worse = label.copy()
+    worse[:90] = (label[:90] + 1) % 10  # 85% against 100%
+    rows, preds = [], {}
+    for i, (feature, predicted) in enumerate((("scatnet", label), ("raw", worse))):
+        run_id = f"run{i}"
+        rows.append({"run_id": run_id, "params.model": "svm", "params.feature": feature,
+                     "metrics.test_accuracy": float(np.mean(predicted == label)), "params.subset": "all"})
+        preds[run_id] = {"test_index": np.arange(600), "label": label, "predicted": predicted, "test_split": "s",
+                         "data_digest": "d"}
+    runs = report.Runs("fmnist", "fashion-mnist", {"classify": pd.DataFrame(rows)}, predictions=preds)
+    table = report.comparison_table(runs=runs, averages=False)
+    assert table.loc["svm", "scatnet"] == 100 and table.loc["svm", "raw"] == pytest.approx(85)
+    sig = report.significance_table(runs=runs)
+    assert list(sig["family"]) == ["vs best", "features per model"] and sig["significant"].all()
+    assert (sig["n_test"] == 600).all() and sig.loc[0, "only_a"] == 90
+    assert "SVM: scatnet over raw." in " ".join(report.findings(runs=runs))

@@ -16,7 +16,7 @@ import click
 
 from ..data import dataset_names
 from ..engine import EXECUTORS
-from ..features import FEATURES, RUNTIME_DEFAULTS
+from ..features import FEATURES, RUNTIME_DEFAULTS, feature_params
 
 # Ways to spell "no limit" for a count on the CLI and in MLproject.
 ALL = "all"
@@ -213,8 +213,6 @@ class FeatureOpts:
 
     def key_group(self, name: str, ds: Any) -> dict[str, Any]:
         """The feature group of the key: the chosen feature's own params only, validated ('auto' resolved)."""
-        from ..features import feature_params
-
         return feature_params(self.feature, self.given_feature_params())
 
 
