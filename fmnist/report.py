@@ -25,6 +25,8 @@ from . import tracking
 from .classifiers import CLASSIFIERS
 from .embeddings import EMBEDDINGS
 from .features import FEATURES
+from .tags import (COMPARED_TAG, COMPARED_WITH_TAG, DATA_DIGEST_TAG, FEATURE_LABEL_TAG, N_TEST_TAG, PROMOTION_TAG,
+                   STEP_TAG, TEST_ACCURACY_CI_TAG, TEST_ACCURACY_TAG)
 
 log = logging.getLogger("fmnist")
 
@@ -100,7 +102,7 @@ def runs(step: str, experiment: str | None = None, dataset: str | None = "fashio
 
 
 def _search(step: str, experiment: str | None, dataset: str | None) -> pd.DataFrame:
-    filt = f"tags.`fmnist.step` = '{step}' and attributes.status = 'FINISHED'"
+    filt = f"tags.`{STEP_TAG}` = '{step}' and attributes.status = 'FINISHED'"
     if dataset:
         filt += f" and params.dataset = '{dataset}'"
     df = tracking.search_runs(filt, [experiment] if experiment else None)
@@ -117,7 +119,7 @@ def _whole(values: pd.Series) -> pd.Series:
 
 
 def _feature_label(df: pd.DataFrame) -> pd.Series:
-    label = _col(df, "tags.fmnist.feature_label", None).astype(object)
+    label = _col(df, f"tags.{FEATURE_LABEL_TAG}", None).astype(object)
     return label.where(label.notna(), _col(df, "params.feature", "?").astype(object))
 
 
@@ -433,7 +435,7 @@ def scored_cells(experiment: str | None = None, dataset: str | None = "fashion-m
         out.append({**row, "accuracy": float(r["metrics.test_accuracy"]), "run_id": r["run_id"],
                     "ci_low": float(r.get("metrics.test_accuracy_ci_low", np.nan)),
                     "ci_high": float(r.get("metrics.test_accuracy_ci_high", np.nan)),
-                    "data_digest": r.get("tags.fmnist.data_digest"), "label": pred["label"],
+                    "data_digest": r.get(f"tags.{DATA_DIGEST_TAG}"), "label": pred["label"],
                     "correct": pred["label"] == pred["predicted"], "predictions": pred})
     return pd.DataFrame(out, columns=["cell", "step", "model", "feature", "accuracy", "ci_low", "ci_high", "run_id",
                                       "data_digest", "label", "correct", "predictions"])
@@ -796,7 +798,7 @@ def registry_table(prefix: str | None = None, dataset: str | None = "fashion-mni
         champ, chall = versions.get(aliases.get("champion", "")), versions.get(aliases.get("challenger", ""))
         rows.append({"model": name, "versions": len(versions), "champion": _said(champ),
                      "champion run": champ.run_id if champ else "", "challenger": _said(chall),
-                     "challenger vs champion": chall.tags.get("fmnist.promotion", "") if chall else "",
+                     "challenger vs champion": chall.tags.get(PROMOTION_TAG, "") if chall else "",
                      "serve": f"fmnist serve --model {name}@champion" if champ else ""})
     return pd.DataFrame(rows)
 
@@ -808,8 +810,8 @@ def _registry_prefix(prefix: str | None, dataset: str | None) -> str:
 
 
 def _said(v) -> str:
-    return "" if v is None else (f"v{v.version}: {100 * float(v.tags.get('fmnist.test_accuracy', 'nan')):.2f}% "
-                                 f"{_pct_interval(v.tags.get('fmnist.test_accuracy_ci', ''))}").strip()
+    return "" if v is None else (f"v{v.version}: {100 * float(v.tags.get(TEST_ACCURACY_TAG, 'nan')):.2f}% "
+                                 f"{_pct_interval(v.tags.get(TEST_ACCURACY_CI_TAG, ''))}").strip()
 
 
 REGISTRY_VERSION_COLUMNS = ["model", "version", "alias", "test accuracy", "test images", "compared on", "why",
@@ -824,12 +826,12 @@ def registry_versions(prefix: str | None = None, dataset: str | None = "fashion-
     rows = []
     for found in _registered(prefix, dataset, runs):
         v, by_version = found["version"], {n: a for a, n in found["aliases"].items()}
-        shared, against = v.tags.get("fmnist.compared_on"), v.tags.get("fmnist.compared_with", "")
+        shared, against = v.tags.get(COMPARED_TAG), v.tags.get(COMPARED_WITH_TAG, "")
         rows.append({"model": found["model"], "version": int(v.version), "alias": by_version.get(v.version, ""),
                      "test accuracy": _said(v).partition(": ")[2],
-                     "test images": int(v.tags["fmnist.n_test"]) if v.tags.get("fmnist.n_test") else None,
+                     "test images": int(v.tags[N_TEST_TAG]) if v.tags.get(N_TEST_TAG) else None,
                      "compared on": f"{shared} shared with {against}" if shared else "",
-                     "why": v.tags.get("fmnist.promotion", ""), "run": v.run_id})
+                     "why": v.tags.get(PROMOTION_TAG, ""), "run": v.run_id})
     return pd.DataFrame(rows, columns=REGISTRY_VERSION_COLUMNS)
 
 

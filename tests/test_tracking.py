@@ -117,10 +117,13 @@ def test_run_ends_failed_on_error_and_killed_on_ctrl_c(store):
 def test_run_resumes_the_run_mlflow_run_created(store, monkeypatch):
     made = _bare_run()
     monkeypatch.setenv("MLFLOW_RUN_ID", made)
-    with tracking.run("step", step="test", tags={"k": 1}) as rid:
+    assert tracking.launcher_run_id() == made
+    with tracking.run("step", step="test", tags={"k": 1}, launcher=tracking.launcher_run_id()) as rid:
         assert rid == made
         with tracking.run("inner", step="test") as inner:
             pass
+    with tracking.run("another", step="test") as other:  # a run not placed on it never takes it
+        assert other != made
     info = tracking.get_run_info(made)
     assert info["status"] == "FINISHED" and info["tags"]["k"] == "1" and info["tags"]["mlflow.runName"] == "step"
     assert tracking.get_run_info(inner)["tags"][tracking.PARENT_TAG] == made

@@ -84,10 +84,11 @@ def register(run_ids: tuple[str, ...], experiment: str) -> None:
     from .. import tracking
     from ..errors import FmnistError
     from ..steps.register import register_best
+    from ..tags import STEP_TAG
 
     if not run_ids:
         names = [experiment] if experiment else None
-        studies = tracking.search_runs("tags.`fmnist.step` = 'study' and attributes.status = 'FINISHED'", names)
+        studies = tracking.search_runs(f"tags.`{STEP_TAG}` = 'study' and attributes.status = 'FINISHED'", names)
         if studies.empty:
             raise FmnistError("no FINISHED study in the experiment: run the study, or name runs with --run")
         import pandas as pd

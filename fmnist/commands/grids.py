@@ -27,6 +27,7 @@ from ..steps.graph import GraphRun, Parent, build, run_graph
 from ..steps.params import Common, ExecOpts, parse_value
 from ..steps.search import CANDIDATE, CandidateParams, SearchParams
 from ..steps.visualize import DEFAULT_N_SAMPLES, VISUALIZE, VisualizeParams, _sample
+from ..tags import EXTRACT_RUN_TAG, FEATURE_LABEL_TAG, SEARCH_BEST_TAG, SEARCH_CHOSEN_TAG
 
 log = logging.getLogger("fmnist")
 
@@ -59,8 +60,8 @@ def classify_cells(p: ClassifyParams) -> list[ClassifyParams]:
 def cell_result(info: dict[str, Any], p: ClassifyParams) -> CellResult:
     """A grid row from a cell's run, as read back (params, metrics, tags)."""
     chosen = {k[3:]: parse_value(v) for k, v in info["params"].items() if k.startswith("hp_")}
-    label = info["tags"].get("fmnist.feature_label", p.feature)
-    return CellResult(p.feature, label, p.model, info["run_id"], info["tags"].get("fmnist.extract_run_id"), chosen,
+    label = info["tags"].get(FEATURE_LABEL_TAG, p.feature)
+    return CellResult(p.feature, label, p.model, info["run_id"], info["tags"].get(EXTRACT_RUN_TAG), chosen,
                       info["metrics"])
 
 
@@ -274,4 +275,4 @@ def _log_search(rows: list[dict[str, Any]]) -> None:
     finally:
         plots.close(fig)
     tracking.log_metrics({"best_val_accuracy": win["val_accuracy"], "chosen_val_accuracy": pick["val_accuracy"]})
-    tracking.set_tags({"fmnist.search_best": win["candidate"], "fmnist.search_chosen": pick["candidate"]})
+    tracking.set_tags({SEARCH_BEST_TAG: win["candidate"], SEARCH_CHOSEN_TAG: pick["candidate"]})

@@ -28,6 +28,7 @@ from ..steps.base import (ARTIFACTS_TAG, CODE_TAG, ENV_TAG, PARAMS_TAG, PREDICTI
 from ..steps.graph import run_step
 from ..steps.all import STEPS as ALL_STEPS
 from ..steps.params import param
+from ..tags import DATA_DIGEST_TAG
 
 log = logging.getLogger("fmnist")
 
@@ -112,8 +113,8 @@ def rerun_run(run_id: str, allow_drift: bool = False) -> Rerun:
 
 def _drift(tags: dict, digest: str, now: dict[str, str]) -> list[str]:
     found = []
-    if tags.get("fmnist.data_digest", digest) != digest:
-        found.append(f"data: digest {tags.get('fmnist.data_digest', '')[:12]} -> {digest[:12]}")
+    if tags.get(DATA_DIGEST_TAG, digest) != digest:
+        found.append(f"data: digest {tags.get(DATA_DIGEST_TAG, '')[:12]} -> {digest[:12]}")
     if tags.get(CODE_TAG, "") != now[CODE_TAG]:
         found.append(f"code: {tags.get(CODE_TAG, '(none recorded)')} -> {now[CODE_TAG]}")
     before = json.loads(tags.get(ENV_TAG) or "{}")

@@ -33,6 +33,7 @@ from ..steps.params import COUNT, ExecOpts, param
 from ..steps.report import DEFAULT_OUTPUT, ReportParams, render_or_reuse
 from ..steps.register import ALREADY, register_best
 from ..steps.visualize import VISUALIZE, VisualizeParams
+from ..tags import DATA_DIGEST_TAG, PROFILE_DOC_TAG, REGISTERED_TAG
 
 log = logging.getLogger("fmnist")
 
@@ -138,7 +139,7 @@ def run_study(sp: StudyParams | None = None, **kw: Any) -> list[Record]:
         return extra + ([_report(sp, run.parent_run_id, ds.name)] if sp.report else [])
 
     parent = Parent(f"study-{prof.name}", "study", _study_params(sp, prof, graph.cells, ds),
-                    {"fmnist.data_digest": ds.digest, "fmnist.profile_doc": prof.doc}, finish, optional=False)
+                    {DATA_DIGEST_TAG: ds.digest, PROFILE_DOC_TAG: prof.doc}, finish, optional=False)
     return run_graph(graph, parent, data=lambda p: datasets[p.seed], **sp.exec_kw(), progress=sp.progress).records
 
 
@@ -171,7 +172,7 @@ def _register(records: list[Record], parent: str) -> Record:
     try:
         done = register_best([r.run_id for r in records if r.ok and r.step in ("classify", "finetune")])
         rec.status = "cached" if all(r.why == ALREADY for r in done) else "ran"
-        tracking.set_tags({"fmnist.registered": ", ".join(f"{r.name} v{r.version} ({r.alias})" for r in done)
+        tracking.set_tags({REGISTERED_TAG: ", ".join(f"{r.name} v{r.version} ({r.alias})" for r in done)
                            or "none"})
     except Exception as e:
         rec.status, rec.error = "failed", tracking.one_line(e)

@@ -21,15 +21,11 @@ from typing import Any, Callable, ClassVar, Iterator
 from .. import cache, tracking
 from ..errors import CacheError
 from .params import key_values
+from ..tags import (ARTIFACTS_TAG, CACHE_HIT_TAG, CODE_TAG, DATA_DIGEST_TAG, DATA_SOURCE_TAG, ENV_TAG, PARAMS_TAG,
+                    RERUN_TAG, REUSED_TAG)
 
 log = logging.getLogger("fmnist")
 
-ARTIFACTS_TAG = "fmnist.artifacts_sha256"  # JSON {artifact path: sha256} written by the step's log()
-REUSED_TAG = "fmnist.reused_run_id"
-PARAMS_TAG = "fmnist.params_json"  # every field of the step's Params: what `fmnist rerun` runs again
-CODE_TAG = "fmnist.code_version"  # the code version in the key
-ENV_TAG = "fmnist.environment"  # library versions, device, CPU (fmnist.envinfo)
-RERUN_TAG = "fmnist.rerun_of"
 PREDICTIONS = "predictions.npz"  # classify and finetune: every test image's label, prediction (and scores)
 IMAGE_MODEL = "image_model"  # classify and finetune: the model a user serves (raw images in, classes out)
 
@@ -179,7 +175,7 @@ def load_predictions(run: str | dict[str, Any]) -> dict[str, Any]:
     with np.load(path) as z:
         out: dict[str, Any] = {k: z[k] for k in z.files}
     out["test_split"] = str(out.get("test_split", ""))
-    out["data_digest"] = info["tags"].get("fmnist.data_digest", "")
+    out["data_digest"] = info["tags"].get(DATA_DIGEST_TAG, "")
     return out
 
 
@@ -254,7 +250,7 @@ def get_or_run(step: Step, p, ds=None, *, placement: Placement = Placement(),
         tracking.log_params(step.run_params(p, ds))
         tracking.set_tags({**provenance(step, p), **(tags or {})})
         if ds is not None:
-            tracking.set_tags({"fmnist.data_digest": ds.digest, "fmnist.data_source": ds.source})
+            tracking.set_tags({DATA_DIGEST_TAG: ds.digest, DATA_SOURCE_TAG: ds.source})
         result = step.run(p, ds, inputs or {}, ctx)
         shas = step.log(p, ds, result)
         tags = {ARTIFACTS_TAG: json.dumps(shas, sort_keys=True)} if shas else {}
@@ -288,5 +284,5 @@ def note_reuse(step: Step, hit: Outcome, launcher: str | None) -> None:
     if not launcher or launcher == hit.run_id or tracking.active_run_id():
         return
     with tracking.run(f"{step.name} (reused)", step=f"{step.name}-reused", launcher=launcher):
-        tracking.set_tags({REUSED_TAG: hit.run_id, "fmnist.cache_hit": "true"})
+        tracking.set_tags({REUSED_TAG: hit.run_id, CACHE_HIT_TAG: "true"})
         tracking.log_metrics(hit.info["metrics"])

@@ -23,6 +23,7 @@ from ..predictor import for_classifier
 from .base import IMAGE_MODEL, PREDICTIONS, RunContext, Step, log_predictions, scaled
 from .extract import EXTRACT, ExtractParams, extract_params_of, FeatureSet, load_feature_run
 from .params import Common, FeatureOpts, param
+from ..tags import CI_METHOD_TAG, EXTRACT_RUN_TAG, FEATURE_CACHED_TAG, FEATURE_LABEL_TAG, MODEL_TAG
 
 log = logging.getLogger("fmnist")
 
@@ -152,10 +153,10 @@ def log_cell(r: CellResult, inputs_classes: tuple[str, ...], trusted: list[str])
     res, rep = r.extra["fit"], r.extra["report"]
     tracking.log_params({"tune_train_n": res.n_tune_train, "n_val": res.n_val,
                          **{f"hp_{k}": v for k, v in res.chosen.items()}})
-    tracking.set_tags({"fmnist.feature_label": r.label, "fmnist.extract_run_id": r.extract_run_id or "",
-                       "fmnist.feature_cached": str(r.extra["feature_cached"]).lower(), "fmnist.model": r.model})
+    tracking.set_tags({FEATURE_LABEL_TAG: r.label, EXTRACT_RUN_TAG: r.extract_run_id or "",
+                       FEATURE_CACHED_TAG: str(r.extra["feature_cached"]).lower(), MODEL_TAG: r.model})
     tracking.log_metrics(r.metrics)
-    tracking.set_tags({"fmnist.ci_method": CI_METHOD})
+    tracking.set_tags({CI_METHOD_TAG: CI_METHOD})
     classes, cm = list(inputs_classes), rep["confusion"]
     tracking.log_table(pd.DataFrame({
         "class_index": range(len(classes)), "class": classes,

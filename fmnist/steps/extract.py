@@ -17,6 +17,7 @@ from ..errors import CacheError
 from ..features import FEATURES, extract_features, feature_label, feature_params, feature_run_params
 from .base import ARTIFACTS_TAG, Placement, RunContext, Step, get_or_run, scaled
 from .params import DATA, FEATURE_DEFAULTS, Common, FeatureOpts, param, rekeyed
+from ..tags import CACHE_HIT_TAG, DATA_DIGEST_TAG, FEATURE_LABEL_TAG, FEATURE_TAG
 
 log = logging.getLogger("fmnist")
 
@@ -108,8 +109,8 @@ class Extract(Step):
                           ctx.run_id, info={"seconds": seconds})
 
     def log(self, p: ExtractParams, ds: Dataset, fs: FeatureSet) -> dict[str, str]:
-        tracking.set_tags({"fmnist.feature": p.feature, "fmnist.feature_label": fs.label,
-                           "fmnist.cache_hit": "false"})
+        tracking.set_tags({FEATURE_TAG: p.feature, FEATURE_LABEL_TAG: fs.label,
+                           CACHE_HIT_TAG: "false"})
         for split, x, y in (("train", ds.x_train, ds.y_train), ("test", ds.x_test, ds.y_test)):
             tracking.log_numpy_input(x, y, name=f"{ds.name}-{split}", digest=ds.digest, source=ds.source,
                                      context="training" if split == "train" else "testing")
@@ -140,9 +141,9 @@ def load_feature_run(run: str | dict[str, Any], ds: Dataset, feature: str | None
         raise CacheError(f"extract run {run_id} is {info['status']}, not FINISHED; refusing to read its artifact")
     if feature is not None and params.get("feature") != feature:
         raise CacheError(f"extract run {run_id} holds feature {params.get('feature')!r}, not {feature!r}")
-    if tags.get("fmnist.data_digest") != ds.digest:
+    if tags.get(DATA_DIGEST_TAG) != ds.digest:
         raise CacheError(
-            f"extract run {run_id} was computed on other data (digest {tags.get('fmnist.data_digest', '?')[:12]}, "
+            f"extract run {run_id} was computed on other data (digest {tags.get(DATA_DIGEST_TAG, '?')[:12]}, "
             f"this dataset {ds.digest[:12]}); refusing it"
         )
     path = tracking.artifact_local_path(run_id, ARTIFACT, artifact_uri=info["artifact_uri"])

@@ -23,11 +23,11 @@ from ..finetune import MODES, OPTIMIZERS, SCHEDULES, FitConfig
 from ..weights import build_resnet18, resolve_weights
 from .base import IMAGE_MODEL, PREDICTIONS, Placement, RunContext, Step, get_or_run, log_predictions, scaled
 from .params import Common, key_fields, key_values, param
+from ..tags import (CHECKPOINT_TAG, CI_METHOD_TAG, RESUMED_AT_EPOCH_TAG, RESUMED_RUN_TAG, RESUME_DEVICE_TAG,
+                    RESUME_KEY_TAG, WEIGHTS_USED_TAG)
 
 log = logging.getLogger("fmnist")
 
-RESUME_KEY_TAG = "fmnist.resume_key"  # identical params + data + code: an unfinished run with it may resume
-CHECKPOINT_TAG = "fmnist.checkpoint_dir"
 RESUME_CHOICES = ("auto", "never", "<run id>")
 
 # What training depends on: editing any of these makes an unfinished run's checkpoint unusable.
@@ -232,7 +232,7 @@ FINETUNE = Finetune()
 def _reopen(run_id: str, launcher: str | None) -> Iterator[str]:
     if launcher and launcher != run_id:
         # `mlflow run` made a new run for this invocation; the training continues in the old one.
-        tracking.set_run_tags(launcher, {tracking.STEP_TAG: "finetune-resume", "fmnist.resumed_run_id": run_id,
+        tracking.set_run_tags(launcher, {tracking.STEP_TAG: "finetune-resume", RESUMED_RUN_TAG: run_id,
                                          "mlflow.runName": f"resume of {run_id[:8]}"})
     with tracking.reopen_run(run_id) as rid:
         yield rid
@@ -240,8 +240,8 @@ def _reopen(run_id: str, launcher: str | None) -> Iterator[str]:
 
 def _log_start(p: FinetuneParams, ds: Dataset, run_id: str, folder: Path, ckpt: dict | None, key: str) -> None:
     if ckpt is not None:
-        tracking.set_tags({"fmnist.resumed_at_epoch": ckpt["epoch"],
-                           "fmnist.resume_device": resolve_device(p.device).type})
+        tracking.set_tags({RESUMED_AT_EPOCH_TAG: ckpt["epoch"],
+                           RESUME_DEVICE_TAG: resolve_device(p.device).type})
         # A kill between an epoch's checkpoint and its metrics loses only the metrics: re-log them.
         logged = {s for s, _ in tracking.metric_history(run_id, "val_accuracy")}
         for epoch, record in enumerate(ckpt["history"], start=1):
@@ -250,7 +250,7 @@ def _log_start(p: FinetuneParams, ds: Dataset, run_id: str, folder: Path, ckpt: 
         return
     tr, va = train_val_split(ds.y_train, p.val_fraction, p.seed)
     tracking.set_tags({RESUME_KEY_TAG: key, CHECKPOINT_TAG: str(folder),
-                       "fmnist.weights_used": resolve_weights(p.weights).label})
+                       WEIGHTS_USED_TAG: resolve_weights(p.weights).label})
     tracking.log_metrics({"n_train": len(tr), "n_val": len(va), "n_test": len(ds.x_test)})
     for split, x, y in (("train", ds.x_train, ds.y_train), ("test", ds.x_test, ds.y_test)):
         tracking.log_numpy_input(x, y, name=f"{ds.name}-{split}", digest=ds.digest, source=ds.source,
@@ -266,7 +266,7 @@ def _log_final(r: dict[str, Any], p: FinetuneParams, ds: Dataset) -> None:
 
     rep = r["report"]
     tracking.log_metrics(r["metrics"])
-    tracking.set_tags({"fmnist.ci_method": CI_METHOD})
+    tracking.set_tags({CI_METHOD_TAG: CI_METHOD})
     tracking.log_table(pd.DataFrame({"class": list(ds.classes), "accuracy": list(rep["per_class_accuracy"].values())}),
                        "per_class_accuracy.csv")
     fig = learning_curve_figure(r["history"], r["best_epoch"], f"ResNet-18 {p.mode}")

@@ -18,9 +18,9 @@ from typing import Any, Callable
 
 from .. import tracking
 from ..engine import Cell, Record, get_executor
-from ..errors import FmnistError
-from ..errors import CacheError
+from ..errors import CacheError, FmnistError
 from .base import Outcome, Placement, Step, announce_hit, get_or_run, note_reuse, probe, reused
+from ..tags import EXECUTOR_TAG, FAILED_STEPS_TAG
 
 log = logging.getLogger("fmnist")
 
@@ -110,7 +110,7 @@ def run_graph(graph: Graph, parent: Parent, *, data: Callable[[Any], Any], execu
             log.info("all %d cells cached%s", len(hits), "" if ex.in_process else f"; no {ex.name} executor started")
         with tracking.run(parent.name, step=parent.step, launcher=launcher) as parent_id:
             tracking.log_params(parent.params)
-            tracking.set_tags({**parent.tags, "fmnist.executor": executor})
+            tracking.set_tags({**parent.tags, EXECUTOR_TAG: executor})
             ran = _execute(ex, graph, hits, todo, data, tags, {}, Placement(parent=parent_id), desc=parent.name)
             out = GraphRun([r for c in graph.cells for r in [_record(c, hits, ran)] if r], parent_id)
             if parent.summary:
@@ -258,7 +258,7 @@ def _summarise(records: list[Record], seconds: float) -> None:
     counts = table["status"].value_counts().to_dict() if len(table) else {}
     tracking.log_metrics({"graph_seconds": seconds, **{f"steps_{k}": v for k, v in counts.items()}})
     failed = [f"{r.step} {r.cell}" for r in records if r.status in ("failed", "skipped")]
-    tracking.set_tags({"fmnist.failed_steps": ", ".join(failed) or "none"})
+    tracking.set_tags({FAILED_STEPS_TAG: ", ".join(failed) or "none"})
     log.info("%d cells in %.1fs: %s", len(records), seconds, ", ".join(f"{v} {k}" for k, v in counts.items()))
 
 

@@ -17,6 +17,8 @@ from .. import tracking
 from ..data import DATASETS, dataset_title
 from ..significance import correct_on_shared, mcnemar_exact
 from .base import IMAGE_MODEL, load_predictions
+from ..tags import (COMPARED_TAG, COMPARED_WITH_TAG, DATASET_TAG, DATA_DIGEST_TAG, MODEL_TAG, N_TEST_TAG,
+                    PROMOTION_TAG, P_VALUE_TAG, RUN_ID_TAG, SPLIT_TAG, TEST_ACCURACY_CI_TAG, TEST_ACCURACY_TAG)
 
 log = logging.getLogger("fmnist")
 
@@ -25,9 +27,6 @@ DEFAULT_DATASET = "fashion-mnist"
 ALPHA = 0.05  # as the report's significance tables
 MIN_SHARED = 500  # fewer shared test images than this: no comparison (McNemar has too little to go on)
 CHAMPION, CHALLENGER = "champion", "challenger"
-DIGEST_TAG = "fmnist.data_digest"
-COMPARED_TAG, PROMOTION_TAG = "fmnist.compared_on", "fmnist.promotion"
-SPLIT_TAG = "fmnist.test_split"  # the digest of the test split the version was scored on
 ALREADY = "already registered"
 
 
@@ -96,18 +95,18 @@ def register_run(name: str, run_id: str, info: dict) -> Registration:
     done = tracking.model_versions(name, run_id=run_id)
     if done:
         v = done[0]
-        shared, n_test = v.tags.get(COMPARED_TAG), v.tags.get("fmnist.n_test")
+        shared, n_test = v.tags.get(COMPARED_TAG), v.tags.get(N_TEST_TAG)
         return Registration(name, v.version, run_id, acc, ",".join(v.aliases), ALREADY,
                             compared_on=int(shared) if shared else None, n_test=int(n_test) if n_test else None)
     pred = load_predictions(info)
     champ = tracking.model_by_alias(name, CHAMPION)
-    tags = {"fmnist.run_id": run_id, "fmnist.test_accuracy": f"{acc:.4f}",
-            "fmnist.test_accuracy_ci": f"[{m.get('test_accuracy_ci_low', float('nan')):.4f}, "
+    tags = {RUN_ID_TAG: run_id, TEST_ACCURACY_TAG: f"{acc:.4f}",
+            TEST_ACCURACY_CI_TAG: f"[{m.get('test_accuracy_ci_low', float('nan')):.4f}, "
                                        f"{m.get('test_accuracy_ci_high', float('nan')):.4f}]",
-            "fmnist.n_test": str(len(pred["label"])), "fmnist.dataset": dataset,
+            N_TEST_TAG: str(len(pred["label"])), DATASET_TAG: dataset,
             **({SPLIT_TAG: pred["test_split"]} if pred["test_split"] else {}),
-            "fmnist.model": info["params"].get("model") or info["params"].get("mode", ""),
-            DIGEST_TAG: info["tags"].get(DIGEST_TAG, "")}
+            MODEL_TAG: info["params"].get("model") or info["params"].get("mode", ""),
+            DATA_DIGEST_TAG: info["tags"].get(DATA_DIGEST_TAG, "")}
     new = tracking.register_model_version(name, run_id, IMAGE_MODEL, tags)
     if champ is None:
         alias, why, p, shared = CHAMPION, "the first version", None, None
@@ -115,9 +114,9 @@ def register_run(name: str, run_id: str, info: dict) -> Registration:
         alias, why, p, shared = decide(pred, champ)
     tracking.set_model_alias(name, alias, new.version)
     tracking.set_model_version_tags(name, new.version, {
-        PROMOTION_TAG: why, **({COMPARED_TAG: str(shared), "fmnist.compared_with": f"v{champ.version}"}
+        PROMOTION_TAG: why, **({COMPARED_TAG: str(shared), COMPARED_WITH_TAG: f"v{champ.version}"}
                               if shared is not None else {}),
-        **({"fmnist.p_value": f"{p:.3g}"} if p is not None else {})})
+        **({P_VALUE_TAG: f"{p:.3g}"} if p is not None else {})})
     log.info("registry: %s v%s (run %s, test accuracy %.4f) is the %s: %s", name, new.version, run_id, acc, alias, why)
     return Registration(name, new.version, run_id, acc, alias, why, p, shared, len(pred["label"]))
 

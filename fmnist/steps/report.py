@@ -20,6 +20,7 @@ from ..data import dataset_names
 from ..notebook import DEFAULT_NOTEBOOK, render_report, significance_csv
 from .base import Outcome, Placement, RunContext, Step, get_or_run, verify_artifacts
 from .params import param
+from ..tags import REPORT_REUSED_TAG
 
 log = logging.getLogger("fmnist")
 
@@ -114,7 +115,7 @@ def render_or_reuse(p: ReportParams, placement: Placement = Placement()) -> Outc
     if out.cached and tracking.active_run_id() not in (None, out.run_id):
         for f in files:
             tracking.log_artifact(f, "report")
-        tracking.set_tags({"fmnist.report_reused_run_id": out.run_id})
+        tracking.set_tags({REPORT_REUSED_TAG: out.run_id})
     return out
 
 

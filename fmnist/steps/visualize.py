@@ -23,6 +23,7 @@ from ..separation import SETTINGS, separation_metrics
 from .base import RunContext, Step, scaled, verify_artifacts
 from .extract import EXTRACT, ExtractParams, extract_params_of
 from .params import COUNT, Common, FeatureOpts, param, registry_defaults
+from ..tags import EXTRACT_RUN_TAG, FEATURE_LABEL_TAG, METHOD_TAG
 
 log = logging.getLogger("fmnist")
 
@@ -129,8 +130,8 @@ class Visualize(Step):
     def log(self, p: VisualizeParams, ds: Dataset, c: dict) -> dict[str, str]:
         import pandas as pd
 
-        tracking.set_tags({"fmnist.feature_label": c["feature_label"], "fmnist.extract_run_id": c["extract_run_id"] or "",
-                           "fmnist.method": p.method})
+        tracking.set_tags({FEATURE_LABEL_TAG: c["feature_label"], EXTRACT_RUN_TAG: c["extract_run_id"] or "",
+                           METHOD_TAG: p.method})
         tracking.log_metrics(c["metrics"])
         classes, y = c["classes"], c["labels"]
         table = pd.DataFrame({"x": c["coords"][:, 0], "y": c["coords"][:, 1], "label": y,
@@ -150,10 +151,10 @@ class Visualize(Step):
         import pandas as pd
 
         df = pd.read_csv(verify_artifacts(info)["embedding.csv"])
-        return {"feature": p.feature, "feature_label": info["tags"].get("fmnist.feature_label", p.feature),
+        return {"feature": p.feature, "feature_label": info["tags"].get(FEATURE_LABEL_TAG, p.feature),
                 "method": p.method, "coords": df[["x", "y"]].to_numpy(np.float32), "labels": df["label"].to_numpy(),
                 "test_index": df["test_index"].to_numpy(), "metrics": info["metrics"], "run_id": info["run_id"],
-                "extract_run_id": info["tags"].get("fmnist.extract_run_id"), "classes": list(ds.classes)}
+                "extract_run_id": info["tags"].get(EXTRACT_RUN_TAG), "classes": list(ds.classes)}
 
 
 VISUALIZE = Visualize()

@@ -23,6 +23,7 @@ from ..liveness import health_problem, http_status, pid_alive
 from . import accounts
 from .queries import child_runs
 from .store import DEFAULT_EXPERIMENT, ERROR_TAG, STEP_TAG, _client, create_experiment_once, prepare_store
+from ..tags import EXECUTOR_TAG, GIT_COMMIT_TAG, HOST_TAG, NODE_ID_TAG, PID_TAG, VERSION_TAG
 
 # Every run logs MLflow's system metrics (system/cpu_utilization_percentage, memory, GPU where present: what a
 # cell used beside how long it took), sampled every 10 s; a run shorter than that logs none. The monitor's
@@ -86,13 +87,13 @@ def reap_dead_runs() -> list[str]:
         prepare_store()
         stale = mlflow.search_runs(
             search_all_experiments=True, output_format="list", max_results=200,
-            filter_string=f"attributes.status = 'RUNNING' and tags.`fmnist.host` = '{socket.gethostname()}'",
+            filter_string=f"attributes.status = 'RUNNING' and tags.`{HOST_TAG}` = '{socket.gethostname()}'",
         )
     except Exception:  # reaping is housekeeping: never fail a command over it
         return []
     reaped = []
     for r in stale:
-        pid = r.data.tags.get("fmnist.pid", "")
+        pid = r.data.tags.get(PID_TAG, "")
         if pid.isdigit() and int(pid) != os.getpid() and not pid_alive(int(pid)):
             _terminate(r.info.run_id, "KILLED", f"process {pid} died without ending the run; "
                                                 "marked KILLED by a later command")
@@ -180,12 +181,12 @@ def _launcher_hidden() -> Iterator[None]:
 
 
 def _run_tags(step: str, tags: dict[str, Any] | None) -> dict[str, str]:
-    out = {STEP_TAG: step, "fmnist.version": __version__, "fmnist.pid": str(os.getpid()),
-           "fmnist.host": socket.gethostname()}
+    out = {STEP_TAG: step, VERSION_TAG: __version__, PID_TAG: str(os.getpid()),
+           HOST_TAG: socket.gethostname()}
     commit = _git_commit()
     if commit:
-        out["fmnist.git_commit"] = commit
-    for var, tag in (("FMNIST_NODE_ID", "fmnist.node_id"), ("FMNIST_EXECUTOR", "fmnist.executor")):
+        out[GIT_COMMIT_TAG] = commit
+    for var, tag in (("FMNIST_NODE_ID", NODE_ID_TAG), ("FMNIST_EXECUTOR", EXECUTOR_TAG)):
         if os.environ.get(var):  # set by an executor's worker: where the run was computed
             out[tag] = os.environ[var]
     out.update({k: str(v) for k, v in (tags or {}).items()})
@@ -279,7 +280,7 @@ def reopen_run(run_id: str) -> Iterator[str]:
     mlflow.start_run(run_id=run_id, nested=mlflow.active_run() is not None)
     with _ending(run_id):
         # This process owns the run now: reap_dead_runs must look at our pid, not the dead one's.
-        mlflow.set_tags({"fmnist.pid": os.getpid(), "fmnist.host": socket.gethostname()})
+        mlflow.set_tags({PID_TAG: os.getpid(), HOST_TAG: socket.gethostname()})
         yield run_id
     if ERROR_TAG in _client().get_run(run_id).data.tags:  # the interruption's error is history now
         _client().delete_tag(run_id, ERROR_TAG)

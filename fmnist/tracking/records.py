@@ -14,8 +14,9 @@ from typing import Any
 import mlflow
 
 from .store import _client, retry_on_conflict
+from ..tags import CLASSES_META, IMAGE_MODEL_ID_TAG, INPUT_META, PROBABILITIES_META
 
-IMAGE_MODEL_TAG = "fmnist.image_model_id"  # the run's servable model (an MLflow 3 logged model)
+IMAGE_MODEL_TAG = IMAGE_MODEL_ID_TAG  # the run's servable model (an MLflow 3 logged model)
 # MLflow truncates nothing for us: values past this are rejected by the store.
 _MAX_PARAM = 6000
 
@@ -149,10 +150,10 @@ def log_image_model(predictor, *, name: str, input_example, packages: tuple[str,
             signature=signature, input_example=np.asarray(input_example),
             pip_requirements=pinned_requirements("pandas", "scikit-learn", "scipy", "torch", "torchvision",
                                                  "kymatio", "tqdm", *packages),
-            metadata={"fmnist.input": "a batch of 28x28 images: integers 0-255 or floats 0-1, shape (N, 28, 28) "
+            metadata={INPUT_META: "a batch of 28x28 images: integers 0-255 or floats 0-1, shape (N, 28, 28) "
                                       "or (N, 784)",
-                      "fmnist.classes": list(predictor.classes),
-                      "fmnist.probabilities": predictor.has_probabilities})
+                      CLASSES_META: list(predictor.classes),
+                      PROBABILITIES_META: predictor.has_probabilities})
     set_tags({IMAGE_MODEL_TAG: info.model_id})  # what the registry's versions point at
 
 

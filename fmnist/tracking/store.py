@@ -16,12 +16,9 @@ import mlflow
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
+from ..tags import ARTIFACT_SHA_TAG, CACHE_KEY_TAG, ERROR_TAG, STEP_TAG, TAG_PREFIX
+
 DEFAULT_EXPERIMENT = "fmnist"
-TAG_PREFIX = "fmnist."
-CACHE_KEY_TAG = "fmnist.cache_key"
-ARTIFACT_SHA_TAG = "fmnist.artifact_sha256"
-ERROR_TAG = "fmnist.error"
-STEP_TAG = "fmnist.step"
 PARENT_TAG = "mlflow.parentRunId"
 
 # Seconds a sqlite writer waits for another process's write lock before "database is locked".
