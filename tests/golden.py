@@ -21,10 +21,11 @@ RUN_ID = re.compile(r"\b[0-9a-f]{32}\b")
 # Tag values that differ between two runs of the same command: kept as their key only.
 VOLATILE_TAGS = {"fmnist.code_version", "fmnist.cache_key", "fmnist.resume_key", "fmnist.environment", "fmnist.pid",
                  "fmnist.node_id", "fmnist.host", "fmnist.git_commit", "fmnist.artifact_sha256", "fmnist.executor_resources",
-                 "mlflow.user", "mlflow.source.name", "mlflow.source.git.commit", "mlflow.source.git.repoURL",
-                 "mlflow.gitRepoURL", "mlflow.log-model.history", "mlflow.runColor", "mlflow.project.backend",
+                 "mlflow.user", "mlflow.source.name", "mlflow.source.git.commit", "mlflow.log-model.history", "mlflow.runColor", "mlflow.project.backend",
                  "mlflow.project.env", "mlflow.source.type", "mlflow.note.content"}
 VOLATILE_TAG_PATTERNS = (re.compile(r"^fmnist\.(.*_)?seconds$"), re.compile(r"^mlflow\.system"))
+# Tags a checkout may or may not get (a git remote): left out.
+ABSENT_OR_NOT = {"mlflow.source.git.repoURL", "mlflow.gitRepoURL"}
 VOLATILE_PARAMS = {"ray_address"}
 
 
@@ -67,6 +68,8 @@ def run_tree(uri: str) -> list[dict]:
     for r in runs:
         tags = {}
         for k, v in sorted(r.data.tags.items()):
+            if k in ABSENT_OR_NOT:
+                continue
             if k in VOLATILE_TAGS or any(p.search(k) for p in VOLATILE_TAG_PATTERNS):
                 tags[k] = "<varies>"
             elif k == "fmnist.artifacts_sha256":  # which artifacts are checksummed; the sums vary (zip times)
