@@ -91,6 +91,7 @@ def _finished(tmp_path_factory, _migrated_store, tiny):
     return d / "mlflow.db", records
 
 
+@pytest.mark.slow  # it pays for the finished tiny study, as the other tests of it do
 def test_the_study_leaves_the_golden_run_tree(_finished):
     from golden import assert_golden
 
