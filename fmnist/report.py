@@ -13,6 +13,7 @@ notebook's tables agree with each other and read nothing more. Called without ``
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from dataclasses import dataclass, field
 from importlib import resources
@@ -86,6 +87,17 @@ def load(experiment: str | None = None, dataset: str | None = "fashion-mnist",
             continue
     rs.versions = _versions(_registry_prefix(registry_prefix, dataset))
     return rs
+
+
+@contextlib.contextmanager
+def snapshot():
+    """Kept so that older notebooks still run: it changes nothing (each table called without ``runs`` reads the
+    store itself); ``runs = report.load()`` and ``table(runs=runs)`` read it once."""
+    yield None
+
+
+def freeze() -> None:
+    """Kept so that older notebooks still run: it changes nothing (see ``snapshot``)."""
 
 
 def _given(runs: Runs | None, experiment: str | None, dataset: str | None) -> Runs:
