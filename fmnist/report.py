@@ -300,6 +300,7 @@ def course_table(experiment: str | None = None, dataset: str | None = "fashion-m
     """The course report's accuracies (``fmnist/resources/course_report.csv``) beside this study's cells, in %:
     one row per model (and the full fine-tune); empty for other datasets."""
     rs = _given(runs, experiment, dataset)
+    dataset = rs.dataset  # the runs' own, when given
     if dataset not in (None, "fashion-mnist"):
         return pd.DataFrame()
     with resources.files("fmnist").joinpath("resources/course_report.csv").open() as f:
@@ -327,6 +328,7 @@ def sota_table(experiment: str | None = None, best_only: bool = True,
     """Published results for ``dataset`` with this study's best rows ranked in: only runs scored on the full test
     set (``best_only``: best classify cell per model and each fine-tune mode); subset runs: ``subset_rows``."""
     rs = _given(runs, experiment, dataset)
+    dataset = rs.dataset  # the runs' own, when given
     ours = study_rows(runs=rs)
     ours = ours[ours["full_test_set"].astype(bool)]
     if best_only:
@@ -706,6 +708,7 @@ def per_class_table(experiment: str | None = None, dataset: str | None = "fashio
     """Per-class test accuracy (%, recall): one row per classify cell (``model on feature``) and fine-tune,
     one column per class."""
     rs = _given(runs, experiment, dataset)
+    dataset = rs.dataset  # the runs' own, when given
     from .data import DATASETS
     from .evaluation import slug
 

@@ -188,3 +188,6 @@ def test_tables_are_pure_functions_of_hand_made_runs(monkeypatch):
     assert list(sig["family"]) == ["vs best", "features per model"] and sig["significant"].all()
     assert (sig["n_test"] == 600).all() and sig.loc[0, "only_a"] == 90
     assert "SVM: scatnet over raw." in " ".join(report.findings(runs=runs))
+    # a table given runs is about the runs' dataset, whatever its own default
+    other = report.sota_table(runs=report.Runs("fmnist", "mnist", runs.steps, predictions=preds))["method"]
+    assert "DENSER" in set(other) and not any(m.startswith("WRN40-4") for m in other)
