@@ -124,6 +124,8 @@ def test_run_resumes_the_run_mlflow_run_created(store, monkeypatch):
             pass
     with tracking.run("another", step="test") as other:  # a run not placed on it never takes it
         assert other != made
+    monkeypatch.setenv("FMNIST_EXECUTOR", "ray")  # an executor's worker inherited the variable: not its run
+    assert tracking.launcher_run_id() is None
     info = tracking.get_run_info(made)
     assert info["status"] == "FINISHED" and info["tags"]["k"] == "1" and info["tags"]["mlflow.runName"] == "step"
     assert tracking.get_run_info(inner)["tags"][tracking.PARENT_TAG] == made

@@ -108,7 +108,10 @@ def one_line(err: BaseException) -> str:
 
 def launcher_run_id() -> str | None:
     """The run ``mlflow run`` opened for this command (``$MLFLOW_RUN_ID``), or None: the one place it is read.
-    Only a run the graph's driver places on it takes it over (``run(..., launcher=...)``)."""
+    Only a run the graph's driver places on it takes it over (``run(..., launcher=...)``); an executor's worker
+    (``$FMNIST_EXECUTOR``, e.g. a study's rerun cell on Ray) never does, whatever environment it inherited."""
+    if os.environ.get("FMNIST_EXECUTOR"):
+        return None
     return os.environ.get("MLFLOW_RUN_ID") or None
 
 
