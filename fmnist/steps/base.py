@@ -260,11 +260,11 @@ def get_or_run(step: Step, p, ds=None, *, placement: Placement = Placement(),
     return Outcome(ctx.run_id, False, result=result, seconds=time.perf_counter() - t0)
 
 
-def reused(step: Step, p, ds, run_id: str, cached: bool) -> Outcome:
-    """An input the graph already has (``run_id``, reused or computed by this command): its run read once, its
-    result loaded on first use."""
-    info = tracking.get_run_info(run_id)
-    return Outcome(run_id, cached, info=info, load=_loader(step, info, p, ds))
+def reused(step: Step, p, ds, run: str | dict[str, Any], cached: bool) -> Outcome:
+    """An input the graph already has (``run``: its id, or its info as the probe read it; reused or computed by
+    this command): its result loaded on first use."""
+    info = tracking.get_run_info(run) if isinstance(run, str) else run
+    return Outcome(info["run_id"], cached, info=info, load=_loader(step, info, p, ds))
 
 
 def provenance(step: Step, p) -> dict[str, str]:

@@ -103,7 +103,7 @@ def run_graph(graph: Graph, parent: Parent, *, data: Callable[[Any], Any], execu
                 note_reuse(hits[target][0].payload[0], hits[target][1], launcher)
             ran = _execute(get_executor("serial", progress=False), graph, hits, todo, data, tags,
                            {target: Placement(launcher=launcher)}, Placement(), alone=True)
-            return GraphRun([r for c in graph.cells for r in [_record(c, hits, ran)] if r], None)
+            return GraphRun(_records(graph, hits, ran), None)
         if todo:
             _start(ex)  # a cluster that cannot take the graph fails here, before any run opens
         else:
@@ -112,7 +112,7 @@ def run_graph(graph: Graph, parent: Parent, *, data: Callable[[Any], Any], execu
             tracking.log_params(parent.params)
             tracking.set_tags({**parent.tags, EXECUTOR_TAG: executor})
             ran = _execute(ex, graph, hits, todo, data, tags, {}, Placement(parent=parent_id), desc=parent.name)
-            out = GraphRun([r for c in graph.cells for r in [_record(c, hits, ran)] if r], parent_id)
+            out = GraphRun(_records(graph, hits, ran), parent_id)
             if parent.summary:
                 out.records += parent.summary(out) or []
             _summarise(out.records, time.perf_counter() - t0)
@@ -132,12 +132,17 @@ def run_step(step: Step, p: Any, ds: Any = None, *, tags: dict[str, str] | None 
     return reused(step, p, ds, rec.run_id, rec.status == "cached")
 
 
-def _record(cell: Cell, hits: dict[str, tuple[Cell, Outcome]], ran: dict[str, Record]) -> Record | None:
-    if cell.id in hits:
-        out = hits[cell.id][1]
-        return Record(cell.payload[0].name, cell.payload[1], "cached", out.run_id, out.seconds,
-                      node=socket.gethostname())
-    return ran.get(cell.id)
+def _records(graph: Graph, hits: dict[str, tuple[Cell, Outcome]], ran: dict[str, Record]) -> list[Record]:
+    """The needed cells' records in the graph's order: the driver's hits and what the executor ran."""
+    out = []
+    for cell in graph.cells:
+        if cell.id in hits:
+            hit = hits[cell.id][1]
+            out.append(Record(cell.payload[0].name, cell.payload[1], "cached", hit.run_id, hit.seconds,
+                              node=socket.gethostname()))
+        elif cell.id in ran:
+            out.append(ran[cell.id])
+    return out
 
 
 def _probe(graph: Graph, data) -> tuple[dict[str, tuple[Cell, Outcome]], list[Cell]]:
@@ -181,7 +186,7 @@ def _execute(executor, graph: Graph, hits, todo: list[Cell], data, tags, placed:
     the graph's records: the probe's hits (``hits``) and the cells run before it."""
     if not todo:
         return {}
-    cached = {cid: out.run_id for cid, (_, out) in hits.items()}
+    cached = {cid: out.info for cid, (_, out) in hits.items()}  # the probe's read: no second one per input
     work = CellWork(graph.targets, cached, placed, default, tags or {}, alone)
     if executor.in_process:  # cells share this process's datasets, loaded inputs and the open parent run
         run = lambda c, upstream: work(c, upstream, data(c.payload[2]))  # noqa: E731
@@ -203,7 +208,7 @@ class CellWork:
     failure becomes its record (``alone``, the command's own run and its inputs: it propagates as it is).
     Picklable for Ray workers (no dataset: they load their own)."""
 
-    def __init__(self, targets, cached: dict[str, str], placed: dict[str, Placement], default: Placement,
+    def __init__(self, targets, cached: dict[str, dict], placed: dict[str, Placement], default: Placement,
                  tags: dict[str, str], alone: bool = False):
         self.targets, self.cached, self.placed, self.default = set(targets), cached, placed, default
         self.tags, self.alone, self.experiment_id = tags, alone, ""
@@ -232,15 +237,15 @@ class CellWork:
     def _input(self, step, p, ds, name: str, cid: str, upstream: dict[str, Record], place: Placement) -> Outcome:
         """An input as the graph got it, loaded; one that will not load is computed again beside the cell."""
         s, q = step.requires(p)[name]
-        run_id = self.cached[cid] if cid in self.cached else upstream[cid].run_id
+        run = self.cached[cid] if cid in self.cached else upstream[cid].run_id
         # "cached": the input was in the store when this cell started, as a grid's cell finds a sibling's; a
         # command's own run counts its input as computed when the command computed it
         cached = cid in self.cached or not self.alone or upstream[cid].status == "cached"
-        out = reused(s, q, ds, run_id, cached)
+        out = reused(s, q, ds, run, cached)
         try:
             out.result
         except CacheError as e:
-            log.warning("%s: run %s will not load (%s); recomputing", s.name, run_id, e)
+            log.warning("%s: run %s will not load (%s); recomputing", s.name, out.run_id, e)
             out = get_or_run(s, replace(q, force=True), ds, placement=Placement(parent=place.parent))
         return out
 
