@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from dataclasses import dataclass, field
+import fnmatch
 from importlib import resources
 from pathlib import Path
 
@@ -26,8 +26,12 @@ from . import tracking
 from .classifiers import CLASSIFIERS
 from .embeddings import EMBEDDINGS
 from .features import FEATURES
-from .tags import (COMPARED_TAG, COMPARED_WITH_TAG, DATA_DIGEST_TAG, FEATURE_LABEL_TAG, N_TEST_TAG, PROMOTION_TAG,
-                   STEP_TAG, TEST_ACCURACY_CI_TAG, TEST_ACCURACY_TAG)
+from .steps.classify import CLASSIFY
+from .steps.finetune import FINETUNE
+from .steps.visualize import VISUALIZE
+from .tags import (COMPARED_TAG, COMPARED_WITH_TAG, DATA_DIGEST_TAG, DATASET_PARAM, EPOCHS_PARAM, FEATURE_LABEL_TAG,
+                   FEATURE_PARAM, IMAGE_SIZE_PARAM, N_SAMPLES_PARAM, N_TEST_TAG, PROMOTION_TAG, SEED_PARAM, STEP_TAG,
+                   SUBSET_PARAM, TEST_ACCURACY_CI_TAG, TEST_ACCURACY_TAG, param_col, tag_col)
 
 log = logging.getLogger("fmnist")
 
@@ -42,51 +46,89 @@ def _order(values, preferred: list[str]) -> list[str]:
     return sorted(values, key=lambda v: (min((key[p] for p in key if str(v).startswith(p)), default=99), str(v)))
 
 
-STEPS_READ = ("classify", "finetune", "visualize")  # the steps whose runs the report reads
+READ = {s.name: s for s in (CLASSIFY, FINETUNE, VISUALIZE)}  # the steps whose runs the report reads
+STEPS_READ = tuple(READ)
 CURVE_METRICS = ("train_loss", "train_accuracy", "val_accuracy")  # the fine-tunes' per-epoch metrics it reads
+CLASSIFY_CELL, FINETUNE_CELL, VIEW_CELL = (list(s.report_cell) for s in READ.values())
+RUN_COLUMNS = ("run_id", "experiment_id", "status", "start_time", "end_time", "artifact_uri")
 
 
-@dataclass
 class Runs:
     """One reading of the store (``load``): every table and finding below is a pure function of it, so they
-    agree with each other, and one made by hand tests them without MLflow."""
+    agree with each other, and one made by hand tests them without MLflow.
 
-    experiment: str | None = None
-    dataset: str | None = "fashion-mnist"
-    steps: dict[str, pd.DataFrame] = field(default_factory=dict)  # FINISHED runs per step, newest first
-    every_dataset: pd.DataFrame = field(default_factory=pd.DataFrame)  # classify runs of every dataset
-    predictions: dict[str, dict] = field(default_factory=dict)  # scored run id -> its predictions
-    unreadable: dict[str, str] = field(default_factory=dict)  # scored run id -> why its predictions are not here
-    histories: dict[tuple[str, str], list[tuple[int, float]]] = field(default_factory=dict)  # (run, metric)
-    images: dict[str, Path] = field(default_factory=dict)  # visualize run id -> its embedding.png
-    versions: list[dict] = field(default_factory=list)  # registered model versions of the dataset (``_versions``)
+    ``steps``: FINISHED runs per step, newest first, with the columns each step declares (``report_columns``);
+    ``every_dataset``: classify runs of every dataset; ``predictions``: scored run id -> its predictions
+    (``unreadable``: why one is not there); ``histories``: (run, metric) -> per-epoch values; ``images``: visualize
+    run id -> its embedding.png; ``versions``: the dataset's registered model versions. Read from the store (a
+    ``Runs`` from ``load``), each part is read once, when a table first needs it; made by hand, a part not given
+    is empty.
+    """
+
+    PARTS = ("every_dataset", "predictions", "unreadable", "histories", "images", "versions")
+    EMPTY = {"every_dataset": pd.DataFrame, "versions": list}  # a part not given (the others: a dict)
+
+    def __init__(self, experiment: str | None = None, dataset: str | None = "fashion-mnist",
+                 steps: dict[str, pd.DataFrame] | None = None, *, registry_prefix: str | None = None,
+                 from_store: bool = False, **parts):
+        unknown = set(parts) - set(self.PARTS)
+        if unknown:
+            raise TypeError(f"Runs: unknown parts {sorted(unknown)}; valid: {', '.join(self.PARTS)}")
+        self.experiment, self.dataset, self.registry_prefix = experiment, dataset, registry_prefix
+        self.steps, self._from_store = dict(steps or {}), from_store
+        self._parts = {k: v for k, v in parts.items() if v is not None}
 
     def step(self, name: str) -> pd.DataFrame:
+        if name not in self.steps and self._from_store:
+            self.steps[name] = _search(name, self.experiment, self.dataset)
         return self.steps.get(name, pd.DataFrame()).copy()
+
+    def _part(self, name: str):
+        if name not in self._parts:
+            self._parts.update(_read(self, name) if self._from_store else {name: self.EMPTY.get(name, dict)()})
+        return self._parts[name]
+
+    every_dataset = property(lambda self: self._part("every_dataset"))
+    predictions = property(lambda self: self._part("predictions"))
+    unreadable = property(lambda self: self._part("unreadable"))
+    histories = property(lambda self: self._part("histories"))
+    images = property(lambda self: self._part("images"))
+    versions = property(lambda self: self._part("versions"))
 
 
 def load(experiment: str | None = None, dataset: str | None = "fashion-mnist",
          registry_prefix: str | None = None) -> Runs:
-    """Read the store once: the FINISHED classify, finetune and visualize runs of ``dataset`` in ``experiment``
-    (default ``$MLFLOW_EXPERIMENT_NAME`` or ``fmnist``), the predictions of each scored cell, the fine-tunes'
-    per-epoch metrics, the views' pictures and the registered versions of the dataset's models."""
-    rs = Runs(experiment, dataset, {step: _search(step, experiment, dataset) for step in STEPS_READ})
-    rs.every_dataset = _search("classify", experiment, None) if dataset else rs.steps["classify"]
-    for run_id in _scored_runs(rs)["run_id"]:
-        try:
-            rs.predictions[run_id] = predictions(run_id)
-        except Exception as e:  # a run without (intact) predictions is left out of the tests, not fatal
-            rs.unreadable[run_id] = tracking.one_line(e)
-    for _, row in _latest(rs, "finetune", ["mode", "weights_used"]).iterrows():
-        for m in CURVE_METRICS:
-            rs.histories[(row["run_id"], m)] = tracking.metric_history(row["run_id"], m)
-    for _, row in _latest(rs, "visualize", ["feature", "method"]).iterrows():
-        try:
-            rs.images[row["run_id"]] = tracking.artifact_local_path(row["run_id"], "embedding.png")
-        except Exception:  # a run without its picture is shown as missing, not fatal
-            continue
-    rs.versions = _versions(_registry_prefix(registry_prefix, dataset))
-    return rs
+    """The store's FINISHED classify, finetune and visualize runs of ``dataset`` in ``experiment`` (default
+    ``$MLFLOW_EXPERIMENT_NAME`` or ``fmnist``), the predictions of each scored cell, the fine-tunes' per-epoch
+    metrics, the views' pictures and the registered versions of the dataset's models, as one ``Runs``: each part
+    is read once, when a table first needs it (a table of accuracies reads no predictions)."""
+    return Runs(experiment, dataset, registry_prefix=registry_prefix, from_store=True)
+
+
+def _read(rs: Runs, part: str) -> dict:
+    """One part of ``rs`` from the store (predictions and why some are unreadable come together)."""
+    if part == "every_dataset":
+        return {part: _search("classify", rs.experiment, None) if rs.dataset else rs.step("classify")}
+    if part in ("predictions", "unreadable"):
+        got, unreadable = {}, {}
+        for run_id in _scored_runs(rs)["run_id"]:
+            try:
+                got[run_id] = predictions(run_id)
+            except Exception as e:  # a run without (intact) predictions is left out of the tests, not fatal
+                unreadable[run_id] = tracking.one_line(e)
+        return {"predictions": got, "unreadable": unreadable}
+    if part == "histories":
+        return {part: {(r["run_id"], m): tracking.metric_history(r["run_id"], m)
+                       for _, r in _latest(rs, "finetune", FINETUNE_CELL).iterrows() for m in CURVE_METRICS}}
+    if part == "images":
+        images = {}
+        for _, r in _latest(rs, "visualize", VIEW_CELL).iterrows():
+            try:
+                images[r["run_id"]] = tracking.artifact_local_path(r["run_id"], "embedding.png")
+            except Exception:  # a run without its picture is shown as missing, not fatal
+                continue
+        return {part: images}
+    return {part: _versions(_registry_prefix(rs.registry_prefix, rs.dataset))}
 
 
 @contextlib.contextmanager
@@ -101,24 +143,30 @@ def freeze() -> None:
 
 
 def _given(runs: Runs | None, experiment: str | None, dataset: str | None) -> Runs:
-    """The runs a table is computed from: as given, else one reading of the store."""
+    """The runs a table is computed from: as given, else the store's (only the parts the table reads)."""
     return runs if runs is not None else load(experiment, dataset)
 
 
 def runs(step: str, experiment: str | None = None, dataset: str | None = "fashion-mnist", *,
          runs: Runs | None = None) -> pd.DataFrame:
-    """FINISHED runs of one step (``fmnist.step`` tag), newest first, with params/metrics/tags columns."""
+    """FINISHED runs of one step (``fmnist.step`` tag), newest first, with params/metrics/tags columns (given
+    ``runs``: the columns the step declares for the report)."""
     if runs is not None:
         return runs.step(step)
-    return _search(step, experiment, dataset)
+    return _search(step, experiment, dataset, every_column=True)
 
 
-def _search(step: str, experiment: str | None, dataset: str | None) -> pd.DataFrame:
+def _search(step: str, experiment: str | None, dataset: str | None, every_column: bool = False) -> pd.DataFrame:
     filt = f"tags.`{STEP_TAG}` = '{step}' and attributes.status = 'FINISHED'"
     if dataset:
-        filt += f" and params.dataset = '{dataset}'"
+        filt += f" and {param_col(DATASET_PARAM)} = '{dataset}'"
     df = tracking.search_runs(filt, [experiment] if experiment else None)
-    return df.reset_index(drop=True) if len(df) else pd.DataFrame()
+    if not len(df):
+        return pd.DataFrame()
+    if not every_column and step in READ:  # what the step declares the report reads
+        keep = (*RUN_COLUMNS, *READ[step].report_columns)
+        df = df[[c for c in df.columns if any(fnmatch.fnmatchcase(c, k) for k in keep)]]
+    return df.reset_index(drop=True)
 
 
 def _col(df: pd.DataFrame, name: str, default=np.nan) -> pd.Series:
@@ -131,8 +179,8 @@ def _whole(values: pd.Series) -> pd.Series:
 
 
 def _feature_label(df: pd.DataFrame) -> pd.Series:
-    label = _col(df, f"tags.{FEATURE_LABEL_TAG}", None).astype(object)
-    return label.where(label.notna(), _col(df, "params.feature", "?").astype(object))
+    label = _col(df, tag_col(FEATURE_LABEL_TAG), None).astype(object)
+    return label.where(label.notna(), _col(df, param_col(FEATURE_PARAM), "?").astype(object))
 
 
 def _keyed_runs(r: Runs, step: str, keys: list[str]) -> pd.DataFrame:
@@ -141,7 +189,7 @@ def _keyed_runs(r: Runs, step: str, keys: list[str]) -> pd.DataFrame:
     if df.empty:
         return df
     for k in keys:
-        df[k] = _feature_label(df) if k == "feature" else _col(df, f"params.{k}", "?")
+        df[k] = _feature_label(df) if k == FEATURE_PARAM else _col(df, param_col(k), "?")
     return df
 
 
@@ -170,8 +218,8 @@ def _seeds(r: Runs, step: str, keys: list[str]) -> pd.DataFrame:
     df = _keyed_runs(r, step, keys)
     if df.empty:
         return df
-    df["seed"] = _col(df, "params.seed", "0").fillna("0")
-    df["subset"] = _col(df, "params.subset", "all").fillna("all")
+    df["seed"] = _col(df, param_col(SEED_PARAM), "0").fillna("0")
+    df["subset"] = _col(df, param_col(SUBSET_PARAM), "all").fillna("all")
     newest = df.drop_duplicates(subset=keys, keep="first")[[*keys, "subset"]]  # runs are newest first
     df = df.merge(newest, on=[*keys, "subset"], how="inner", sort=False)
     return df.drop_duplicates(subset=[*keys, "seed"], keep="first").reset_index(drop=True)
@@ -182,13 +230,13 @@ def seed_summary(metric: str = "test_accuracy", experiment: str | None = None,
     """Per classify cell: mean, std (over seeds, ddof=1) and n of ``metric``; with one seed, its 95% interval."""
     rs = _given(runs, experiment, dataset)
     cols = ["model", "feature", "mean", "std", "n", "ci_low", "ci_high", "subset"]
-    df = _seeds(rs, "classify", ["model", "feature"])
+    df = _seeds(rs, "classify", CLASSIFY_CELL)
     if df.empty or f"metrics.{metric}" not in df.columns:
         return pd.DataFrame(columns=cols)
     df["value"] = df[f"metrics.{metric}"]
     for k in ("low", "high"):
         df[f"ci_{k}"] = _col(df, f"metrics.{metric}_ci_{k}")
-    g = df.groupby(["model", "feature"], sort=False)
+    g = df.groupby(CLASSIFY_CELL, sort=False)
     out = g.agg(mean=("value", "mean"), std=("value", "std"), n=("value", "count"), ci_low=("ci_low", "first"),
                 ci_high=("ci_high", "first"), subset=("subset", "first")).reset_index()
     several = out["n"] > 1
@@ -224,7 +272,7 @@ def comparison_table(metric: str = "test_accuracy", experiment: str | None = Non
     A cell run with several seeds shows their mean (``seed_summary`` has the spread).
     """
     rs = _given(runs, experiment, dataset)
-    cells = _seeds(rs, "classify", ["model", "feature"])
+    cells = _seeds(rs, "classify", CLASSIFY_CELL)
     if cells.empty or f"metrics.{metric}" not in cells.columns:
         return pd.DataFrame(index=pd.Index([], name="model"))
     table = cells.pivot_table(index="model", columns="feature", values=f"metrics.{metric}", aggfunc="mean")
@@ -250,7 +298,7 @@ STUDY_COLUMNS = ["method", "family", "accuracy", "source", "trained_on", "full_t
 
 def _trained_on(r: pd.Series) -> str:
     """What a run learned from: ``60,000 train images, 6 epochs, weights none (random init)``."""
-    n, epochs = r.get("metrics.n_train"), r.get("params.epochs")
+    n, epochs = r.get("metrics.n_train"), r.get(param_col(EPOCHS_PARAM))
     what = [f"{int(n):,} train images" if pd.notna(n) else "train images: not recorded"]
     if isinstance(epochs, str) and epochs:
         what.append(f"{epochs} epochs")
@@ -260,7 +308,7 @@ def _trained_on(r: pd.Series) -> str:
 
 
 def _full_test_set(r: pd.Series) -> bool:
-    subset = r.get("params.subset")
+    subset = r.get(param_col(SUBSET_PARAM))
     return subset is None or (isinstance(subset, float) and np.isnan(subset)) or str(subset) == "all"
 
 
@@ -276,10 +324,10 @@ def study_rows(experiment: str | None = None, dataset: str | None = "fashion-mni
                  "group": group(r)}
                 for _, r in cells.iterrows() if pd.notna(r.get("metrics.test_accuracy"))]
 
-    rows = cell_rows(_latest(rs, "classify", ["model", "feature"]),
+    rows = cell_rows(_latest(rs, "classify", CLASSIFY_CELL),
                      lambda r: f"{MODEL_NAMES.get(r['model'], r['model'])} on {r['feature']}",
                      lambda r: f"classify:{r['model']}") + \
-        cell_rows(_latest(rs, "finetune", ["mode", "weights_used"]),
+        cell_rows(_latest(rs, "finetune", FINETUNE_CELL),
                   lambda r: f"ResNet-18 fine-tune {r['mode']}, {r['weights_used']}",
                   lambda r: f"finetune:{r['mode']}:{r['weights_used']}")
     return pd.DataFrame(rows, columns=STUDY_COLUMNS)
@@ -353,14 +401,14 @@ def separation_table(experiment: str | None = None, dataset: str | None = "fashi
                      *, runs: Runs | None = None) -> pd.DataFrame:
     """Per (feature, method): k-NN accuracy in 2-D, trustworthiness, silhouette, embed seconds, n."""
     rs = _given(runs, experiment, dataset)
-    cells = _latest(rs, "visualize", ["feature", "method"])
+    cells = _latest(rs, "visualize", VIEW_CELL)
     cols = ["knn_accuracy", "trustworthiness", "silhouette", "embed_seconds"]
     if cells.empty:
         return pd.DataFrame(columns=["feature", "method", *cols, "n_samples", "run_id"])
-    out = cells[["feature", "method"]].copy()
+    out = cells[VIEW_CELL].copy()
     for c in cols:
         out[c] = _col(cells, f"metrics.{c}")
-    out["n_samples"] = _col(cells, "params.n_samples")
+    out["n_samples"] = _col(cells, param_col(N_SAMPLES_PARAM))
     out["run_id"] = cells["run_id"]
     rank = {(f, m): (i, j) for i, f in enumerate(_order(out["feature"], FEATURE_ORDER))
             for j, m in enumerate(_order(out["method"], METHOD_ORDER))}
@@ -380,7 +428,7 @@ def finetune_table(experiment: str | None = None, dataset: str | None = "fashion
                    *, runs: Runs | None = None) -> pd.DataFrame:
     """One row per (mode, weights): test accuracy %, macro-F1, best epoch, seconds per epoch, settings."""
     rs = _given(runs, experiment, dataset)
-    cells = _latest(rs, "finetune", ["mode", "weights_used"])
+    cells = _latest(rs, "finetune", FINETUNE_CELL)
     cols = ["mode", "weights_used", "test_accuracy", "macro_f1", "best_val_accuracy", "best_epoch",
             "epoch_seconds", "epochs", "image_size", "run_id"]
     if cells.empty:
@@ -390,7 +438,8 @@ def finetune_table(experiment: str | None = None, dataset: str | None = "fashion
         "test_accuracy": 100 * _col(cells, "metrics.test_accuracy"), "macro_f1": _col(cells, "metrics.macro_f1"),
         "best_val_accuracy": 100 * _col(cells, "metrics.best_val_accuracy"),
         "best_epoch": _whole(_col(cells, "metrics.best_epoch")), "epoch_seconds": _col(cells, "metrics.epoch_seconds"),
-        "epochs": _whole(_col(cells, "params.epochs")), "image_size": _whole(_col(cells, "params.image_size")),
+        "epochs": _whole(_col(cells, param_col(EPOCHS_PARAM))),
+        "image_size": _whole(_col(cells, param_col(IMAGE_SIZE_PARAM))),
         "run_id": cells["run_id"],
     })
     return out.reset_index(drop=True)
@@ -427,10 +476,10 @@ def predictions(run_id: str) -> dict[str, np.ndarray]:
 def _scored_runs(rs: Runs) -> pd.DataFrame:
     """The latest run of every classify cell and fine-tune mode, named as the tables name them."""
     rows = [{"cell": f"{MODEL_NAMES.get(r['model'], r['model'])} on {r['feature']}", "step": "classify", **r}
-            for _, r in _latest(rs, "classify", ["model", "feature"]).iterrows()]
+            for _, r in _latest(rs, "classify", CLASSIFY_CELL).iterrows()]
     rows += [{"cell": f"ResNet-18 fine-tune {r['mode']}, {r['weights_used']}", "step": "finetune",
               "model": f"finetune:{r['mode']}", **r, "feature": r["weights_used"]}
-             for _, r in _latest(rs, "finetune", ["mode", "weights_used"]).iterrows()]
+             for _, r in _latest(rs, "finetune", FINETUNE_CELL).iterrows()]
     return pd.DataFrame(rows, columns=None if rows else ["cell", "step", "model", "feature", "run_id"])
 
 
@@ -449,7 +498,7 @@ def scored_cells(experiment: str | None = None, dataset: str | None = "fashion-m
         out.append({**row, "accuracy": float(r["metrics.test_accuracy"]), "run_id": r["run_id"],
                     "ci_low": float(r.get("metrics.test_accuracy_ci_low", np.nan)),
                     "ci_high": float(r.get("metrics.test_accuracy_ci_high", np.nan)),
-                    "data_digest": r.get(f"tags.{DATA_DIGEST_TAG}"), "label": pred["label"],
+                    "data_digest": r.get(tag_col(DATA_DIGEST_TAG)), "label": pred["label"],
                     "correct": pred["label"] == pred["predicted"], "predictions": pred})
     return pd.DataFrame(out, columns=["cell", "step", "model", "feature", "accuracy", "ci_low", "ci_high", "run_id",
                                       "data_digest", "label", "correct", "predictions"])
@@ -641,7 +690,7 @@ def findings(experiment: str | None = None, dataset: str | None = "fashion-mnist
 
 def _interval(rs: Runs, model: str, feature: str) -> str:
     """`` (95% CI a-b%)`` for a classify cell that logged one, else nothing."""
-    cells = _latest(rs, "classify", ["model", "feature"])
+    cells = _latest(rs, "classify", CLASSIFY_CELL)
     row = cells[(cells["model"] == model) & (cells["feature"] == feature)]
     lo, hi = (_col(row, f"metrics.test_accuracy_ci_{k}") for k in ("low", "high"))
     if row.empty or lo.isna().all() or hi.isna().all():
@@ -657,7 +706,7 @@ def weights_lines(experiment: str | None = None, dataset: str | None = "fashion-
     """Which weights every ResNet-18 number used (feature runs and fine-tunes)."""
     rs = _given(runs, experiment, dataset)
     out = []
-    cells = _latest(rs, "classify", ["model", "feature"])
+    cells = _latest(rs, "classify", CLASSIFY_CELL)
     labels = sorted({f for f in cells.get("feature", []) if str(f).startswith("resnet18")}) if not cells.empty else []
     if labels:
         out.append("ResNet-18 features: " + ", ".join(labels) + ".")
@@ -714,9 +763,9 @@ def per_class_table(experiment: str | None = None, dataset: str | None = "fashio
 
     classes = list(DATASETS[dataset].classes) if dataset in DATASETS else None
     frames = []
-    for step, keys, name in (("classify", ["model", "feature"],
+    for step, keys, name in (("classify", CLASSIFY_CELL,
                               lambda r: f"{MODEL_NAMES.get(r['model'], r['model'])} on {r['feature']}"),
-                             ("finetune", ["mode", "weights_used"],
+                             ("finetune", FINETUNE_CELL,
                               lambda r: f"ResNet-18 fine-tune {r['mode']}, {r['weights_used']}")):
         cells = _latest(rs, step, keys)
         for _, r in cells.iterrows():
@@ -758,11 +807,12 @@ def cross_dataset_table(experiment: str | None = None, *, runs: Runs | None = No
     """Test accuracy (%) per model (rows) and (dataset, feature) (columns), every dataset in the experiment."""
     rs = _given(runs, experiment, None)
     all_runs = rs.every_dataset
-    if all_runs.empty or "params.dataset" not in all_runs.columns:
+    if all_runs.empty or param_col(DATASET_PARAM) not in all_runs.columns:
         return pd.DataFrame()
     parts = {}
-    for ds in dict.fromkeys(all_runs["params.dataset"].dropna()):
-        one = Runs(rs.experiment, ds, {"classify": all_runs[all_runs["params.dataset"] == ds].reset_index(drop=True)})
+    for ds in dict.fromkeys(all_runs[param_col(DATASET_PARAM)].dropna()):
+        of_ds = all_runs[all_runs[param_col(DATASET_PARAM)] == ds].reset_index(drop=True)
+        one = Runs(rs.experiment, ds, {"classify": of_ds})
         t = comparison_table(averages=False, runs=one)
         if not t.empty:
             parts[ds] = t

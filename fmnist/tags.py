@@ -1,6 +1,7 @@
-"""Every ``fmnist.*`` tag a step writes and a reader reads, by name: the one place they are spelled.
+"""Every ``fmnist.*`` tag and run param a step writes and a reader reads, by name: the one place they are spelled.
 
-Run tags unless said otherwise; ``tags.<name>`` in ``mlflow.search_runs`` filters and columns.
+Run tags unless said otherwise; ``tags.<name>`` / ``params.<name>`` in ``mlflow.search_runs`` filters and
+columns (``tag_col``, ``param_col``, ``metric_col`` spell those).
 """
 
 TAG_PREFIX = "fmnist."
@@ -68,3 +69,32 @@ P_VALUE_TAG = "fmnist.p_value"
 INPUT_META = "fmnist.input"
 CLASSES_META = "fmnist.classes"
 PROBABILITIES_META = "fmnist.probabilities"
+
+# run params a step writes (its ``run_params``) and a reader filters or tabulates on
+DATASET_PARAM = "dataset"
+SUBSET_PARAM = "subset"  # "all" or the sample size
+SEED_PARAM = "seed"
+FEATURE_PARAM = "feature"  # extract, classify, visualize
+MODEL_PARAM = "model"  # classify
+HP_PARAM_PREFIX = "hp_"  # classify: a tuned hyper-parameter's chosen value, hp_<name>
+METHOD_PARAM = "method"  # visualize
+N_SAMPLES_PARAM = "n_samples"  # visualize
+MODE_PARAM = "mode"  # finetune
+WEIGHTS_USED_PARAM = "weights_used"  # finetune: the weights as they resolved (a label)
+EPOCHS_PARAM = "epochs"  # finetune
+IMAGE_SIZE_PARAM = "image_size"  # finetune
+N_FIT_PARAM = "n_fit"  # scatnet-search candidates
+N_VAL_PARAM = "n_val"
+
+
+def param_col(name: str) -> str:
+    """A param's column in ``mlflow.search_runs`` (and its name in a filter)."""
+    return f"params.{name}"
+
+
+def tag_col(name: str) -> str:
+    return f"tags.{name}"
+
+
+def metric_col(name: str) -> str:
+    return f"metrics.{name}"

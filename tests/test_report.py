@@ -191,3 +191,37 @@ def test_per_class_confusions_curves_and_datasets_side_by_side(store):
     cross = report.cross_dataset_table()
     assert cross.loc["svm", ("fashion-mnist", "raw")] == pytest.approx(90.0)
     assert cross.loc["svm", ("mnist", "raw")] == pytest.approx(97.0)
+
+
+def test_named_params_and_declared_columns_are_what_steps_write():
+    """``fmnist.tags`` names the params steps write and readers read, and each step declares the columns the report
+    keeps of its runs (``report_columns``): every name is a param of some run in the golden run trees, and every
+    declared column is on that step's runs there."""
+    import json
+
+    from fmnist import tags
+    from golden import GOLDEN
+
+    runs = [r for path in sorted(GOLDEN.glob("*.json")) for r in json.loads(path.read_text())]
+    written = {k for r in runs for k in r["params"]}
+    named = {v for k, v in vars(tags).items() if k.endswith("_PARAM")}
+    assert named - written == {tags.N_FIT_PARAM}  # scatnet-search's candidates: test_search reads them back
+    assert any(k.startswith(tags.HP_PARAM_PREFIX) for k in written)
+    for name, step in report.READ.items():
+        of_step = [r for r in runs if r["tags"].get(tags.STEP_TAG) == name]
+        assert of_step and set(step.report_cell) <= {c.partition(".")[2] for c in step.report_columns}
+        for col in step.report_columns:
+            kind, _, key = col.partition(".")
+            assert "*" in key or any(key in r[kind] for r in of_step), f"{name} runs never write {col}"
+
+
+def test_a_loaded_step_holds_the_columns_its_step_declares(study):
+    import fnmatch
+
+    rs = report.load()
+    for name, step in report.READ.items():
+        cols = rs.step(name).columns
+        assert len(cols) and all(any(fnmatch.fnmatchcase(c, k) for k in (*report.RUN_COLUMNS, *step.report_columns))
+                                 for c in cols), (name, list(cols))
+    assert "metrics.fit_seconds" in rs.step("classify") and "tags.mlflow.runName" not in rs.step("classify")
+    assert "tags.mlflow.runName" in report.runs("classify")  # without runs: every column, as search_runs has them

@@ -118,7 +118,7 @@ def test_significance_table_marks_a_constructed_difference_and_not_an_identical_
 
 def test_answer_first_and_one_reading_per_render(store, tmp_path, monkeypatch):
     """The summary of the tests (verdict per cell, winner per classifier) agrees with the pairwise table, and
-    ``report.load`` reads each run's predictions once: the tables computed from it read nothing."""
+    ``report.load`` reads each run's predictions once, when a table first needs them: the others read nothing."""
     from fmnist.steps import base
 
     rng = np.random.default_rng(1)
@@ -137,9 +137,15 @@ def test_answer_first_and_one_reading_per_render(store, tmp_path, monkeypatch):
     real = base.verify_artifacts
     monkeypatch.setattr(base, "verify_artifacts",  # a run id, or the run's info as already read
                         lambda run: reads.append(run if isinstance(run, str) else run["run_id"]) or real(run))
+    searches = []
+    monkeypatch.setattr(report.tracking, "search_runs",
+                        lambda *a, real=report.tracking.search_runs, **k: searches.append(a[0]) or real(*a, **k))
     runs = report.load()
-    assert sorted(reads) == sorted(ids)  # one reading of the store: each run's predictions once
+    assert reads == [] and searches == []  # nothing read before a table needs it
+    assert report.comparison_table(runs=runs).loc["svm", "scatnet"] == pytest.approx(95.0)
+    assert reads == [] and len(searches) == 1  # accuracies: the classify runs, no predictions
     summ = report.significance_summary(runs=runs)
+    assert sorted(reads) == sorted(ids)  # one reading of the store: each run's predictions once
     wins = report.feature_winners(runs=runs)
     report.summary(runs=runs), report.tied_with_best(runs=runs), report.best_cell(runs=runs)
     report.significance_table(runs=runs), report.results_markdown(runs=runs)

@@ -27,7 +27,9 @@ from ..steps.graph import GraphRun, Parent, build, run_graph
 from ..steps.params import Common, ExecOpts, parse_value
 from ..steps.search import CANDIDATE, CandidateParams, SearchParams
 from ..steps.visualize import DEFAULT_N_SAMPLES, VISUALIZE, VisualizeParams, _sample
-from ..tags import EXTRACT_RUN_TAG, FEATURE_LABEL_TAG, SEARCH_BEST_TAG, SEARCH_CHOSEN_TAG
+from ..steps.base import data_params
+from ..tags import (EPOCHS_PARAM, EXTRACT_RUN_TAG, FEATURE_LABEL_TAG, FEATURE_PARAM, HP_PARAM_PREFIX, METHOD_PARAM,
+                    MODE_PARAM, MODEL_PARAM, N_SAMPLES_PARAM, SEARCH_BEST_TAG, SEARCH_CHOSEN_TAG, SEED_PARAM)
 
 log = logging.getLogger("fmnist")
 
@@ -59,7 +61,8 @@ def classify_cells(p: ClassifyParams) -> list[ClassifyParams]:
 
 def cell_result(info: dict[str, Any], p: ClassifyParams) -> CellResult:
     """A grid row from a cell's run, as read back (params, metrics, tags)."""
-    chosen = {k[3:]: parse_value(v) for k, v in info["params"].items() if k.startswith("hp_")}
+    chosen = {k.removeprefix(HP_PARAM_PREFIX): parse_value(v) for k, v in info["params"].items()
+              if k.startswith(HP_PARAM_PREFIX)}
     label = info["tags"].get(FEATURE_LABEL_TAG, p.feature)
     return CellResult(p.feature, label, p.model, info["run_id"], info["tags"].get(EXTRACT_RUN_TAG), chosen,
                       info["metrics"])
@@ -82,8 +85,8 @@ def classify(p: ClassifyParams | None = None, ex: ExecOpts | None = None, *, ds:
         _log_summary(results)
 
     parent = Parent(f"classify-{p.feature.replace(',', '+')}-{p.model.replace(',', '+')}", "classify-group",
-                    {"feature": p.feature, "model": p.model, "dataset": ds.name, "subset": ds.subset or "all",
-                     "seed": p.seed, "tune": p.tune, "val_fraction": p.val_fraction}, summary=summary)
+                    {FEATURE_PARAM: p.feature, MODEL_PARAM: p.model, **data_params(ds), SEED_PARAM: p.seed,
+                     "tune": p.tune, "val_fraction": p.val_fraction}, summary=summary)
     run = run_graph(graph, parent, data=lambda _: ds, progress=p.progress, **ex.exec_kw())
     return results if run.parent_run_id else _results(run, grid)
 
@@ -100,7 +103,7 @@ def _log_summary(results: list[CellResult]) -> None:
 
     rows = [{"feature": r.feature, "feature_label": r.label, "model": r.model, **{k: r.metrics.get(k) for k in (
         "test_accuracy", "val_accuracy", "train_accuracy", "macro_f1", "fit_seconds", "predict_seconds")},
-        **{f"hp_{k}": v for k, v in r.chosen.items()}, "run_id": r.run_id} for r in results]
+        **{HP_PARAM_PREFIX + k: v for k, v in r.chosen.items()}, "run_id": r.run_id} for r in results]
     tracking.log_table(pd.DataFrame(rows), "results.csv")
     for r in results:
         log.info("%-28s %-7s test_accuracy %.4f", r.label, r.model, r.metrics["test_accuracy"])
@@ -166,8 +169,8 @@ def visualize(p: VisualizeParams | None = None, ex: ExecOpts | None = None, *, d
                  "; ".join(_best(out, f) for f in features if any(c["feature"] == f for c in out)))
 
     parent = Parent("visualize-" + "+".join(features) + "-" + "+".join(methods), "visualize-group",
-                    {"feature": ",".join(features), "method": ",".join(methods), "n_samples": n, "seed": p.seed,
-                     "dataset": ds.name, "subset": ds.subset or "all"}, summary=summary)
+                    {FEATURE_PARAM: ",".join(features), METHOD_PARAM: ",".join(methods), N_SAMPLES_PARAM: n,
+                     SEED_PARAM: p.seed, **data_params(ds)}, summary=summary)
     run = run_graph(build([(VISUALIZE, c) for c in grid], lambda _: ds), parent, data=lambda _: ds,
                     progress=p.progress, **ex.exec_kw())
     return out if run.parent_run_id else _views(run, grid, ds)
@@ -216,13 +219,13 @@ def finetune_modes(p: FinetuneParams | None = None, ex: ExecOpts | None = None, 
         import pandas as pd
 
         infos = tracking.runs_info([r.run_id for r in run.ok("finetune")])
-        tracking.log_table(pd.DataFrame([{"mode": i["params"].get("mode"), **{k: i["metrics"].get(k) for k in (
+        tracking.log_table(pd.DataFrame([{"mode": i["params"].get(MODE_PARAM), **{k: i["metrics"].get(k) for k in (
             "test_accuracy", "best_val_accuracy", "best_epoch", "fit_seconds")}, "run_id": i["run_id"]}
             for i in infos.values()]), "results.csv")
 
     parent = Parent(f"finetune-{'+'.join(modes)}", "finetune-group",
-                    {"mode": ",".join(modes), "dataset": ds.name, "subset": ds.subset or "all", "seed": p.seed,
-                     "epochs": p.epochs, "weights": p.weights}, summary=summary)
+                    {MODE_PARAM: ",".join(modes), **data_params(ds), SEED_PARAM: p.seed, EPOCHS_PARAM: p.epochs,
+                     "weights": p.weights}, summary=summary)
     return run_graph(build([(FINETUNE, c) for c in cells], lambda _: ds), parent, data=lambda _: ds,
                      progress=p.progress, **ex.exec_kw()).records
 
@@ -252,7 +255,7 @@ def scatnet_search(p: SearchParams | None = None, ex: ExecOpts | None = None, **
             _log_search(rows)
 
     parent = Parent("scatnet-search", "scatnet-search",
-                    {"dataset": ds.name, "subset": ds.subset or "all", "seed": p.seed, "n_train": p.n_train,
+                    {**data_params(ds), SEED_PARAM: p.seed, "n_train": p.n_train,
                      "val_fraction": p.val_fraction, "n_candidates": len(cells)}, summary=summary, optional=False)
     run = run_graph(build([(CANDIDATE, c) for c in cells], lambda _: ds), parent, data=lambda _: ds,
                     progress=p.progress, **ex.exec_kw())

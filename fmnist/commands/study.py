@@ -33,7 +33,8 @@ from ..steps.params import COUNT, ExecOpts, param
 from ..steps.report import DEFAULT_OUTPUT, ReportParams, render_or_reuse
 from ..steps.register import ALREADY, register_best
 from ..steps.visualize import VISUALIZE, VisualizeParams
-from ..tags import DATA_DIGEST_TAG, PROFILE_DOC_TAG, REGISTERED_TAG
+from ..steps.base import data_params
+from ..tags import DATA_DIGEST_TAG, EPOCHS_PARAM, N_SAMPLES_PARAM, PROFILE_DOC_TAG, REGISTERED_TAG
 
 log = logging.getLogger("fmnist")
 
@@ -160,8 +161,8 @@ def _study_params(sp: StudyParams, prof, cells: list[Cell], ds: Dataset) -> dict
     epochs = next((c.payload[2].epochs for c in cells if c.payload[0] is FINETUNE), 0)
     return {"profile": prof.name, "features": ",".join(feats), "models": ",".join(_expand(CLASSIFIERS, sp.models)),
             "methods": ",".join(_expand(EMBEDDINGS, sp.methods)), "finetune": sp.finetune,
-            "subset": prof.subset or "all", "dataset": ds.name, "seeds": sp.seeds, "weights": sp.weights,
-            "device": sp.device, "tune": prof.tune, "n_samples": n_samples, "epochs": epochs,
+            **data_params(ds), "seeds": sp.seeds, "weights": sp.weights, "device": sp.device, "tune": prof.tune,
+            N_SAMPLES_PARAM: n_samples, EPOCHS_PARAM: epochs,
             "executor": sp.executor, "ray_address": sp.ray_address}
 
 

@@ -8,7 +8,7 @@ nothing about features, models or MLflow; the steps know nothing about executors
 from __future__ import annotations
 
 from .graph import Cell, Record, skipped_because
-from .serial import SerialExecutor
+from .schedule import SerialExecutor
 
 EXECUTORS = ("serial", "ray")
 

@@ -1,9 +1,12 @@
-"""List scheduling: what a cluster would buy (a finished graph's measured cells on N workers), and which ready
-cells the Ray executor starts when CPUs free up."""
+"""The one scheduling loop (``Plan.drive``) and the serial executor on it; list scheduling: which ready cells the
+Ray executor starts when CPUs free up, and what a cluster would buy (a finished graph's cells on N workers)."""
 
 from __future__ import annotations
 
 import heapq
+from typing import Callable
+
+from .graph import Cell, Progress, Record
 
 
 def critical_path(seconds: dict[str, float], after: dict[str, tuple[str, ...]]) -> tuple[float, list[str]]:
@@ -170,3 +173,38 @@ class Plan:
     def records(self) -> list:
         """Every cell's record, in the order the cells were given."""
         return [self.done[c.id] for c in self.cells]
+
+
+class SerialExecutor:
+    """Run the graph in this process, one cell after another in the order given."""
+
+    name = "serial"
+    in_process = True  # cells run here: they may share this process's objects
+    multi_node = False
+
+    def __init__(self, progress: bool = True):
+        self.progress = progress
+
+    def start(self, env: dict[str, str]) -> None:
+        """Nothing to start: cells see this process's environment."""
+
+    def run(self, cells: list[Cell], work: Callable[[Cell, dict[str, Record]], Record],
+            skip: Callable[[Cell, str], Record], desc: str = "cells") -> list[Record]:
+        """``work(cell, upstream records)`` for each cell whose predecessors succeeded, else ``skip(cell, why)``;
+        records in the cells' order."""
+        finished: list[tuple[Cell, Record]] = []
+
+        def wait() -> list[tuple[Cell, Record]]:
+            out = finished[:]
+            finished.clear()
+            return out
+
+        bar = Progress(len(cells), self.progress, desc=desc)
+        plan = Plan(cells, ordered=True)
+        try:  # a cell is done as soon as it is started: one at a time, in the given order
+            return plan.drive(lambda c: finished.append((c, work(c, plan.upstream(c)))), wait, skip, bar)
+        finally:
+            bar.close()
+
+    def close(self) -> None:
+        pass

@@ -21,8 +21,8 @@ from typing import Any, Callable, ClassVar, Iterator
 from .. import cache, tracking
 from ..errors import CacheError
 from .params import key_values
-from ..tags import (ARTIFACTS_TAG, CACHE_HIT_TAG, CODE_TAG, DATA_DIGEST_TAG, DATA_SOURCE_TAG, ENV_TAG, PARAMS_TAG,
-                    RERUN_TAG, REUSED_TAG)
+from ..tags import (ARTIFACTS_TAG, CACHE_HIT_TAG, CODE_TAG, DATA_DIGEST_TAG, DATA_SOURCE_TAG, DATASET_PARAM, ENV_TAG,
+                    PARAMS_TAG, RERUN_TAG, REUSED_TAG, SEED_PARAM, SUBSET_PARAM, metric_col, param_col, tag_col)
 
 log = logging.getLogger("fmnist")
 
@@ -76,6 +76,10 @@ class Step:
     cacheable: ClassVar[bool] = True
     needs_data: ClassVar[bool] = True
     memoise: ClassVar[bool] = False  # other steps read its result: keep what is loaded (a grid loads it once)
+    # What the report reads of this step's runs (``fmnist.report.load``): the params naming one cell of its
+    # tables (the newest run per cell is shown), and the ``mlflow.search_runs`` columns it keeps (globs allowed).
+    report_cell: ClassVar[tuple[str, ...]] = ()
+    report_columns: ClassVar[tuple[str, ...]] = ()
 
     def key(self, p, ds) -> str:
         """The cache key: sha256 of the step's name, its params' key values (the fields they mark as key fields:
@@ -128,6 +132,16 @@ class Step:
         with tracking.run(self.run_name(p), step=self.name, parent_run_id=placement.parent,
                           launcher=placement.launcher) as run_id:
             yield RunContext(run_id)
+
+
+# the columns every scored or viewed run is read by: its data, sample and seed, and all its metrics
+DATA_COLUMNS = (param_col(DATASET_PARAM), param_col(SUBSET_PARAM), param_col(SEED_PARAM), tag_col(DATA_DIGEST_TAG),
+                metric_col("*"))
+
+
+def data_params(ds) -> dict[str, Any]:
+    """The params every run on data logs: which dataset, and how much of it (``all`` or the sample size)."""
+    return {DATASET_PARAM: ds.name, SUBSET_PARAM: ds.subset or "all"}
 
 
 def scaled(cost: float, n: int | None, full: int) -> float:

@@ -20,10 +20,11 @@ from ..evaluation import (CI_METHOD, accuracy_metrics, class_probabilities, clas
                           predictions_arrays, slug)
 from ..features import FEATURES
 from ..predictor import for_classifier
-from .base import IMAGE_MODEL, PREDICTIONS, RunContext, Step, log_predictions, scaled
+from .base import DATA_COLUMNS, IMAGE_MODEL, PREDICTIONS, RunContext, Step, data_params, log_predictions, scaled
 from .extract import EXTRACT, ExtractParams, extract_params_of, FeatureSet, load_feature_run
 from .params import Common, FeatureOpts, param
-from ..tags import CI_METHOD_TAG, EXTRACT_RUN_TAG, FEATURE_CACHED_TAG, FEATURE_LABEL_TAG, MODEL_TAG
+from ..tags import (CI_METHOD_TAG, EXTRACT_RUN_TAG, FEATURE_CACHED_TAG, FEATURE_LABEL_TAG, FEATURE_PARAM,
+                    HP_PARAM_PREFIX, MODEL_PARAM, MODEL_TAG, SEED_PARAM, param_col, tag_col)
 
 log = logging.getLogger("fmnist")
 
@@ -68,6 +69,8 @@ def classify_code(p: ClassifyParams) -> str:
 class Classify(Step):
     name = "classify"
     Params = ClassifyParams
+    report_cell = (MODEL_PARAM, FEATURE_PARAM)  # a feature is shown by its label (FEATURE_LABEL_TAG)
+    report_columns = (param_col(MODEL_PARAM), param_col(FEATURE_PARAM), tag_col(FEATURE_LABEL_TAG), *DATA_COLUMNS)
 
     def code(self, p: ClassifyParams) -> str:
         return classify_code(p)
@@ -76,8 +79,8 @@ class Classify(Step):
         return f"classify-{p.feature}-{p.model}"
 
     def run_params(self, p: ClassifyParams, ds: Dataset) -> dict[str, Any]:
-        return {"feature": p.feature, "model": p.model, "dataset": ds.name, "subset": ds.subset or "all",
-                "seed": p.seed, "tune": p.tune, "val_fraction": p.val_fraction, "train_eval_n": TRAIN_EVAL_N,
+        return {FEATURE_PARAM: p.feature, MODEL_PARAM: p.model, **data_params(ds), SEED_PARAM: p.seed, "tune": p.tune,
+                "val_fraction": p.val_fraction, "train_eval_n": TRAIN_EVAL_N,
                 "input_transform": input_transform(p.feature), **p.extract_params().resolved()}
 
     def resources(self, p: ClassifyParams) -> dict[str, float]:
@@ -152,7 +155,7 @@ def log_cell(r: CellResult, inputs_classes: tuple[str, ...], trusted: list[str])
 
     res, rep = r.extra["fit"], r.extra["report"]
     tracking.log_params({"tune_train_n": res.n_tune_train, "n_val": res.n_val,
-                         **{f"hp_{k}": v for k, v in res.chosen.items()}})
+                         **{HP_PARAM_PREFIX + k: v for k, v in res.chosen.items()}})
     tracking.set_tags({FEATURE_LABEL_TAG: r.label, EXTRACT_RUN_TAG: r.extract_run_id or "",
                        FEATURE_CACHED_TAG: str(r.extra["feature_cached"]).lower(), MODEL_TAG: r.model})
     tracking.log_metrics(r.metrics)

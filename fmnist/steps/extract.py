@@ -15,9 +15,9 @@ from .. import __version__, cache, tracking
 from ..data import Dataset
 from ..errors import CacheError
 from ..features import FEATURES, extract_features, feature_label, feature_params, feature_run_params
-from .base import ARTIFACTS_TAG, Placement, RunContext, Step, get_or_run, scaled
+from .base import ARTIFACTS_TAG, Placement, RunContext, Step, data_params, get_or_run, scaled
 from .params import DATA, FEATURE_DEFAULTS, Common, FeatureOpts, param, rekeyed
-from ..tags import CACHE_HIT_TAG, DATA_DIGEST_TAG, FEATURE_LABEL_TAG, FEATURE_TAG
+from ..tags import CACHE_HIT_TAG, DATA_DIGEST_TAG, FEATURE_LABEL_TAG, FEATURE_PARAM, FEATURE_TAG, SEED_PARAM
 
 log = logging.getLogger("fmnist")
 
@@ -87,7 +87,7 @@ class Extract(Step):
 
     def run_params(self, p: ExtractParams, ds: Dataset) -> dict[str, Any]:
         res = p.resolved()
-        return {"feature": p.feature, "dataset": ds.name, "subset": ds.subset or "all", "seed": ds.seed,
+        return {FEATURE_PARAM: p.feature, **data_params(ds), SEED_PARAM: ds.seed,
                 "batch_size": p.batch_size, "device": p.device, "data_digest": ds.digest,
                 "fmnist_version": __version__, **res, **feature_run_params(p.feature, res)}
 
@@ -139,8 +139,8 @@ def load_feature_run(run: str | dict[str, Any], ds: Dataset, feature: str | None
     run_id, tags, params = info["run_id"], info["tags"], info["params"]
     if info["status"] != "FINISHED":
         raise CacheError(f"extract run {run_id} is {info['status']}, not FINISHED; refusing to read its artifact")
-    if feature is not None and params.get("feature") != feature:
-        raise CacheError(f"extract run {run_id} holds feature {params.get('feature')!r}, not {feature!r}")
+    if feature is not None and params.get(FEATURE_PARAM) != feature:
+        raise CacheError(f"extract run {run_id} holds feature {params.get(FEATURE_PARAM)!r}, not {feature!r}")
     if tags.get(DATA_DIGEST_TAG) != ds.digest:
         raise CacheError(
             f"extract run {run_id} was computed on other data (digest {tags.get(DATA_DIGEST_TAG, '?')[:12]}, "
@@ -149,7 +149,7 @@ def load_feature_run(run: str | dict[str, Any], ds: Dataset, feature: str | None
     path = tracking.artifact_local_path(run_id, ARTIFACT, artifact_uri=info["artifact_uri"])
     arrays = cache.load_arrays(path, sha256=tags.get(tracking.ARTIFACT_SHA_TAG) or None)
     _check_arrays(arrays, ds, run_id)
-    name = params.get("feature", feature or "?")
+    name = params.get(FEATURE_PARAM, feature or "?")
     p = {k: _parse(v) for k, v in params.items() if k in FEATURES.get(name).params or k == "weights_sha256"}
     return FeatureSet(name, p, arrays["x_train"], arrays["y_train"], arrays["x_test"], arrays["y_test"],
                       ds.classes, ds.name, ds.digest, run_id, cached=True, info=info)

@@ -21,10 +21,12 @@ from ..errors import CacheError, FmnistError, ParamError
 from ..evaluation import CI_METHOD, accuracy_metrics, classification_report, predictions_arrays, slug
 from ..finetune import MODES, OPTIMIZERS, SCHEDULES, FitConfig
 from ..weights import build_resnet18, resolve_weights
-from .base import IMAGE_MODEL, PREDICTIONS, Placement, RunContext, Step, get_or_run, log_predictions, scaled
+from .base import (DATA_COLUMNS, IMAGE_MODEL, PREDICTIONS, Placement, RunContext, Step, data_params, get_or_run,
+                   log_predictions, scaled)
 from .params import Common, key_fields, key_values, param
 from ..tags import (CHECKPOINT_TAG, CI_METHOD_TAG, RESUMED_AT_EPOCH_TAG, RESUMED_RUN_TAG, RESUME_DEVICE_TAG,
-                    RESUME_KEY_TAG, WEIGHTS_USED_TAG)
+                    RESUME_KEY_TAG, WEIGHTS_USED_PARAM, WEIGHTS_USED_TAG, EPOCHS_PARAM, IMAGE_SIZE_PARAM, MODE_PARAM,
+                    param_col)
 
 log = logging.getLogger("fmnist")
 
@@ -137,6 +139,9 @@ def _resume_target(p: FinetuneParams, key: str) -> tuple[str, Path] | None:
 class Finetune(Step):
     name = "finetune"
     Params = FinetuneParams
+    report_cell = (MODE_PARAM, WEIGHTS_USED_PARAM)
+    report_columns = (*(param_col(k) for k in (MODE_PARAM, WEIGHTS_USED_PARAM, EPOCHS_PARAM, IMAGE_SIZE_PARAM)),
+                      *DATA_COLUMNS)
 
     def tolerances(self, p: FinetuneParams) -> dict[str, float]:
         # On a CPU training is deterministic: seeded, fixed thread count, no autotuning: a rerun is identical.
@@ -158,7 +163,8 @@ class Finetune(Step):
 
     def run_params(self, p: FinetuneParams, ds: Dataset) -> dict[str, Any]:
         w = resolve_weights(p.weights)
-        return {**key_fields(p), "dataset": ds.name, "subset": ds.subset or "all", "weights_used": w.label,
+        # mode, epochs, image_size (MODE_PARAM, ...): the key fields under their own names
+        return {**key_fields(p), **data_params(ds), WEIGHTS_USED_PARAM: w.label,
                 "weights_sha256": w.sha256, "device": resolve_device(p.device).type, "num_workers": p.num_workers}
 
     def resources(self, p: FinetuneParams) -> dict[str, float]:

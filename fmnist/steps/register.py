@@ -17,8 +17,9 @@ from .. import tracking
 from ..data import DATASETS, dataset_title
 from ..significance import correct_on_shared, mcnemar_exact
 from .base import IMAGE_MODEL, load_predictions
-from ..tags import (COMPARED_TAG, COMPARED_WITH_TAG, DATASET_TAG, DATA_DIGEST_TAG, MODEL_TAG, N_TEST_TAG,
-                    PROMOTION_TAG, P_VALUE_TAG, RUN_ID_TAG, SPLIT_TAG, TEST_ACCURACY_CI_TAG, TEST_ACCURACY_TAG)
+from ..tags import (COMPARED_TAG, COMPARED_WITH_TAG, DATASET_PARAM, DATASET_TAG, DATA_DIGEST_TAG, FEATURE_PARAM,
+                    MODE_PARAM, MODEL_PARAM, MODEL_TAG, N_TEST_TAG, PROMOTION_TAG, P_VALUE_TAG, RUN_ID_TAG, SPLIT_TAG,
+                    TEST_ACCURACY_CI_TAG, TEST_ACCURACY_TAG)
 
 log = logging.getLogger("fmnist")
 
@@ -76,8 +77,8 @@ def register_best(run_ids: list[str]) -> list[Registration]:
         acc = info["metrics"].get("test_accuracy")
         if step not in ("classify", "finetune") or acc is None:
             continue
-        group = (info["params"].get("dataset") or DEFAULT_DATASET,
-                 info["params"]["feature"] if step == "classify" else "finetune")
+        group = (info["params"].get(DATASET_PARAM) or DEFAULT_DATASET,
+                 info["params"][FEATURE_PARAM] if step == "classify" else "finetune")
         if group not in best or acc > best[group][0]:
             best[group] = (acc, run_id, info)
     return [register_run(model_name(g, d), run_id, info) for (d, g), (_, run_id, info) in best.items()]
@@ -87,7 +88,7 @@ def register_run(name: str, run_id: str, info: dict) -> Registration:
     """``run_id``'s image model as a version of ``name`` (once per run), champion or challenger."""
     m = info["metrics"]
     acc = m["test_accuracy"]
-    dataset = info["params"].get("dataset") or DEFAULT_DATASET
+    dataset = info["params"].get(DATASET_PARAM) or DEFAULT_DATASET
     what = name.removeprefix(model_prefix(dataset))
     tracking.ensure_model(name, f"fmnist: the study's best {what} model on {dataset_title(dataset)}; raw 28x28 "
                                 f"images in, its classes out. Alias {CHAMPION}: the best so far; {CHALLENGER}: the "
@@ -105,7 +106,7 @@ def register_run(name: str, run_id: str, info: dict) -> Registration:
                                        f"{m.get('test_accuracy_ci_high', float('nan')):.4f}]",
             N_TEST_TAG: str(len(pred["label"])), DATASET_TAG: dataset,
             **({SPLIT_TAG: pred["test_split"]} if pred["test_split"] else {}),
-            MODEL_TAG: info["params"].get("model") or info["params"].get("mode", ""),
+            MODEL_TAG: info["params"].get(MODEL_PARAM) or info["params"].get(MODE_PARAM, ""),
             DATA_DIGEST_TAG: info["tags"].get(DATA_DIGEST_TAG, "")}
     new = tracking.register_model_version(name, run_id, IMAGE_MODEL, tags)
     if champ is None:

@@ -18,8 +18,9 @@ from .. import cache, tracking
 from ..data import Dataset
 from ..errors import ChoiceError
 from ..search import CANDIDATES, Candidate, score_candidate
-from .base import RunContext, Step
+from .base import RunContext, Step, data_params
 from .params import Common, param
+from ..tags import N_FIT_PARAM, N_VAL_PARAM, SEED_PARAM
 
 log = logging.getLogger("fmnist")
 
@@ -58,7 +59,7 @@ class CandidateParams(Common):
         return CANDIDATES[self.candidate - 1]
 
 
-ROW_PARAMS = ("J", "L", "log", "pixels", "pca", "C", "n_fit", "n_val")
+ROW_PARAMS = ("J", "L", "log", "pixels", "pca", "C", N_FIT_PARAM, N_VAL_PARAM)
 
 
 class ScatnetCandidate(Step):
@@ -75,7 +76,7 @@ class ScatnetCandidate(Step):
         return f"candidate {self.label(p)}"
 
     def run_params(self, p: CandidateParams, ds: Dataset) -> dict[str, Any]:
-        return {"candidate": p.candidate, "dataset": ds.name, "subset": ds.subset or "all", "seed": p.seed,
+        return {"candidate": p.candidate, **data_params(ds), SEED_PARAM: p.seed,
                 "n_train": p.n_train, "val_fraction": p.val_fraction}
 
     def resources(self, p: CandidateParams) -> dict[str, float]:
@@ -94,7 +95,8 @@ class ScatnetCandidate(Step):
         """The row, as logged: the spec's own values, the split sizes and the scores."""
         m = info["metrics"]
         return {**asdict(p.spec), "candidate": p.spec.name, "dim": int(m["dim"]), "val_accuracy": m["val_accuracy"],
-                "seconds": m["seconds"], "n_fit": int(info["params"]["n_fit"]), "n_val": int(info["params"]["n_val"])}
+                "seconds": m["seconds"], "n_fit": int(info["params"][N_FIT_PARAM]),
+                "n_val": int(info["params"][N_VAL_PARAM])}
 
 
 CANDIDATE = ScatnetCandidate()

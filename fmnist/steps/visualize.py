@@ -20,10 +20,11 @@ from ..errors import ParamError
 from ..features import FEATURES
 from ..plots import close
 from ..separation import SETTINGS, separation_metrics
-from .base import RunContext, Step, scaled, verify_artifacts
+from .base import DATA_COLUMNS, RunContext, Step, data_params, scaled, verify_artifacts
 from .extract import EXTRACT, ExtractParams, extract_params_of
 from .params import COUNT, Common, FeatureOpts, param, registry_defaults
-from ..tags import EXTRACT_RUN_TAG, FEATURE_LABEL_TAG, METHOD_TAG
+from ..tags import (EXTRACT_RUN_TAG, FEATURE_LABEL_TAG, FEATURE_PARAM, METHOD_PARAM, METHOD_TAG, N_SAMPLES_PARAM,
+                    SEED_PARAM, param_col, tag_col)
 
 log = logging.getLogger("fmnist")
 
@@ -58,7 +59,7 @@ class VisualizeParams(FeatureOpts, Common):
         if name != METHOD:
             return super().key_group(name, ds)
         n = len(_sample(self, ds))
-        return {**self.method_params(n), "n_samples": n}
+        return {**self.method_params(n), N_SAMPLES_PARAM: n}
 
 
 def sample_indices(y: np.ndarray, n_samples: int | None, n_classes: int, seed: int, where: str = "test split") -> np.ndarray:
@@ -93,6 +94,9 @@ def embed_and_measure(x: np.ndarray, y: np.ndarray, method: str, *, seed: int,
 class Visualize(Step):
     name = "visualize"
     Params = VisualizeParams
+    report_cell = (FEATURE_PARAM, METHOD_PARAM)  # a feature is shown by its label (FEATURE_LABEL_TAG)
+    report_columns = (*(param_col(k) for k in (FEATURE_PARAM, METHOD_PARAM, N_SAMPLES_PARAM)),
+                      tag_col(FEATURE_LABEL_TAG), *DATA_COLUMNS)
 
     def code(self, p: VisualizeParams) -> str:
         return cache.step_code_version(__name__, "fmnist.steps.base", "fmnist.embeddings", "fmnist.separation",
@@ -106,8 +110,8 @@ class Visualize(Step):
 
     def run_params(self, p: VisualizeParams, ds: Dataset) -> dict[str, Any]:
         n = len(_sample(p, ds))
-        return {"feature": p.feature, "method": p.method, "n_samples": n, "seed": p.seed, "dataset": ds.name,
-                "subset": ds.subset or "all", **p.extract_params().resolved(), "pca_dims": "none",
+        return {FEATURE_PARAM: p.feature, METHOD_PARAM: p.method, N_SAMPLES_PARAM: n, SEED_PARAM: p.seed,
+                **data_params(ds), **p.extract_params().resolved(), "pca_dims": "none",
                 **p.method_params(n), **SETTINGS}
 
     def label(self, p: VisualizeParams) -> str:
