@@ -26,8 +26,13 @@ from . import tracking
 from .classifiers import CLASSIFIERS
 from .embeddings import EMBEDDINGS
 from .features import FEATURES
+from .data import DATASETS
+from .evaluation import confusion, slug
+from .significance import correct_on_shared, holm, mcnemar_exact
+from .steps.base import load_predictions
 from .steps.classify import CLASSIFY
 from .steps.finetune import FINETUNE
+from .steps.register import model_prefix
 from .steps.visualize import VISUALIZE
 from .tags import (COMPARED_TAG, COMPARED_WITH_TAG, DATA_DIGEST_TAG, DATASET_PARAM, EPOCHS_PARAM, FEATURE_LABEL_TAG,
                    FEATURE_PARAM, IMAGE_SIZE_PARAM, N_SAMPLES_PARAM, N_TEST_TAG, PROMOTION_TAG, SEED_PARAM, STEP_TAG,
@@ -468,8 +473,6 @@ def predictions(run_id: str) -> dict[str, np.ndarray]:
     ``predicted``, ``scores`` (when the model has them), ``test_split`` (that split's digest) and ``data_digest``.
     Runs logged before predictions held dataset indices read with ``test_split`` "" and ``test_index`` their
     positions in their own sample (``fmnist.steps.base.load_predictions``)."""
-    from .steps.base import load_predictions
-
     return load_predictions(run_id)
 
 
@@ -518,8 +521,6 @@ def significance_table(experiment: str | None = None, dataset: str | None = "fas
     paired: those on the data (digest) with the largest test set, e.g. the full profile's runs when a quick
     one shares the experiment. Accuracies in %.
     """
-    from .significance import correct_on_shared, holm, mcnemar_exact
-
     rs = _given(runs, experiment, dataset)
     cells = scored_cells(runs=rs)
     if cells.empty:
@@ -758,9 +759,6 @@ def per_class_table(experiment: str | None = None, dataset: str | None = "fashio
     one column per class."""
     rs = _given(runs, experiment, dataset)
     dataset = rs.dataset  # the runs' own, when given
-    from .data import DATASETS
-    from .evaluation import slug
-
     classes = list(DATASETS[dataset].classes) if dataset in DATASETS else None
     frames = []
     for step, keys, name in (("classify", CLASSIFY_CELL,
@@ -781,8 +779,6 @@ def best_cell(experiment: str | None = None, dataset: str | None = "fashion-mnis
               *, runs: Runs | None = None) -> dict | None:
     """The most accurate cell that kept its predictions: name, run id, confusion matrix (rows: true class)."""
     rs = _given(runs, experiment, dataset)
-    from .evaluation import confusion
-
     cells = scored_cells(runs=rs)
     if cells.empty:
         return None
@@ -824,8 +820,6 @@ def cross_dataset_table(experiment: str | None = None, *, runs: Runs | None = No
 
 def class_names(dataset: str | None, n: int) -> list[str]:
     """The dataset's class names, or ``0..n-1`` for data outside the registry."""
-    from .data import DATASETS
-
     spec = DATASETS.get(dataset or "")
     return list(spec.classes) if spec and len(spec.classes) == n else [str(i) for i in range(n)]
 
@@ -869,8 +863,6 @@ def registry_table(prefix: str | None = None, dataset: str | None = "fashion-mni
 
 
 def _registry_prefix(prefix: str | None, dataset: str | None) -> str:
-    from .steps.register import model_prefix
-
     return prefix if prefix is not None else model_prefix(dataset or "fashion-mnist")
 
 

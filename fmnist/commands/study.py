@@ -33,8 +33,8 @@ from ..steps.params import COUNT, ExecOpts, param
 from ..steps.report import DEFAULT_OUTPUT, ReportParams, render_or_reuse
 from ..steps.register import ALREADY, register_best
 from ..steps.visualize import VISUALIZE, VisualizeParams
-from ..steps.base import data_params
-from ..tags import DATA_DIGEST_TAG, EPOCHS_PARAM, N_SAMPLES_PARAM, PROFILE_DOC_TAG, REGISTERED_TAG
+from ..tags import (DATA_DIGEST_TAG, DATASET_PARAM, EPOCHS_PARAM, N_SAMPLES_PARAM, PROFILE_DOC_TAG, REGISTERED_TAG,
+                   SUBSET_PARAM)
 
 log = logging.getLogger("fmnist")
 
@@ -161,7 +161,8 @@ def _study_params(sp: StudyParams, prof, cells: list[Cell], ds: Dataset) -> dict
     epochs = next((c.payload[2].epochs for c in cells if c.payload[0] is FINETUNE), 0)
     return {"profile": prof.name, "features": ",".join(feats), "models": ",".join(_expand(CLASSIFIERS, sp.models)),
             "methods": ",".join(_expand(EMBEDDINGS, sp.methods)), "finetune": sp.finetune,
-            **data_params(ds), "seeds": sp.seeds, "weights": sp.weights, "device": sp.device, "tune": prof.tune,
+            DATASET_PARAM: ds.name, SUBSET_PARAM: prof.subset or "all",  # as asked (a small folder may hold fewer)
+            "seeds": sp.seeds, "weights": sp.weights, "device": sp.device, "tune": prof.tune,
             N_SAMPLES_PARAM: n_samples, EPOCHS_PARAM: epochs,
             "executor": sp.executor, "ray_address": sp.ray_address}
 

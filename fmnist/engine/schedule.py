@@ -6,7 +6,7 @@ from __future__ import annotations
 import heapq
 from typing import Callable
 
-from .graph import Cell, Progress, Record
+from .graph import Cell, Progress, Record, skipped_because
 
 
 def critical_path(seconds: dict[str, float], after: dict[str, tuple[str, ...]]) -> tuple[float, list[str]]:
@@ -92,8 +92,6 @@ class Plan:
     """
 
     def __init__(self, cells, capacity: float = 1, need: dict[str, float] | None = None, ordered: bool = False):
-        from .graph import skipped_because
-
         self._why = skipped_because
         self.cells = list(cells)
         self.pending = list(self.cells)

@@ -19,8 +19,10 @@ from pathlib import Path
 from typing import Any, Callable, ClassVar, Iterator
 
 from .. import cache, tracking
+from ..device import resolve_device
+from ..envinfo import environment
 from ..errors import CacheError
-from .params import key_values
+from .params import as_dict, key_values
 from ..tags import (ARTIFACTS_TAG, CACHE_HIT_TAG, CODE_TAG, DATA_DIGEST_TAG, DATA_SOURCE_TAG, DATASET_PARAM, ENV_TAG,
                     PARAMS_TAG, RERUN_TAG, REUSED_TAG, SEED_PARAM, SUBSET_PARAM, metric_col, param_col, tag_col)
 
@@ -283,10 +285,6 @@ def reused(step: Step, p, ds, run: str | dict[str, Any], cached: bool) -> Outcom
 
 def provenance(step: Step, p) -> dict[str, str]:
     """What a run records so that it can be run again and checked: its params, code version and environment."""
-    from ..device import resolve_device
-    from ..envinfo import environment
-    from .params import as_dict
-
     device = getattr(p, "device", None)
     return {PARAMS_TAG: json.dumps(as_dict(p), sort_keys=True, default=str), CODE_TAG: step.code(p),
             ENV_TAG: json.dumps(environment(str(resolve_device(device)) if device else None), sort_keys=True)}

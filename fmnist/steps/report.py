@@ -17,6 +17,7 @@ import click
 
 from .. import cache, tracking
 from ..data import dataset_names
+from ..errors import CacheError
 from ..notebook import DEFAULT_NOTEBOOK, render_report, significance_csv
 from .base import Outcome, Placement, RunContext, Step, get_or_run, verify_artifacts
 from .params import param
@@ -83,8 +84,6 @@ class Report(Step):
 
         paths = {Path(name).suffix: path for name, path in verify_artifacts(info).items()}
         if not {".html", ".ipynb"} <= set(paths):
-            from ..errors import CacheError
-
             raise CacheError(f"run {info['run_id']} holds no verified report")
         out = Path(p.output)
         out.parent.mkdir(parents=True, exist_ok=True)
