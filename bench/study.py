@@ -4,8 +4,9 @@
 
 Each (profile, executor) runs `fmnist study` in a fresh sqlite store (nothing cached), then the last one
 is run again in its store (everything cached). Prints wall seconds and each executor's time relative to
-serial; with ``--before DIR`` (a git worktree of an older commit, put first on PYTHONPATH) each runs with that
-code first, and the ratio after/before. Take it with the machine otherwise idle: cells share the cores.
+serial; with ``--before DIR`` (a git worktree of an older commit, put first on PYTHONPATH) each runs four times,
+before, after, after, before, and the ratio of the means after/before. Take it with the machine otherwise
+idle: cells share the cores.
 """
 
 from __future__ import annotations
@@ -53,23 +54,28 @@ def main(data_dir, profiles, executors, weights, before):
     root = Path(tempfile.mkdtemp(prefix="fmnist-bench-study-"))
     before = before.resolve() if before else None
     print(f"data {data}; stores under {root}; {os.cpu_count()} cores" + (f"; before: {before}" if before else ""))
-    print(f"{'profile':8} {'executor':8} {'code':6} {'wall s':>9} {'vs serial':>10} {'vs before':>10}")
+    print(f"{'profile':8} {'executor':8} {'code':6} {'wall s':>9} {'vs serial':>10}")
     last = None
+    # before, after, after, before: a position in the sequence (a warm cache, a hot CPU) favours neither code
+    order = ("before", "after", "after", "before") if before else ("after",)
     for profile in profiles.split(","):
         base = None
         for executor in executors.split(","):
-            was = None
-            for code, path in ((("before", before),) if before else ()) + (("after", None),):
-                store = root / f"{profile}-{executor}-{code}"
+            got: dict[str, list[float]] = {"before": [], "after": []}
+            for i, code in enumerate(order):
+                store = root / f"{profile}-{executor}-{code}-{i}"
                 store.mkdir()
-                s = study(profile, executor, store, data, ["--weights", weights], path)
+                s = study(profile, executor, store, data, ["--weights", weights], before if code == "before" else None)
+                got[code].append(s)
                 if code == "after":
                     base = base or (s if executor == "serial" else None)
                 rel = f"{s / base:9.2f}x" if base and code == "after" else ""
-                vs = f"{s / was:9.2f}x" if was else ""
-                print(f"{profile:8} {executor:8} {code:6} {s:9.1f} {rel:>10} {vs:>10}", flush=True)
-                was = s if code == "before" else was
-            last = (profile, executor, store)
+                print(f"{profile:8} {executor:8} {code:6} {s:9.1f} {rel:>10}", flush=True)
+                last = (profile, executor, store) if code == "after" else last
+            if before:
+                a, b = (sum(got[k]) / len(got[k]) for k in ("after", "before"))
+                print(f"{profile:8} {executor:8} after / before (means): {a:.1f} / {b:.1f} s = {a / b:.3f}x",
+                      flush=True)
     if last:
         profile, executor, store = last
         s = study(profile, executor, store, data, ["--weights", weights])
