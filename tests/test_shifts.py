@@ -1,0 +1,101 @@
+"""Shift kinds: deterministic for a seed, graded, and one-line errors (real test images, no store)."""
+
+import numpy as np
+import pytest
+
+from fmnist import shifts
+from fmnist.errors import FmnistError
+
+
+@pytest.fixture(scope="module")
+def tiny_real():
+    """The committed slice of the real data (1,000 train / 600 test images)."""
+    from conftest import REAL_DATA
+    from fmnist.data import load_dataset
+
+    return load_dataset(data_dir=REAL_DATA)
+
+
+@pytest.fixture(scope="module")
+def images(tiny_real):
+    return tiny_real.x_test[:64]
+
+
+@pytest.mark.parametrize("kind", shifts.SHIFTS.names())
+def test_each_level_is_deterministic_and_grows_with_the_level(kind, images):
+    changed = []
+    for level in shifts.levels(kind):
+        a, b = shifts.apply(images, kind, level, seed=3), shifts.apply(images, kind, level, seed=3)
+        assert a.dtype == np.uint8 and a.shape == images.shape
+        assert a.tobytes() == b.tobytes()  # the same seed: byte-identical images, every model sees the same
+        changed.append(np.abs(a.astype(int) - images).mean())
+    assert 0 < changed[0] < changed[1] < changed[2]  # graded: each level moves the images further
+    assert shifts.level_name(kind, shifts.levels(kind)[1]).startswith(f"{kind}_")
+
+
+def test_a_seed_draws_per_image_and_leaves_other_draws_alone(images):
+    import torch
+
+    torch.manual_seed(0)
+    before = torch.rand(1)
+    torch.manual_seed(0)
+    noisy = shifts.apply(images, "noise", 0.1, seed=1)
+    assert torch.rand(1) == before  # its own stream: the caller's torch draws are untouched
+    assert noisy.tobytes() != shifts.apply(images, "noise", 0.1, seed=2).tobytes()
+    moved = shifts.apply(images, "translate", 2, seed=1)
+    # four directions drawn per image: some moved left or right, some up or down
+    horizontal = [np.array_equal(m[:, 2:], i[:, :-2]) or np.array_equal(m[:, :-2], i[:, 2:])
+                  for m, i in zip(moved, images)]
+    assert 0 < sum(horizontal) < len(images)
+    assert shifts.level_name("translate", 2) == "translate_2px" and shifts.level_name("rotate", 10) == "rotate_10deg"
+    assert shifts.level_name("noise", 0.1) == "noise_0.1"
+
+
+def test_bad_kind_or_level_is_one_line_naming_the_choices(images):
+    with pytest.raises(FmnistError, match=r"unknown shift kind 'shear'; choose one of: translate, rotate"):
+        shifts.apply(images, "shear", 1, seed=0)
+    with pytest.raises(FmnistError, match=r"level 4 is out of range for translate; choose one of: 1, 2, 3"):
+        shifts.apply(images, "translate", 4, seed=0)
+
+
+def test_a_model_on_raw_pixels_loses_accuracy_under_a_3px_translation(tiny_real):
+    """A sanity check of the family, not a tuned threshold."""
+    from sklearn.linear_model import LogisticRegression
+
+    flat = lambda x: x.reshape(len(x), -1) / 255.0  # noqa: E731
+    model = LogisticRegression(max_iter=300).fit(flat(tiny_real.x_train), tiny_real.y_train)
+    clean = model.score(flat(tiny_real.x_test), tiny_real.y_test)
+    moved = model.score(flat(shifts.apply(tiny_real.x_test, "translate", 3, seed=0)), tiny_real.y_test)
+    assert moved < clean - 0.1
+
+
+def test_the_sample_nests_and_every_set_is_scored_with_an_interval(tiny_real):
+    idx = shifts.shift_sample(tiny_real.y_test, 100, seed=0)
+    assert set(idx) <= set(shifts.shift_sample(tiny_real.y_test, 300, seed=0))  # models on any sample meet these
+    assert np.bincount(tiny_real.y_test[idx], minlength=10).tolist() == [10] * 10
+    images, labels = tiny_real.x_test[idx], tiny_real.y_test[idx]
+    got = shifts.shifted_sets(images, seed=0, kinds="translate,noise")
+    assert list(got) == ["none", "translate_1px", "translate_2px", "translate_3px", "noise_0.05", "noise_0.1",
+                         "noise_0.2"]
+    assert got["none"] is images
+    predicted = {name: labels if name == "none" else (labels + 1) % 10 for name in got}  # all right, all wrong
+    rows = shifts.accuracy_rows(predicted, labels, kinds="translate,noise")
+    assert [(r["kind"], r["level"], r["accuracy"], r["images"]) for r in rows[:2]] == [
+        ("none", None, 1.0, 100), ("translate", 1, 0.0, 100)]
+    assert all(r["ci_low"] - 1e-9 <= r["accuracy"] <= r["ci_high"] + 1e-9 and r["ci_high"] > r["ci_low"] for r in rows)
+    m = shifts.shift_metrics(rows)
+    assert m["shift/none"] == 1.0 and m["shift/translate_2px"] == 0.0 and m["shift/mean"] == 0.0
+
+
+def test_the_pictures_show_every_kind_and_level(images):
+    from fmnist.plots import close
+    from fmnist.shifts.figures import curve_figure, examples_figure
+
+    fig = examples_figure(images, seed=0)
+    titles = [ax.get_title() for ax in fig.axes]
+    assert len(fig.axes) == 4 * len(shifts.SHIFTS.names()) and "rotate_15deg" in titles and "as is" in titles
+    close(fig)
+    rows = shifts.accuracy_rows({n: np.zeros(3, int) for n, *_ in shifts.sets()}, np.zeros(3, int))
+    fig = curve_figure(rows, "raw / logreg")
+    assert [t.get_text() for t in fig.axes[0].get_legend().get_texts()] == shifts.SHIFTS.names()
+    close(fig)
