@@ -45,6 +45,9 @@ RESUMED_RUN_TAG = "fmnist.resumed_run_id"
 RESUMED_AT_EPOCH_TAG = "fmnist.resumed_at_epoch"
 RESUME_DEVICE_TAG = "fmnist.resume_device"
 
+# shift (fmnist.steps.shift)
+SCORED_RUN_TAG = "fmnist.scored_run"  # the classify or finetune run whose model a shift run measured
+
 # parents: grids, the study, the search, the report
 FAILED_STEPS_TAG = "fmnist.failed_steps"
 REGISTERED_TAG = "fmnist.registered"
@@ -83,6 +86,7 @@ MODE_PARAM = "mode"  # finetune
 WEIGHTS_USED_PARAM = "weights_used"  # finetune: the weights as they resolved (a label)
 EPOCHS_PARAM = "epochs"  # finetune
 IMAGE_SIZE_PARAM = "image_size"  # finetune
+SHIFT_N_PARAM = "shift_n"  # shift: the test images scored under each transformation
 N_FIT_PARAM = "n_fit"  # scatnet-search candidates
 N_VAL_PARAM = "n_val"
 

@@ -54,6 +54,7 @@ def _params_class(command: str):
     from fmnist.steps.finetune import FinetuneParams
     from fmnist.steps.report import ReportParams
     from fmnist.commands.rerun import RerunParams
+    from fmnist.commands.shift import ShiftCommandParams
     from fmnist.steps.search import SearchParams
     from fmnist.commands.study import StudyParams
     from fmnist.steps.visualize import VisualizeParams
@@ -62,11 +63,12 @@ def _params_class(command: str):
 
     return {"extract": (ExtractParams, ExecOpts), "classify": (ClassifyParams, ExecOpts),
             "visualize": (VisualizeParams, ExecOpts), "finetune": (FinetuneParams, ExecOpts), "report": (ReportParams,),
-            "study": (StudyParams,), "scatnet-search": (SearchParams, ExecOpts), "rerun": (RerunParams,)}[command]
+            "study": (StudyParams,), "scatnet-search": (SearchParams, ExecOpts), "rerun": (RerunParams,),
+            "shift": (ShiftCommandParams, ExecOpts)}[command]
 
 
 @pytest.mark.parametrize("command", ["extract", "classify", "visualize", "finetune", "report", "study",
-                                     "scatnet-search", "rerun"])
+                                     "scatnet-search", "rerun", "shift"])
 def test_cli_options_are_the_params_class(command):
     """The library's params class is the one source: every CLI option is a field with the same default."""
     from dataclasses import fields

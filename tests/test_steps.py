@@ -161,7 +161,8 @@ def _bumped(v):
 def test_a_key_is_made_of_the_fields_marked_key_and_nothing_else(name, tiny):
     """No step lists its key by hand: every field marked ``key=True`` changes it, every runtime field does not."""
     step = STEPS[name]
-    one = {"feature": "raw", "model": "lda", "method": "pca", "weights": "none", "image_size": 32, "n_samples": 60}
+    one = {"feature": "raw", "model": "lda", "method": "pca", "weights": "none", "image_size": 32, "n_samples": 60,
+           "scored": '{"step": "classify", "params": {"feature": "raw", "model": "lda"}}'}
     p = step.Params(**{k: v for k, v in one.items()
                        if k in {f.name for f in fields(step.Params)}})
     k = step.key(p, tiny)

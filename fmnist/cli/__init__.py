@@ -105,6 +105,7 @@ from .report import report  # noqa: E402
 from .rerun import rerun  # noqa: E402
 from .search import scatnet_search  # noqa: E402
 from .serve import predict, register, serve  # noqa: E402
+from .shift import shift  # noqa: E402
 from .study import study  # noqa: E402
 from .ui import ui  # noqa: E402
 from .visualize import visualize  # noqa: E402
@@ -118,6 +119,7 @@ cli.add_command(predict)
 cli.add_command(register)
 cli.add_command(scatnet_search)
 cli.add_command(serve)
+cli.add_command(shift)
 cli.add_command(study)
 cli.add_command(ui)
 cli.add_command(visualize)

@@ -6,6 +6,7 @@ from .extract import EXTRACT
 from .finetune import FINETUNE
 from .report import REPORT
 from .search import CANDIDATE
+from .shift import SHIFT, SHIFT_FEATURES
 from .visualize import VISUALIZE
 
-STEPS = {s.name: s for s in (EXTRACT, CLASSIFY, VISUALIZE, FINETUNE, REPORT, CANDIDATE)}
+STEPS = {s.name: s for s in (EXTRACT, CLASSIFY, VISUALIZE, FINETUNE, REPORT, CANDIDATE, SHIFT_FEATURES, SHIFT)}
