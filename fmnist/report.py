@@ -27,16 +27,18 @@ from .classifiers import CLASSIFIERS
 from .embeddings import EMBEDDINGS
 from .features import FEATURES
 from .data import DATASETS
-from .evaluation import confusion, slug
+from .evaluation import confusion, slug, wilson_interval
 from .significance import correct_on_shared, holm, mcnemar_exact
 from .steps.base import load_predictions
 from .steps.classify import CLASSIFY
 from .steps.finetune import FINETUNE
 from .steps.register import model_prefix
+from .steps.shift import SHIFT
 from .steps.visualize import VISUALIZE
 from .tags import (COMPARED_TAG, COMPARED_WITH_TAG, DATA_DIGEST_TAG, DATASET_PARAM, EPOCHS_PARAM, FEATURE_LABEL_TAG,
-                   FEATURE_PARAM, IMAGE_SIZE_PARAM, N_SAMPLES_PARAM, N_TEST_TAG, PROMOTION_TAG, SEED_PARAM, STEP_TAG,
-                   SUBSET_PARAM, TEST_ACCURACY_CI_TAG, TEST_ACCURACY_TAG, param_col, tag_col)
+                   FEATURE_PARAM, IMAGE_SIZE_PARAM, KINDS_PARAM, MODE_PARAM, MODEL_PARAM, N_SAMPLES_PARAM, N_TEST_TAG,
+                   PROMOTION_TAG, SCORED_STEP_PARAM, SEED_PARAM, SHIFT_N_PARAM, STEP_TAG, SUBSET_PARAM,
+                   TEST_ACCURACY_CI_TAG, TEST_ACCURACY_TAG, param_col, tag_col)
 
 log = logging.getLogger("fmnist")
 
@@ -51,10 +53,10 @@ def _order(values, preferred: list[str]) -> list[str]:
     return sorted(values, key=lambda v: (min((key[p] for p in key if str(v).startswith(p)), default=99), str(v)))
 
 
-READ = {s.name: s for s in (CLASSIFY, FINETUNE, VISUALIZE)}  # the steps whose runs the report reads
+READ = {s.name: s for s in (CLASSIFY, FINETUNE, VISUALIZE, SHIFT)}  # the steps whose runs the report reads
 STEPS_READ = tuple(READ)
 CURVE_METRICS = ("train_loss", "train_accuracy", "val_accuracy")  # the fine-tunes' per-epoch metrics it reads
-CLASSIFY_CELL, FINETUNE_CELL, VIEW_CELL = (list(s.report_cell) for s in READ.values())
+CLASSIFY_CELL, FINETUNE_CELL, VIEW_CELL, SHIFT_CELL = (list(s.report_cell) for s in READ.values())
 RUN_COLUMNS = ("run_id", "experiment_id", "status", "start_time", "end_time", "artifact_uri")
 
 
@@ -465,6 +467,37 @@ def learning_curves(experiment: str | None = None, metrics: tuple[str, ...] = CU
                 rows.append({"mode": r["mode"], "weights_used": r["weights_used"], "metric": m, "epoch": step,
                              "value": value})
     return pd.DataFrame(rows, columns=["mode", "weights_used", "metric", "epoch", "value"])
+
+
+SHIFT_COLUMNS = ["cell", "step", "feature", "model", "kind", "level", "set", "accuracy", "ci_low", "ci_high", "images",
+                 "run_id"]
+
+
+def shift_table(experiment: str | None = None, dataset: str | None = "fashion-mnist",
+                *, runs: Runs | None = None) -> pd.DataFrame:
+    """Accuracy (%) of each scored model under each shift (``fmnist shift``), tidy: one row per (cell, kind,
+    level), ``none`` being the untransformed sample, with its 95% Wilson interval and the images it was scored on;
+    the newest shift run per scored model."""
+    from .shifts import sets
+
+    rs = _given(runs, experiment, dataset)
+    rows = []
+    for _, r in _latest(rs, "shift", SHIFT_CELL).iterrows():
+        n = int(float(r.get(param_col(SHIFT_N_PARAM), "nan")))
+        if r[SCORED_STEP_PARAM] == "finetune":
+            cell, model, feature = f"ResNet-18 fine-tune {r[MODE_PARAM]}", f"finetune:{r[MODE_PARAM]}", "images"
+        else:
+            feature, model = r[FEATURE_PARAM], r[MODEL_PARAM]  # the feature's label (``_keyed_runs``)
+            cell = f"{MODEL_NAMES.get(model, model)} on {feature}"
+        for name, kind, level in sets(r.get(param_col(KINDS_PARAM)) or "all"):
+            acc = r.get(f"metrics.shift/{name}", np.nan)
+            if pd.isna(acc):
+                continue
+            lo, hi = wilson_interval(int(round(acc * n)), n)
+            rows.append({"cell": cell, "step": r[SCORED_STEP_PARAM], "feature": feature, "model": model, "kind": kind,
+                         "level": level, "set": name, "accuracy": 100 * acc, "ci_low": 100 * lo, "ci_high": 100 * hi,
+                         "images": n, "run_id": r["run_id"]})
+    return pd.DataFrame(rows, columns=SHIFT_COLUMNS)
 
 
 def predictions(run_id: str) -> dict[str, np.ndarray]:

@@ -87,6 +87,9 @@ WEIGHTS_USED_PARAM = "weights_used"  # finetune: the weights as they resolved (a
 EPOCHS_PARAM = "epochs"  # finetune
 IMAGE_SIZE_PARAM = "image_size"  # finetune
 SHIFT_N_PARAM = "shift_n"  # shift: the test images scored under each transformation
+KINDS_PARAM = "kinds"  # shift: the kinds of transformation
+SCORED_STEP_PARAM = "scored_step"  # shift: classify or finetune, the step of the model measured
+WEIGHTS_PARAM = "weights"  # finetune: the weights asked for (WEIGHTS_USED_PARAM: as they resolved)
 N_FIT_PARAM = "n_fit"  # scatnet-search candidates
 N_VAL_PARAM = "n_val"
 

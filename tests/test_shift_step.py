@@ -127,3 +127,23 @@ def test_bad_input_is_one_line_and_leaves_nothing_running(store_of, capsys, args
     assert says in err[-1]
     runs = tracking.search_runs("")
     assert len(runs) == before and "RUNNING" not in set(runs["status"])
+
+
+def test_the_report_tabulates_every_model_under_every_shift(store_of):
+    import fnmatch
+
+    from fmnist import report
+    from fmnist.shifts import sets
+
+    rs = report.load(experiment=None)
+    for col in report.SHIFT.report_columns:  # what the shift step declares, its runs write
+        assert any(fnmatch.fnmatchcase(c, col) for c in report.runs("shift").columns), col
+    t = report.shift_table(runs=rs)
+    assert set(t["cell"]) == {"Logistic regression on raw", "LDA on raw", "SVM on raw", "Random forest on raw",
+                              "ResNet-18 fine-tune last_layer"}
+    assert len(t) == 5 * len(sets()) and (t["images"] == SHIFT_N).all()
+    row = t[(t["cell"] == "LDA on raw") & (t["set"] == "translate_2px")].iloc[0]
+    run = tracking.get_run_info(row["run_id"])
+    assert row["kind"] == "translate" and row["level"] == 2
+    assert row["accuracy"] == pytest.approx(100 * run["metrics"]["shift/translate_2px"])
+    assert row["ci_low"] < row["accuracy"] < row["ci_high"]

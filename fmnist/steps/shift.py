@@ -25,13 +25,14 @@ from ..features import FEATURES, extract_features, feature_label
 from ..plots import close
 from ..shifts import SHIFTS, accuracy_rows, sets, shift_metrics, shift_sample, shifted_sets
 from ..shifts.figures import curve_figure, examples_figure
-from .base import Outcome, RunContext, Step, data_params, scaled, verify_artifacts
+from .base import DATA_COLUMNS, Outcome, RunContext, Step, data_params, scaled, verify_artifacts
 from .classify import CLASSIFY
 from .extract import extract_code
 from .finetune import FINETUNE
 from .params import Common, FeatureOpts, param, rekeyed
-from ..tags import (FEATURE_LABEL_TAG, FEATURE_PARAM, PARAMS_TAG, SCORED_RUN_TAG, SEED_PARAM, SHIFT_N_PARAM,
-                    STEP_TAG)
+from ..tags import (FEATURE_LABEL_TAG, FEATURE_PARAM, KINDS_PARAM, MODE_PARAM, MODEL_PARAM, PARAMS_TAG,
+                    SCORED_RUN_TAG, SCORED_STEP_PARAM, SEED_PARAM, SHIFT_N_PARAM, STEP_TAG, WEIGHTS_PARAM, param_col,
+                    tag_col)
 
 log = logging.getLogger("fmnist")
 
@@ -96,7 +97,7 @@ class ShiftFeatures(Step):
 
     def run_params(self, p: ShiftFeaturesParams, ds: Dataset) -> dict[str, Any]:
         return {FEATURE_PARAM: p.feature, **data_params(ds), SEED_PARAM: p.seed, SHIFT_N_PARAM: p.shift_n,
-                "kinds": p.kinds, **p.resolved()}
+                KINDS_PARAM: p.kinds, **p.resolved()}
 
     def resources(self, p: ShiftFeaturesParams) -> dict[str, float]:
         f = FEATURES.get(p.feature)
@@ -194,6 +195,9 @@ def _jsonable(q: Any) -> dict[str, Any]:
 class Shift(Step):
     name = "shift"
     Params = ShiftParams
+    report_cell = (SCORED_STEP_PARAM, FEATURE_PARAM, MODEL_PARAM, MODE_PARAM, WEIGHTS_PARAM)
+    report_columns = (*(param_col(k) for k in (*report_cell, SHIFT_N_PARAM, KINDS_PARAM)),
+                      tag_col(FEATURE_LABEL_TAG), tag_col(SCORED_RUN_TAG), *DATA_COLUMNS)
 
     def code(self, p: ShiftParams) -> str:
         return cache.step_code_version(__name__, "fmnist.steps.base", "fmnist.predictor", *SHIFT_CODE)
@@ -208,10 +212,10 @@ class Shift(Step):
 
     def run_params(self, p: ShiftParams, ds: Dataset) -> dict[str, Any]:
         step, q = p.scored_cell()
-        what = ({FEATURE_PARAM: q.feature, "model": q.model} if step is CLASSIFY
-                else {"mode": q.mode, "weights": q.weights})
-        return {**what, **data_params(ds), SEED_PARAM: p.seed, SHIFT_N_PARAM: p.shift_n, "kinds": p.kinds,
-                "scored_step": step.name}
+        what = ({FEATURE_PARAM: q.feature, MODEL_PARAM: q.model} if step is CLASSIFY
+                else {MODE_PARAM: q.mode, WEIGHTS_PARAM: q.weights})
+        return {**what, **data_params(ds), SEED_PARAM: p.seed, SHIFT_N_PARAM: p.shift_n, KINDS_PARAM: p.kinds,
+                SCORED_STEP_PARAM: step.name}
 
     def resources(self, p: ShiftParams) -> dict[str, float]:
         step, _ = p.scored_cell()
@@ -241,13 +245,15 @@ class Shift(Step):
         rows = accuracy_rows(predicted, labels, p.kinds)
         log.info("shift %s: %.4f as is, %.4f on average under shift (%d images, run %s)", self.run_name(p),
                  rows[0]["accuracy"], shift_metrics(rows)["shift/mean"], len(labels), ctx.run_id)
-        return {"scored_run": run_id, "rows": rows, "predicted": predicted, "labels": labels, "test_index": idx,
+        label = tracking.get_run_info(run_id)["tags"].get(FEATURE_LABEL_TAG, "")
+        return {"scored_run": run_id, "label": label, "rows": rows, "predicted": predicted, "labels": labels,
+                "test_index": idx,
                 "seconds": time.perf_counter() - t0, "title": self.run_name(p).removeprefix("shift-")}
 
     def log(self, p: ShiftParams, ds: Dataset, r: dict[str, Any]) -> dict[str, str]:
         import pandas as pd
 
-        tracking.set_tags({SCORED_RUN_TAG: r["scored_run"]})
+        tracking.set_tags({SCORED_RUN_TAG: r["scored_run"], **({FEATURE_LABEL_TAG: r["label"]} if r["label"] else {})})
         tracking.log_metrics({**shift_metrics(r["rows"]), "shift_seconds": r["seconds"]})
         shas = {}
         with tempfile.TemporaryDirectory() as d:
