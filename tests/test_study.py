@@ -113,6 +113,7 @@ def _children(parent):
                               filter_string=f"tags.mlflow.parentRunId = '{parent}'")
 
 
+@pytest.mark.slow  # two tiny studies (about 20 s): the whole suite, not the inner loop
 def test_failure_is_isolated_then_only_it_is_retried(tiny_study, monkeypatch):
     import fmnist.commands.study as st
     from fmnist.errors import FmnistError
