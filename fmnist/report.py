@@ -28,6 +28,7 @@ from .embeddings import EMBEDDINGS
 from .features import FEATURES
 from .data import DATASETS
 from .evaluation import confusion, slug, wilson_interval
+from .shifts import sets
 from .significance import correct_on_shared, holm, mcnemar_exact
 from .steps.base import load_predictions
 from .steps.classify import CLASSIFY
@@ -478,8 +479,6 @@ def shift_table(experiment: str | None = None, dataset: str | None = "fashion-mn
     """Accuracy (%) of each scored model under each shift (``fmnist shift``), tidy: one row per (cell, kind,
     level), ``none`` being the untransformed sample, with its 95% Wilson interval and the images it was scored on;
     the newest shift run per scored model."""
-    from .shifts import sets
-
     rs = _given(runs, experiment, dataset)
     rows = []
     for _, r in _latest(rs, "shift", SHIFT_CELL).iterrows():

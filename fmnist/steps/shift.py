@@ -12,6 +12,7 @@ import logging
 import tempfile
 import time
 from dataclasses import dataclass, fields
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,7 @@ from .base import DATA_COLUMNS, Outcome, RunContext, Step, data_params, scaled, 
 from .classify import CLASSIFY
 from .extract import extract_code
 from .finetune import FINETUNE
-from .params import Common, FeatureOpts, param, rekeyed
+from .params import Common, FeatureOpts, key_values, param, rekeyed
 from ..tags import (FEATURE_LABEL_TAG, FEATURE_PARAM, KINDS_PARAM, MODE_PARAM, MODEL_PARAM, PARAMS_TAG,
                     SCORED_RUN_TAG, SCORED_STEP_PARAM, SEED_PARAM, SHIFT_N_PARAM, STEP_TAG, WEIGHTS_PARAM, param_col,
                     tag_col)
@@ -83,7 +84,7 @@ class ShiftFeatures(Step):
 
     def key(self, p: ShiftFeaturesParams, ds: Dataset) -> str:
         # the whole test split's digest, not the subset's: the sample is drawn from the split itself
-        return cache.cache_key(self.name, {**_key_fields(p), **p.key_group("feature", ds)}, ds.test_split,
+        return cache.cache_key(self.name, key_values(p, ds), ds.test_split,
                                self.code(p))
 
     def code(self, p: ShiftFeaturesParams) -> str:
@@ -143,10 +144,6 @@ class ShiftFeatures(Step):
                 "labels": labels, "test_index": idx, "test_split": ds.test_split, "seconds": {}}
 
 
-def _key_fields(p: Any) -> dict[str, Any]:
-    return {f.name: getattr(p, f.name) for f in fields(p) if f.metadata.get("key", True) is True}
-
-
 SHIFT_FEATURES = ShiftFeatures()
 
 
@@ -158,18 +155,7 @@ class ShiftParams(ShiftOpts, Common):
 
     def scored_cell(self) -> tuple[Step, Any]:
         """The classify or finetune cell this shift measures (from ``scored``, or the recorded params of ``run``)."""
-        if self.run:
-            info = tracking.get_run_info(self.run)
-            step = info["tags"].get(STEP_TAG)
-            recorded = info["tags"].get(PARAMS_TAG)
-            if info["status"] != "FINISHED" or step not in SCORED_STEPS or not recorded:
-                raise FmnistError(f"run {self.run} is not a FINISHED classify or finetune run (it is a "
-                                  f"{info['status']} {step or 'non-fmnist'} run): shift measures a scored model")
-            return SCORED_STEPS[step], SCORED_STEPS[step].Params(**json.loads(recorded))
-        if not self.scored:
-            raise FmnistError("shift: name the scored model: a classify or finetune run (--run), or a grid")
-        spec = json.loads(self.scored)
-        return SCORED_STEPS[spec["step"]], SCORED_STEPS[spec["step"]].Params(**spec["params"])
+        return _scored_cell(self.run, self.scored)
 
     def key_group(self, name: str, ds: Dataset) -> dict[str, Any]:
         if self.run:
@@ -179,6 +165,23 @@ class ShiftParams(ShiftOpts, Common):
 
 
 SCORED_STEPS: dict[str, Step] = {CLASSIFY.name: CLASSIFY, FINETUNE.name: FINETUNE}
+
+
+@lru_cache(maxsize=256)
+def _scored_cell(run: str, scored: str) -> tuple[Step, Any]:
+    # Cached: a cell's name, label, resources, inputs and key all ask, and a given run's record is read once.
+    if run:
+        info = tracking.get_run_info(run)
+        step = info["tags"].get(STEP_TAG)
+        recorded = info["tags"].get(PARAMS_TAG)
+        if info["status"] != "FINISHED" or step not in SCORED_STEPS or not recorded:
+            raise FmnistError(f"run {run} is not a FINISHED classify or finetune run (it is a "
+                              f"{info['status']} {step or 'non-fmnist'} run): shift measures a scored model")
+        return SCORED_STEPS[step], SCORED_STEPS[step].Params(**json.loads(recorded))
+    if not scored:
+        raise FmnistError("shift: name the scored model: a classify or finetune run (--run), or a grid")
+    spec = json.loads(scored)
+    return SCORED_STEPS[spec["step"]], SCORED_STEPS[spec["step"]].Params(**spec["params"])
 
 
 def shift_of(step: Step, q: Any, opts: ShiftOpts) -> ShiftParams:
