@@ -28,17 +28,17 @@ from .embeddings import EMBEDDINGS
 from .features import FEATURES
 from .data import DATASETS
 from .evaluation import confusion, slug, wilson_interval
-from .shifts import sets
+from .shifts import NONE, level_name, levels, sets
 from .significance import correct_on_shared, holm, mcnemar_exact
-from .steps.base import load_predictions
+from .steps.base import load_predictions, verify_artifacts
 from .steps.classify import CLASSIFY
 from .steps.finetune import FINETUNE
 from .steps.register import model_prefix
-from .steps.shift import SHIFT
+from .steps.shift import PREDICTIONS_ARTIFACT as SHIFT_PREDICTIONS, SHIFT
 from .steps.visualize import VISUALIZE
 from .tags import (COMPARED_TAG, COMPARED_WITH_TAG, DATA_DIGEST_TAG, DATASET_PARAM, EPOCHS_PARAM, FEATURE_LABEL_TAG,
                    FEATURE_PARAM, IMAGE_SIZE_PARAM, KINDS_PARAM, MODE_PARAM, MODEL_PARAM, N_SAMPLES_PARAM, N_TEST_TAG,
-                   PROMOTION_TAG, SCORED_STEP_PARAM, SEED_PARAM, SHIFT_N_PARAM, STEP_TAG, SUBSET_PARAM,
+                   PROMOTION_TAG, SCORED_RUN_TAG, SCORED_STEP_PARAM, SEED_PARAM, SHIFT_N_PARAM, STEP_TAG, SUBSET_PARAM,
                    TEST_ACCURACY_CI_TAG, TEST_ACCURACY_TAG, param_col, tag_col)
 
 log = logging.getLogger("fmnist")
@@ -68,12 +68,13 @@ class Runs:
     ``steps``: FINISHED runs per step, newest first, with the columns each step declares (``report_columns``);
     ``every_dataset``: classify runs of every dataset; ``predictions``: scored run id -> its predictions
     (``unreadable``: why one is not there); ``histories``: (run, metric) -> per-epoch values; ``images``: visualize
-    run id -> its embedding.png; ``versions``: the dataset's registered model versions. Read from the store (a
+    run id -> its embedding.png; ``versions``: the dataset's registered model versions; ``shift_predictions``:
+    shift run id -> its ``shift_predictions.npz`` (the cells "Under shift" tests). Read from the store (a
     ``Runs`` from ``load``), each part is read once, when a table first needs it; made by hand, a part not given
     is empty.
     """
 
-    PARTS = ("every_dataset", "predictions", "unreadable", "histories", "images", "versions")
+    PARTS = ("every_dataset", "predictions", "unreadable", "histories", "images", "versions", "shift_predictions")
     EMPTY = {"every_dataset": pd.DataFrame, "versions": list}  # a part not given (the others: a dict)
 
     def __init__(self, experiment: str | None = None, dataset: str | None = "fashion-mnist",
@@ -102,6 +103,7 @@ class Runs:
     histories = property(lambda self: self._part("histories"))
     images = property(lambda self: self._part("images"))
     versions = property(lambda self: self._part("versions"))
+    shift_predictions = property(lambda self: self._part("shift_predictions"))
 
 
 def load(experiment: str | None = None, dataset: str | None = "fashion-mnist",
@@ -136,6 +138,14 @@ def _read(rs: Runs, part: str) -> dict:
             except Exception:  # a run without its picture is shown as missing, not fatal
                 continue
         return {part: images}
+    if part == "shift_predictions":  # only the cells "Under shift" tests: each feature set's best
+        got = {}
+        for run_id in shift_lines(runs=rs)["run_id"].unique():
+            try:
+                got[run_id] = shift_predictions(run_id)
+            except Exception as e:  # left out of the shift tests, not fatal
+                log.warning("shift: leaving out run %s: %s", run_id, tracking.one_line(e))
+        return {part: got}
     return {part: _versions(_registry_prefix(rs.registry_prefix, rs.dataset))}
 
 
@@ -471,7 +481,7 @@ def learning_curves(experiment: str | None = None, metrics: tuple[str, ...] = CU
 
 
 SHIFT_COLUMNS = ["cell", "step", "feature", "model", "kind", "level", "set", "accuracy", "ci_low", "ci_high", "images",
-                 "run_id"]
+                 "run_id", "scored_run"]
 
 
 def shift_table(experiment: str | None = None, dataset: str | None = "fashion-mnist",
@@ -495,8 +505,134 @@ def shift_table(experiment: str | None = None, dataset: str | None = "fashion-mn
             lo, hi = wilson_interval(int(round(acc * n)), n)
             rows.append({"cell": cell, "step": r[SCORED_STEP_PARAM], "feature": feature, "model": model, "kind": kind,
                          "level": level, "set": name, "accuracy": 100 * acc, "ci_low": 100 * lo, "ci_high": 100 * hi,
-                         "images": n, "run_id": r["run_id"]})
+                         "images": n, "run_id": r["run_id"], "scored_run": r.get(tag_col(SCORED_RUN_TAG), "")})
     return pd.DataFrame(rows, columns=SHIFT_COLUMNS)
+
+
+FINETUNE_LINE = "fine-tune"
+
+
+def _group(r) -> str:
+    """The group a shift table row's cell competes in: its feature set, or the fine-tunes."""
+    return FINETUNE_LINE if r["step"] == "finetune" else r["feature"]
+
+
+def shift_lines(experiment: str | None = None, dataset: str | None = "fashion-mnist",
+                *, runs: Runs | None = None) -> pd.DataFrame:
+    """The cells "Under shift" draws: per feature set its best classifier, and the best fine-tune (best by the
+    scored run's test accuracy; by its accuracy on the untransformed shift sample when that run is not in the
+    runs read), as ``shift_table`` rows with ``group`` (the feature set, or ``fine-tune``) added."""
+    rs = _given(runs, experiment, dataset)
+    t = shift_table(runs=rs)
+    if t.empty:
+        return t.assign(group=pd.Series(dtype=object))
+    tested = {r["run_id"]: float(r.get("metrics.test_accuracy", np.nan)) for _, r in _scored_runs(rs).iterrows()}
+    t["group"] = [_group(r) for _, r in t.iterrows()]
+    as_is = t[t["set"] == NONE].set_index("run_id")["accuracy"] / 100
+    score = {run: tested.get(t.loc[t["run_id"] == run, "scored_run"].iloc[0], np.nan) for run in as_is.index}
+    score = {run: v if pd.notna(v) else as_is[run] for run, v in score.items()}
+    best = {}
+    for run, group in t.drop_duplicates("run_id")[["run_id", "group"]].itertuples(index=False):
+        if group not in best or score[run] > score[best[group]]:
+            best[group] = run
+    order = _order([g for g in best if g != FINETUNE_LINE], FEATURE_ORDER) + (
+        [FINETUNE_LINE] if FINETUNE_LINE in best else [])
+    return pd.concat([t[t["run_id"] == best[g]] for g in order], ignore_index=True)
+
+
+def shift_kept_table(experiment: str | None = None, dataset: str | None = "fashion-mnist",
+                     *, runs: Runs | None = None) -> pd.DataFrame:
+    """Accuracy (%) of every cell as is and at each kind's middle level (e.g. ``translate_2px``), and its mean
+    over every transformed set; one row per scored model (the newest shift run of each)."""
+    t = shift_table(runs=_given(runs, experiment, dataset))
+    if t.empty:
+        return pd.DataFrame()
+    kinds = list(dict.fromkeys(k for k in t["kind"] if k != NONE))
+    middle = [NONE] + [level_name(k, levels(k)[len(levels(k)) // 2]) for k in kinds]
+    wide = t.pivot_table(index="cell", columns="set", values="accuracy", sort=False)
+    out = wide.reindex(columns=[c for c in middle if c in wide.columns]).rename(columns={NONE: "as is"})
+    out["mean under shift"] = t[t["kind"] != NONE].groupby("cell", sort=False)["accuracy"].mean()
+    group = {r["cell"]: _group(r) for _, r in t.iterrows()}
+    rank = {g: i for i, g in enumerate(_order([g for g in set(group.values()) if g != FINETUNE_LINE], FEATURE_ORDER))}
+    key = lambda c: (rank.get(group[c], len(rank)), -out.loc[c, "as is"])  # noqa: E731  fine-tunes last
+    return out.loc[sorted(out.index, key=key)].rename_axis(index="cell", columns=None)
+
+
+SHIFT_TEST_COLUMNS = ["kind", "set", "a", "b", "loss_a", "loss_b", "images", "both_right", "only_a", "only_b",
+                      "p_value", "p_holm", "significant", "verdict"]
+
+
+def shift_significance(experiment: str | None = None, dataset: str | None = "fashion-mnist", a: str = "scatnet",
+                       b: str = "raw", *, runs: Runs | None = None) -> pd.DataFrame:
+    """Per kind, at its middle level: does feature set ``a``'s best cell lose significantly less than ``b``'s?
+
+    ``loss_a``/``loss_b``: accuracy as is minus accuracy shifted (percentage points, on the same images). The test:
+    of the images both cells get right as they are (``both_right``), McNemar's exact test on which each still
+    gets right shifted (``only_a``: ``a`` keeps it and ``b`` loses it), Holm-corrected over the kinds.
+    """
+    rs = _given(runs, experiment, dataset)
+    lines = shift_lines(runs=rs)
+    pick = {g: lines[lines["group"] == g] for g in lines["group"].unique() if str(g).split(" ")[0] in (a, b)}
+    first = {name: next((df for g, df in pick.items() if str(g).split(" ")[0] == name), None) for name in (a, b)}
+    if any(df is None for df in first.values()):
+        return pd.DataFrame(columns=SHIFT_TEST_COLUMNS)
+    la, lb = first[a], first[b]
+    pa, pb = (rs.shift_predictions.get(df["run_id"].iloc[0]) for df in (la, lb))
+    if pa is None or pb is None:
+        return pd.DataFrame(columns=SHIFT_TEST_COLUMNS)
+    _, ia, ib = np.intersect1d(pa["test_index"], pb["test_index"], assume_unique=True, return_indices=True)
+    label = pa["label"][ia]
+    right_a, right_b = pa[f"p_{NONE}"][ia] == label, pb[f"p_{NONE}"][ib] == label
+    rows = []
+    for kind in dict.fromkeys(k for k in la["kind"] if k != NONE):
+        name = level_name(kind, levels(kind)[len(levels(kind)) // 2])
+        if f"p_{name}" not in pa or f"p_{name}" not in pb:
+            continue
+        ka, kb = pa[f"p_{name}"][ia] == label, pb[f"p_{name}"][ib] == label
+        both = right_a & right_b
+        test = mcnemar_exact(ka[both], kb[both])
+        rows.append({"kind": kind, "set": name, "a": la["cell"].iloc[0], "b": lb["cell"].iloc[0],
+                     "loss_a": 100 * (right_a.mean() - ka.mean()), "loss_b": 100 * (right_b.mean() - kb.mean()),
+                     "images": len(label), "both_right": int(both.sum()), "only_a": test.only_a,
+                     "only_b": test.only_b, "p_value": test.p_value})
+    out = pd.DataFrame(rows, columns=SHIFT_TEST_COLUMNS[:-3])
+    if out.empty:
+        return pd.DataFrame(columns=SHIFT_TEST_COLUMNS)
+    out["p_holm"] = holm(out["p_value"].to_numpy())
+    out["significant"] = out["p_holm"] < 0.05
+    out["verdict"] = [(f"{a} loses less" if r.only_a > r.only_b else f"{b} loses less") if r.significant
+                      else "no significant difference" for r in out.itertuples()]
+    return out[SHIFT_TEST_COLUMNS]
+
+
+def shift_predictions(run_id: str) -> dict[str, np.ndarray]:
+    """A shift run's ``shift_predictions.npz``, checksum verified: ``label``, ``test_index`` (each image's index in
+    the dataset's test split) and ``p_<set>`` (the predictions on each set, ``p_none`` as they are)."""
+    path = verify_artifacts(run_id).get(SHIFT_PREDICTIONS)
+    if path is None:
+        raise FileNotFoundError(f"shift run {run_id} recorded no {SHIFT_PREDICTIONS}")
+    with np.load(path) as z:
+        return {k: z[k] for k in z.files}
+
+
+def _shift_findings(rs: Runs) -> list[str]:
+    lines = shift_lines(runs=rs)
+    if lines.empty:
+        return []
+    moved = lines[lines["kind"] != NONE].groupby("cell", sort=False)["accuracy"].mean()
+    as_is = lines[lines["kind"] == NONE].set_index("cell")["accuracy"]
+    n = int(lines["images"].iloc[0])
+    out = [f"Under shift ({n:,} test images, {lines.loc[lines['kind'] != NONE, 'set'].nunique()} transformed sets), "
+           "mean accuracy of each feature set's best cell: " + ", ".join(
+               f"{cell} {v:.1f}% ({as_is[cell]:.1f}% as is)" for cell, v in moved.items()) + "."]
+    sig = shift_significance(runs=rs)
+    if not sig.empty:
+        groups = {v: sig.loc[sig["verdict"] == v, "kind"].tolist() for v in dict.fromkeys(sig["verdict"])}
+        said = "; ".join(f"{v.replace(' loses less', ' loses significantly less')} under {', '.join(k)}"
+                         for v, k in groups.items())
+        out.append(f"At the middle level of each kind, {sig['a'].iloc[0]} against {sig['b'].iloc[0]}: {said} "
+                   "(McNemar's exact test on the images both get right as they are, Holm-corrected).")
+    return out
 
 
 def predictions(run_id: str) -> dict[str, np.ndarray]:
@@ -704,6 +840,7 @@ def findings(experiment: str | None = None, dataset: str | None = "fashion-mnist
             ci = _interval(rs, m, f)
             out.append(f"Most accurate classify cell: {MODEL_NAMES.get(m, m)} on {f} with {v:.2f}% test accuracy{ci}.")
     out += _significance_findings(sig)
+    out += _shift_findings(rs)
     sep = separation_table(runs=rs)
     if not sep.empty and sep["knn_accuracy"].notna().any():
         best = sep.loc[sep["knn_accuracy"].idxmax()]
@@ -949,7 +1086,7 @@ def markdown_table(df: pd.DataFrame, index: bool = True) -> str:
 def results_markdown(experiment: str | None = None, dataset: str | None = "fashion-mnist", about: str = "",
                      *, runs: Runs | None = None) -> str:
     """The study's results as a Markdown page (docs/results.md): accuracy table with intervals, which
-    differences are real, fine-tuning, and the published results with ours ranked in; ``about`` opens it
+    differences are real, under shift, fine-tuning, and the published results with ours ranked in; ``about`` opens it
     (the command, date and machine of the run)."""
     rs = _given(runs, experiment, dataset)
     acc, summ, wins = comparison_display(runs=rs), significance_summary(runs=rs), feature_winners(runs=rs)
@@ -972,6 +1109,25 @@ def results_markdown(experiment: str | None = None, dataset: str | None = "fashi
         w = wins.assign(model=[MODEL_NAMES.get(m, m) for m in wins["model"]])
         out += ["Per classifier, the best feature set and what it is significantly ahead of or tied with:", "",
                 markdown_table(w, index=False), ""]
+    kept = shift_kept_table(runs=rs)
+    if not kept.empty:
+        t = shift_table(runs=rs)
+        n, moved = int(t["images"].iloc[0]), t.loc[t["kind"] != NONE, "set"].nunique()
+        sig = shift_significance(runs=rs)
+        out += ["## Under shift", "",
+                f"Every scored model on the same {n:,} test images (drawn from the whole test split by the seed), "
+                f"as they are and at each kind's middle level (accuracy, %; the last column: the mean over all {moved} "
+                "transformed sets; `fmnist shift`, docs/steps.md).", "",
+                markdown_table(kept), ""]
+        if not sig.empty:
+            s = sig.assign(p_holm=[f"{p:.2g}" for p in sig["p_holm"]])
+            out += [f"{sig['a'].iloc[0]} against {sig['b'].iloc[0]}: loss = accuracy as is minus shifted "
+                    "(percentage points); of the images both get right as they are, how many only one of them "
+                    "still gets right shifted (McNemar's exact test, Holm-corrected over the kinds).", "",
+                    markdown_table(s[["kind", "set", "loss_a", "loss_b", "both_right", "only_a", "only_b", "p_holm",
+                                      "verdict"]].rename(columns={"loss_a": "loss a (pp)", "loss_b": "loss b (pp)"}),
+                                   index=False), ""]
+        out += [f"- {line}" for line in _shift_findings(rs)] + [""]
     if not ft.empty:
         out += ["## Fine-tuning ResNet-18", "",
                 markdown_table(ft.drop(columns="run_id"), index=False), ""]

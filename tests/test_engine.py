@@ -27,7 +27,8 @@ pytestmark = [pytest.mark.filterwarnings("ignore::UserWarning"), pytest.mark.tim
 # the cluster's cells must be computed here, not found in another test's runs.
 STUDY = ["study", "--features", "raw", "--models", "lda,logreg", "--methods", "pca", "--finetune", "false",
          "--subset", "300", "--seeds", "11", "--weights", "none", "--device", "cpu", "--no-progress"]
-DETERMINISTIC = {("classify", "raw/lda"), ("classify", "raw/logreg"), ("visualize", "raw/pca")}
+DETERMINISTIC = {("classify", "raw/lda"), ("classify", "raw/logreg"), ("visualize", "raw/pca"),
+                 ("shift", "classify:raw/lda"), ("shift", "classify:raw/logreg")}
 
 
 # ----------------------------------------------------------------------------------- serial, unit
@@ -57,7 +58,7 @@ def _store_runs(uri: str, experiment: str = "fmnist"):
 
 
 def _cells(uri: str, experiment: str = "fmnist") -> dict:
-    """(step, cell) -> (status, test_accuracy or knn_accuracy) from the newest study's steps.csv."""
+    """(step, cell) -> (status, test_accuracy, knn_accuracy or shift/mean) from the newest study's steps.csv."""
     from mlflow import MlflowClient
 
     client = MlflowClient(uri)
@@ -68,7 +69,8 @@ def _cells(uri: str, experiment: str = "fmnist") -> dict:
         if row.step in ("report", "register"):
             continue
         m = client.get_run(row.run_id).data.metrics
-        out[(row.step, row.cell)] = (row.status, m.get("test_accuracy", m.get("knn_accuracy")), row.run_id)
+        out[(row.step, row.cell)] = (row.status, m.get("test_accuracy", m.get("knn_accuracy", m.get("shift/mean"))),
+                                     row.run_id)
     return out
 
 
@@ -180,7 +182,7 @@ def test_ray_study_equals_serial_and_a_cached_rerun_takes_seconds(tmp_path, real
     again = fmnist([*STUDY, "--executor", "ray", "--report-output", str(tmp_path / "r.html")],
                    _env(ray_uri, real_data_dir), tmp_path)
     assert again.returncode == 0 and {v[0] for v in _cells(ray_uri).values()} == {"cached"}
-    assert "all 4 cells cached; no ray executor started" in again.stderr  # the driver found every hit itself
+    assert "all 6 cells cached; no ray executor started" in again.stderr  # the driver found every hit itself
     assert time.perf_counter() - t0 < 120  # the lookups and the reused report, nothing recomputed
 
 
@@ -235,7 +237,7 @@ def _gone(procs, timeout: float = 30) -> list:
 @pytest.mark.slow
 def test_a_sigkilled_ray_worker_is_retried_and_its_run_never_reused(tmp_path, real_data_dir):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    args = ["study", "--features", "raw", "--models", "lda", "--methods", "pca", "--finetune", "true",
+    args = ["study", "--features", "raw", "--models", "lda", "--methods", "pca", "--finetune", "true", "--shift", "false",
             "--epochs", "3", "--weights", "none", "--device", "cpu", "--no-progress", "--executor", "ray",
             "--subset", "600", "--report", "false"]
     proc = subprocess.Popen([str(BIN / "fmnist"), *args], env=_env(uri, real_data_dir), cwd=tmp_path,
@@ -263,7 +265,7 @@ def test_a_sigkilled_ray_worker_is_retried_and_its_run_never_reused(tmp_path, re
 @pytest.mark.parametrize("executor", ["serial", "ray"])
 def test_sigterm_of_the_driver_kills_every_run_and_leaves_no_process(tmp_path, real_data_dir, executor):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    args = ["study", "--features", "raw", "--models", "lda", "--methods", "pca", "--finetune", "true",
+    args = ["study", "--features", "raw", "--models", "lda", "--methods", "pca", "--finetune", "true", "--shift", "false",
             "--epochs", "5", "--weights", "none", "--device", "cpu", "--no-progress", "--executor", executor,
             "--report-output", str(tmp_path / "r.html")]
     proc = subprocess.Popen([str(BIN / "fmnist"), *args], env=_env(uri, real_data_dir), cwd=tmp_path,

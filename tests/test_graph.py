@@ -39,7 +39,7 @@ def test_a_grid_command_has_the_study_s_run_tree(store, tiny, monkeypatch):
     grid = _newest("classify-group")
     other = synthetic_dataset(200, 100, seed=5)  # other data: the study computes every cell again
     monkeypatch.setattr(st, "load_dataset", lambda *a, **k: other)
-    st.run_study(profile="quick", features=GRID["feature"], models=GRID["model"], methods="none", finetune=False,
+    st.run_study(profile="quick", features=GRID["feature"], models=GRID["model"], methods="none", finetune=False, shift=False,
                  report=False, weights="none", device="cpu", progress=False)
     study = _newest("study")
     assert _tree(grid.info.run_id) == _tree(study.info.run_id) == [

@@ -142,7 +142,7 @@ def test_a_study_rerun_lists_every_cell(store, tmp_path):
     import fmnist.commands.study as st
 
     records = st.run_study(profile="quick", subset=300, features="raw", models="lda,logreg", methods="pca",
-                           finetune=False, report=False, weights="none", device="cpu", progress=False,
+                           finetune=False, shift=False, report=False, weights="none", device="cpu", progress=False,
                            data_dir=str(MINI))
     (parent,) = mlflow.search_runs(search_all_experiments=True, output_format="list",
                                    filter_string="tags.`fmnist.step` = 'study'")

@@ -99,3 +99,59 @@ def test_the_pictures_show_every_kind_and_level(images):
     fig = curve_figure(rows, "raw / logreg")
     assert [t.get_text() for t in fig.axes[0].get_legend().get_texts()] == shifts.SHIFTS.names()
     close(fig)
+
+
+def _shift_runs():
+    """A hand-made ``Runs``: three classify cells and a fine-tune under every shift (200 images each), scatnet
+    keeping every image under geometric shifts and losing 60 under noise, raw pixels the other way round."""
+    import pandas as pd
+
+    from fmnist import report
+
+    label = np.arange(200) % 10
+    wrong = lambda k: np.where(np.arange(200) < k, (label + 1) % 10, label)  # noqa: E731  the first k wrong
+    loses = {"scatnet": {"noise": 60}, "raw": {"translate": 50, "rotate": 40, "scale": 70, "elastic": 30}}
+    cells = [("scatnet", "svm", 0.92), ("scatnet", "lda", 0.90), ("raw", "svm", 0.89), ("finetune", "full", 0.91)]
+    shift_rows, classify_rows, preds = [], [], {}
+    for i, (feature, model, test_acc) in enumerate(cells):
+        scored, run = f"scored{i}", f"shift{i}"
+        p = {f"p_{name}": wrong(loses.get(feature, {}).get(kind, 0) + (5 if model == "lda" else 0))
+             for name, kind, _ in shifts.sets()}
+        preds[run] = {"label": label, "test_index": np.arange(1000, 1200), **p}
+        row = {"run_id": run, "params.shift_n": "200", "params.kinds": "all", "tags.fmnist.scored_run": scored,
+               **{f"metrics.shift/{k[2:]}": float(np.mean(v == label)) for k, v in p.items()}}
+        if feature == "finetune":
+            row.update({"params.scored_step": "finetune", "params.mode": model})
+        else:
+            row.update({"params.scored_step": "classify", "params.feature": feature, "params.model": model})
+            classify_rows.append({"run_id": scored, "params.feature": feature, "params.model": model,
+                                  "metrics.test_accuracy": test_acc})
+        shift_rows.append(row)
+    steps = {"shift": pd.DataFrame(shift_rows), "classify": pd.DataFrame(classify_rows)}
+    return report.Runs("fmnist", "fashion-mnist", steps, shift_predictions=preds)
+
+
+def test_the_report_compares_each_feature_set_s_best_cell_under_shift():
+    from fmnist import report
+
+    rs = _shift_runs()
+    lines = report.shift_lines(runs=rs)
+    # per feature set its best classifier (by the scored run's test accuracy), then the best fine-tune
+    assert list(dict.fromkeys(lines["cell"])) == ["SVM on raw", "SVM on scatnet", "ResNet-18 fine-tune full"]
+    kept = report.shift_kept_table(runs=rs)
+    assert list(kept.columns) == ["as is", "translate_2px", "rotate_10deg", "scale_0.8", "elastic_16", "noise_0.1",
+                                  "blur_1px", "mean under shift"]
+    assert kept.loc["SVM on raw", "translate_2px"] == pytest.approx(75.0)  # 50 of 200 lost
+    assert kept.loc["SVM on scatnet", "noise_0.1"] == pytest.approx(70.0)
+    assert list(kept.index)[-1] == "ResNet-18 fine-tune full"
+    sig = report.shift_significance(runs=rs).set_index("kind")
+    assert (sig["a"] == "SVM on scatnet").all() and (sig["b"] == "SVM on raw").all()
+    assert sig.loc["translate", "only_a"] == 50 and sig.loc["translate", "only_b"] == 0
+    assert sig.loc["translate", "loss_b"] == pytest.approx(25.0) and sig.loc["translate", "loss_a"] == 0
+    assert sig.loc["noise", "verdict"] == "raw loses less" and sig.loc["blur", "verdict"] == "no significant difference"
+    assert list(sig.loc[sig["significant"], "verdict"].index) == ["translate", "rotate", "scale", "elastic", "noise"]
+    assert sig["p_holm"].ge(sig["p_value"]).all()
+    said = " ".join(report.findings(runs=rs))
+    assert "Under shift (200 test images, 18 transformed sets)" in said
+    assert ("scatnet loses significantly less under translate, rotate, scale, elastic; raw loses significantly "
+            "less under noise; no significant difference under blur") in said

@@ -60,7 +60,7 @@ def test_finetune_cache_key_follows_the_weights_auto_resolves_to(tmp_path, monke
     assert len(keys) == 4
 
 
-SMALL = dict(profile="quick", features="raw,scatnet", models="lda,logreg", methods="pca", finetune=True,
+SMALL = dict(profile="quick", features="raw,scatnet", models="lda,logreg", methods="pca", finetune=True, shift=False,
              epochs=1, weights="none", device="cpu", progress=False)
 
 
@@ -300,11 +300,20 @@ def test_main_entry_point_on_real_subset(real_data_dir, store, tmp_path, monkeyp
     html = (tmp_path / "out" / "report.html").read_text()
     assert "Test accuracy" in html and "Traceback" not in html and "Error" not in html.split('id="Summary"')[-1]
     # Every section's figures reach the page: 1 the paired tests' picture, 2 the per-class heatmap and the best
-    # cell's confusion matrix, 4 the eight views (2 features x 4 methods); 5 has no curves for 1-epoch runs.
+    # cell's confusion matrix, 3 accuracy under shift, 5 the eight views (2 features x 4 methods); 6 has no curves
+    # for 1-epoch runs.
     assert section_images(html) == {"Summary": 0, "1. Test accuracy (%): classifiers x feature sets": 1,
-                                    "2. Per class": 2, "3. State of the art, with this study's best rows ranked in": 0,
-                                    "4. 2-D views and how well they separate the classes": 8,
-                                    "5. Fine-tuning ResNet-18": 0, "6. Registered models": 0}
+                                    "2. Per class": 2, "3. Under shift": 1,
+                                    "4. State of the art, with this study's best rows ranked in": 0,
+                                    "5. 2-D views and how well they separate the classes": 8,
+                                    "6. Fine-tuning ResNet-18": 0, "7. Registered models": 0}
+    # The shift section's tables and its finding: every scored model (2 x 2 classifiers, 2 fine-tunes) on the
+    # profile's 300 test images, and the best scatnet cell against the best raw one per kind.
+    shift = html.split("3. Under shift")[-1].split("4. State of the art")[0]
+    assert "same 300 test images" in shift or "on 300 test images" in shift
+    assert all(c in shift for c in ("LDA on raw", "Random forest on scatnet", "ResNet-18 fine-tune last_layer",
+                                    "translate_2px", "both right as is", "p (Holm)"))
+    assert "Under shift (300 test images, 18 transformed sets)" in html.split("1. Test accuracy")[0]  # the summary
     assert 'href="report.significance.csv"' in html
     sig = pd.read_csv(tmp_path / "out" / "report.significance.csv")
     assert len(sig) == 5 + 2 * 1 and set(sig["family"]) == {"vs best", "features per model"}  # 6 cells; 2 models

@@ -32,9 +32,10 @@ from ..steps.finetune import FINETUNE, FinetuneParams
 from ..steps.params import COUNT, ExecOpts, param
 from ..steps.report import DEFAULT_OUTPUT, ReportParams, render_or_reuse
 from ..steps.register import ALREADY, register_best
+from ..steps.shift import SHIFT, ShiftOpts, shift_of
 from ..steps.visualize import VISUALIZE, VisualizeParams
 from ..tags import (DATA_DIGEST_TAG, DATASET_PARAM, EPOCHS_PARAM, N_SAMPLES_PARAM, PROFILE_DOC_TAG, REGISTERED_TAG,
-                   SUBSET_PARAM)
+                   SHIFT_N_PARAM, SUBSET_PARAM)
 
 log = logging.getLogger("fmnist")
 
@@ -60,6 +61,8 @@ class StudyParams(ExecOpts):
     models: str = param("all", "all, none, or a comma list of classifiers.")
     methods: str = param("all", "all, none, or a comma list of 2-D methods.")
     finetune: bool = param(True, "Fine-tune ResNet-18 (both modes).")
+    shift: bool = param(True, "Measure every scored model under shift (`fmnist shift`: the profile's test sample "
+                              "translated, rotated, scaled, deformed, noised, blurred); false skips it.")
     subset: Any = param("profile", "profile, all, or N images per split (overrides the profile).",
                         type=ProfileCount())
     epochs: int = param(0, "Fine-tune epochs; 0 = the profile's.", type=click.IntRange(min=0))
@@ -113,11 +116,20 @@ def build_graph(sp: StudyParams, datasets: dict[int, Dataset], prof) -> Graph:
             ft = prof.finetune_for(resolve_device(sp.device).type)
             targets += [(FINETUNE, FinetuneParams(mode=mode, weights=sp.weights, **common, **ft).check())
                         for mode in FINETUNE_MODES]
+        if sp.shift:  # every scored model of this seed, on the same test images (drawn from the whole split)
+            opts = ShiftOpts(shift_n=shift_n(sp, prof))
+            targets += [(SHIFT, shift_of(s, q, opts)) for s, q in list(targets)
+                        if s in (CLASSIFY, FINETUNE) and q.seed == seed]
     for _, p in targets:  # bad feature params fail here, before any run opens
         if isinstance(p, ExtractParams):
             p.resolved()
     at = (lambda p: f"@seed={p.seed}") if len(datasets) > 1 else (lambda p: "")
     return build(targets, lambda p: datasets[p.seed], label=lambda step, p: step.label(p) + at(p))
+
+
+def shift_n(sp: StudyParams, prof) -> int:
+    """The profile's shift sample, capped by the test split it is drawn from (a small data folder)."""
+    return min(prof.shift_n, len(load_dataset(sp.dataset, data_dir=sp.data_dir or None).y_test))
 
 
 StudyFailed = GraphFailed  # a study's cells failed or were skipped
@@ -163,7 +175,8 @@ def _study_params(sp: StudyParams, prof, cells: list[Cell], ds: Dataset) -> dict
             "methods": ",".join(_expand(EMBEDDINGS, sp.methods)), "finetune": sp.finetune,
             DATASET_PARAM: ds.name, SUBSET_PARAM: prof.subset or "all",  # as asked (a small folder may hold fewer)
             "seeds": sp.seeds, "weights": sp.weights, "device": sp.device, "tune": prof.tune,
-            N_SAMPLES_PARAM: n_samples, EPOCHS_PARAM: epochs,
+            N_SAMPLES_PARAM: n_samples, EPOCHS_PARAM: epochs, "shift": sp.shift,
+            SHIFT_N_PARAM: shift_n(sp, prof) if sp.shift else 0,
             "executor": sp.executor, "ray_address": sp.ray_address}
 
 
