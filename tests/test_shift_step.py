@@ -147,3 +147,11 @@ def test_the_report_tabulates_every_model_under_every_shift(store_of):
     assert row["kind"] == "translate" and row["level"] == 2
     assert row["accuracy"] == pytest.approx(100 * run["metrics"]["shift/translate_2px"])
     assert row["ci_low"] < row["accuracy"] < row["ci_high"]
+    # the report's section: raw pixels' best classifier (by its run's test accuracy) and the fine-tune, every
+    # cell at the middle levels; no scattering cell here, so no paired test between feature sets
+    classify = report.latest_cells("classify", ["model", "feature"], runs=rs)
+    best = classify.loc[classify["metrics.test_accuracy"].idxmax()]
+    lines = report.shift_lines(runs=rs)
+    assert list(dict.fromkeys(lines["cell"])) == [f"{report.MODEL_NAMES[best['model']]} on raw",
+                                                  "ResNet-18 fine-tune last_layer"]
+    assert len(report.shift_kept_table(runs=rs)) == 5 and report.shift_significance(runs=rs).empty
