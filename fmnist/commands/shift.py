@@ -59,7 +59,10 @@ def shift(p: ShiftCommandParams | None = None, ex: ExecOpts | None = None, *, ds
     p, ex = given(ShiftCommandParams, p, ex, kw)
     cells = shift_cells(p)
     tracking.check_store()
+    for c in cells:  # a --run that is not a scored run fails here, before the data is read
+        c.scored_cell()
     ds = ds if ds is not None else p.load()
+    p.check_sample(ds.name, p.data_dir)  # a shift_n larger than the test split, before any run opens
     graph = build([(SHIFT, c) for c in cells], lambda _: ds)
     rows: list[dict[str, Any]] = []
 

@@ -21,7 +21,7 @@ import numpy as np
 
 from .. import cache, tracking
 from ..data import Dataset, load_dataset
-from ..errors import FmnistError
+from ..errors import FmnistError, ParamError
 from ..features import FEATURES, extract_features, feature_label
 from ..plots import close
 from ..shifts import SHIFTS, accuracy_rows, sets, shift_metrics, shift_sample, shifted_sets
@@ -51,11 +51,16 @@ class ShiftOpts:
                                "seed: every model meets the same ones.", type=click.IntRange(min=10))
     kinds: str = param("all", f"all, or a comma list of: {', '.join(SHIFTS.names())}.")
 
-    def sample(self, dataset: str, data_dir: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(images, labels, test index) of the shifted sample, from the whole test split."""
+    def check_sample(self, dataset: str, data_dir: str) -> Dataset:
+        """The whole dataset the sample is drawn from, once ``shift_n`` is known to fit in its test split."""
         full = load_dataset(dataset, data_dir=data_dir or None)
         if self.shift_n > len(full.y_test):
-            raise FmnistError(f"shift_n={self.shift_n} is more than the {len(full.y_test)} images of the test split")
+            raise ParamError(f"shift_n={self.shift_n} is more than the {len(full.y_test)} images of the test split")
+        return full
+
+    def sample(self, dataset: str, data_dir: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(images, labels, test index) of the shifted sample, from the whole test split."""
+        full = self.check_sample(dataset, data_dir)
         idx = shift_sample(full.y_test, self.shift_n, getattr(self, "seed"))
         return full.x_test[idx], full.y_test[idx], idx
 
