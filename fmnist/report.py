@@ -34,7 +34,7 @@ from .steps.base import load_predictions, verify_artifacts
 from .steps.classify import CLASSIFY
 from .steps.finetune import FINETUNE
 from .steps.register import model_prefix
-from .steps.shift import PREDICTIONS_ARTIFACT as SHIFT_PREDICTIONS, SHIFT
+from .steps.shift import EXAMPLES_FIGURE as SHIFT_EXAMPLES, PREDICTIONS_ARTIFACT as SHIFT_PREDICTIONS, SHIFT
 from .steps.visualize import VISUALIZE
 from .tags import (COMPARED_TAG, COMPARED_WITH_TAG, DATA_DIGEST_TAG, DATASET_PARAM, EPOCHS_PARAM, FEATURE_LABEL_TAG,
                    FEATURE_PARAM, IMAGE_SIZE_PARAM, KINDS_PARAM, MODE_PARAM, MODEL_PARAM, N_SAMPLES_PARAM, N_TEST_TAG,
@@ -68,7 +68,7 @@ class Runs:
     ``steps``: FINISHED runs per step, newest first, with the columns each step declares (``report_columns``);
     ``every_dataset``: classify runs of every dataset; ``predictions``: scored run id -> its predictions
     (``unreadable``: why one is not there); ``histories``: (run, metric) -> per-epoch values; ``images``: visualize
-    run id -> its embedding.png; ``versions``: the dataset's registered model versions; ``shift_predictions``:
+    run id -> its embedding.png (and the newest shift-features run's shift_examples.png); ``versions``: the dataset's registered model versions; ``shift_predictions``:
     shift run id -> its ``shift_predictions.npz`` (the cells "Under shift" tests). Read from the store (a
     ``Runs`` from ``load``), each part is read once, when a table first needs it; made by hand, a part not given
     is empty.
@@ -137,6 +137,13 @@ def _read(rs: Runs, part: str) -> dict:
                 images[r["run_id"]] = tracking.artifact_local_path(r["run_id"], "embedding.png")
             except Exception:  # a run without its picture is shown as missing, not fatal
                 continue
+        examples = rs.step("shift-features")
+        if not examples.empty:  # the newest: what the transformations look like
+            try:
+                images[examples["run_id"].iloc[0]] = tracking.artifact_local_path(examples["run_id"].iloc[0],
+                                                                                  SHIFT_EXAMPLES)
+            except Exception:
+                pass
         return {part: images}
     if part == "shift_predictions":  # only the cells "Under shift" tests: each feature set's best
         got = {}
@@ -603,6 +610,15 @@ def shift_significance(experiment: str | None = None, dataset: str | None = "fas
     out["verdict"] = [(f"{a} loses less" if r.only_a > r.only_b else f"{b} loses less") if r.significant
                       else "no significant difference" for r in out.itertuples()]
     return out[SHIFT_TEST_COLUMNS]
+
+
+def shift_examples(experiment: str | None = None, dataset: str | None = "fashion-mnist",
+                   *, runs: Runs | None = None) -> Path | None:
+    """The newest shift-features run's ``shift_examples.png`` (a few test images as they are and under every kind
+    and level), or None."""
+    rs = _given(runs, experiment, dataset)
+    examples = rs.step("shift-features")
+    return None if examples.empty else rs.images.get(examples["run_id"].iloc[0])
 
 
 def shift_predictions(run_id: str) -> dict[str, np.ndarray]:

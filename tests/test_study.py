@@ -300,10 +300,10 @@ def test_main_entry_point_on_real_subset(real_data_dir, store, tmp_path, monkeyp
     html = (tmp_path / "out" / "report.html").read_text()
     assert "Test accuracy" in html and "Traceback" not in html and "Error" not in html.split('id="Summary"')[-1]
     # Every section's figures reach the page: 1 the paired tests' picture, 2 the per-class heatmap and the best
-    # cell's confusion matrix, 3 accuracy under shift, 5 the eight views (2 features x 4 methods); 6 has no curves
+    # cell's confusion matrix, 3 the shifted images and accuracy under shift, 5 the eight views (2 features x 4 methods); 6 has no curves
     # for 1-epoch runs.
     assert section_images(html) == {"Summary": 0, "1. Test accuracy (%): classifiers x feature sets": 1,
-                                    "2. Per class": 2, "3. Under shift": 1,
+                                    "2. Per class": 2, "3. Under shift": 2,
                                     "4. State of the art, with this study's best rows ranked in": 0,
                                     "5. 2-D views and how well they separate the classes": 8,
                                     "6. Fine-tuning ResNet-18": 0, "7. Registered models": 0}

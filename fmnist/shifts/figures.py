@@ -8,21 +8,21 @@ from .base import SHIFTS, apply, level_name, levels
 from .measure import NONE
 
 
-def examples_figure(images: np.ndarray, seed: int, kinds: str = "all", n: int = 6):
+def examples_figure(images: np.ndarray, seed: int, kinds: str = "all", n: int = 4):
     """``n`` images as they are and under each kind (rows) at each of its levels (columns):
     ``shift_examples.png``."""
     import matplotlib.pyplot as plt
 
     names = SHIFTS.expand(kinds)
     x = images[:n]
-    fig, axes = plt.subplots(len(names), 4, figsize=(1.1 * n * 4, 1.35 * len(names)), squeeze=False)
+    fig, axes = plt.subplots(len(names), 4, figsize=(0.9 * n * 4, 1.25 * len(names) + 0.6), squeeze=False)
     for row, kind in zip(axes, names):
         cells = [("as is", x)] + [(level_name(kind, lv), apply(x, kind, lv, seed)) for lv in levels(kind)]
         for ax, (title, imgs) in zip(row, cells):
             ax.imshow(np.concatenate(list(imgs), axis=1), cmap="gray", vmin=0, vmax=255)
             ax.set_xticks([]), ax.set_yticks([])
-            ax.set_title(title, fontsize=8)
-    fig.suptitle(f"Test images under each shift (seed {seed})", fontsize=10)
+            ax.set_title(title, fontsize=11)
+    fig.suptitle(f"Test images under each shift (seed {seed})", fontsize=13)
     fig.tight_layout()
     return fig
 
