@@ -33,14 +33,16 @@ def machine() -> str:
 @click.option("--dataset", default="fashion-mnist", show_default=True)
 @click.option("--output", type=click.Path(dir_okay=False, path_type=Path), default=ROOT / "docs" / "results.md",
               show_default=True)
-def main(study_command: str, experiment: str, dataset: str, output: Path) -> None:
+@click.option("--conditions", default="nothing else running", show_default=True,
+              help="What else the machine did while the study ran (its timings depend on it).")
+def main(study_command: str, experiment: str, dataset: str, output: Path, conditions: str) -> None:
     from fmnist import report
 
     studies = report.runs("study", experiment or None, dataset=None)
     if studies.empty:
         raise click.ClickException("no finished study run in this store: run the study first")
     when = dt.datetime.fromtimestamp(studies["start_time"].max().timestamp(), dt.timezone.utc).date()
-    about = (f"From one study run: `{study_command}`, started {when} on {machine()}, nothing else running. "
+    about = (f"From one study run: `{study_command}`, started {when} on {machine()}, {conditions}. "
              f"Regenerate with `python scripts/results_page.py --command ...` over that run's store "
              f"(the script's docstring).")
     text = report.results_markdown(experiment or None, dataset, about=about)
