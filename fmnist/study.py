@@ -27,14 +27,14 @@ class Profile:
 
 PROFILES: dict[str, Profile] = {
     "quick": Profile(
-        "quick", subset=2000, tune=False, n_samples=1000, shift_n=300,
+        "quick", subset=2000, tune=False, n_samples=1000, shift_n=200,
         feature_params={"image_size": 32},
         # One epoch over 1,800 images is 56 steps at batch 32; at the default batch 128 / lr 0.05 a
         # from-scratch full fine-tune is still at chance (10%), at batch 32 / lr 0.01 / no augmentation
         # it reaches 75% test accuracy.
         finetune={"epochs": 1, "image_size": 32, "batch_size": 32, "lr": 0.01, "augment": False},
         doc="2,000 images per split, fixed classifier settings, 1,000-point views, ResNet at 32 px, "
-            "1 fine-tune epoch at 32 px, 300 test images under shift",
+            "1 fine-tune epoch at 32 px, 200 test images under shift",
     ),
     "full": Profile(
         "full", subset=None, tune=True, n_samples=5000,

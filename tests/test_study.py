@@ -308,12 +308,12 @@ def test_main_entry_point_on_real_subset(real_data_dir, store, tmp_path, monkeyp
                                     "5. 2-D views and how well they separate the classes": 8,
                                     "6. Fine-tuning ResNet-18": 0, "7. Registered models": 0}
     # The shift section's tables and its finding: every scored model (2 x 2 classifiers, 2 fine-tunes) on the
-    # profile's 300 test images, and the best scatnet cell against the best raw one per kind.
+    # profile's 200 test images, and the best scatnet cell against the best raw one per kind.
     shift = html.split("3. Under shift")[-1].split("4. State of the art")[0]
-    assert "same 300 test images" in shift or "on 300 test images" in shift
+    assert "same 200 test images" in shift or "on 200 test images" in shift
     assert all(c in shift for c in ("LDA on raw", "Random forest on scatnet", "ResNet-18 fine-tune last_layer",
                                     "translate_2px", "both right as is", "p (Holm)"))
-    assert "Under shift (300 test images, 18 transformed sets)" in html.split("1. Test accuracy")[0]  # the summary
+    assert "Under shift (200 test images, 18 transformed sets)" in html.split("1. Test accuracy")[0]  # the summary
     assert 'href="report.significance.csv"' in html
     sig = pd.read_csv(tmp_path / "out" / "report.significance.csv")
     assert len(sig) == 5 + 2 * 1 and set(sig["family"]) == {"vs best", "features per model"}  # 6 cells; 2 models

@@ -11,8 +11,9 @@ from .lifecycle import (active_experiment_name, active_run_id, check_store, end_
                         launcher_run_id, one_line, reap_dead_runs, refusal, reopen_run, run)
 from .accounts import as_env as credentials_env
 from .models import (Version as ModelVersion, by_alias as model_by_alias, ensure_model, register as register_model_version,
-                     load_image_model, registered_models, resolve as resolve_model, set_alias as set_model_alias,
-                     set_version_tags as set_model_version_tags, versions as model_versions)
+                     load_image_model, load_sklearn_model, registered_models, resolve as resolve_model,
+                     set_alias as set_model_alias, set_version_tags as set_model_version_tags,
+                     versions as model_versions)
 from .lookup import _tagged_runs, find_cached_run, find_unfinished_runs
 from .queries import (artifact_local_path, child_runs, get_run_info, metric_history, run_exists, runs_info, runs_fingerprint,
                       runs_table_url, search_runs, set_run_tags)
@@ -27,7 +28,7 @@ __all__ = [
     "STEP_TAG", "TAG_PREFIX", "ModelVersion", "active_experiment_name", "active_run_id", "artifact_local_path", "check_store",
     "child_runs", "create_experiment_once", "credentials_env", "end_if_running", "end_unfinished_children", "ensure_model", "fail_run", "find_cached_run", "launcher_run_id",
     "find_unfinished_runs", "get_run_info", "log_artifact", "log_dict", "log_figure", "log_image_model", "log_metrics",
-    "load_image_model", "log_numpy_input", "log_params", "log_pytorch_model", "log_sklearn_model", "log_table", "log_text",
+    "load_image_model", "load_sklearn_model", "log_numpy_input", "log_params", "log_pytorch_model", "log_sklearn_model", "log_table", "log_text",
     "metric_history", "model_by_alias", "model_versions", "one_line", "pinned_requirements", "prepare_store", "reap_dead_runs", "refusal", "register_model_version",
     "registered_models", "reopen_run", "resolve_model",
     "retry_on_conflict", "run", "run_exists", "runs_info", "runs_fingerprint", "runs_table_url", "search_runs", "set_model_alias", "set_model_version_tags",

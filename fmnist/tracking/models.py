@@ -147,6 +147,13 @@ def resolve(spec: str, prefix: str | tuple[str, ...] = "") -> str:
     return f"models:/{name}{sep}{ref}" if sep else f"models:/{name}@champion"
 
 
+def load_sklearn_model(uri: str):
+    """The scikit-learn model at ``uri`` (a classify run's ``model``): no code copy to fetch, unlike the pyfunc."""
+    import mlflow.sklearn
+
+    return mlflow.sklearn.load_model(uri)
+
+
 def load_image_model(uri: str):
     """The pyfunc at ``uri`` (``resolve`` it first), for in-process predictions."""
     import mlflow.pyfunc
