@@ -215,7 +215,7 @@ def test_a_serial_study_reruns_on_ray_exactly(tmp_path, real_data_dir, serial_st
                _env(serial_store, real_data_dir), tmp_path)
     assert r.returncode == 0, r.stdout + r.stderr[-3000:]
     lines = r.stdout.splitlines()
-    assert lines[-1] == "4 of 4 cells reproduce" and all(": reproduces (new run " in ln for ln in lines[:-1])
+    assert lines[-1] == "7 of 7 cells reproduce" and all(": reproduces (new run " in ln for ln in lines[:-1])
 
 
 def _descendants(pid: int) -> list:
