@@ -519,6 +519,11 @@ def shift_table(experiment: str | None = None, dataset: str | None = "fashion-mn
 FINETUNE_LINE = "fine-tune"
 
 
+def _middle(kind: str) -> str:
+    """A kind's middle level's set name (``translate_2px``): where the table and the paired tests look."""
+    return level_name(kind, levels(kind)[len(levels(kind)) // 2])
+
+
 def _group(r) -> str:
     """The group a shift table row's cell competes in: its feature set, or the fine-tunes."""
     return FINETUNE_LINE if r["step"] == "finetune" else r["feature"]
@@ -555,7 +560,7 @@ def shift_kept_table(experiment: str | None = None, dataset: str | None = "fashi
     if t.empty:
         return pd.DataFrame()
     kinds = list(dict.fromkeys(k for k in t["kind"] if k != NONE))
-    middle = [NONE] + [level_name(k, levels(k)[len(levels(k)) // 2]) for k in kinds]
+    middle = [NONE] + [_middle(k) for k in kinds]
     wide = t.pivot_table(index="cell", columns="set", values="accuracy", sort=False)
     out = wide.reindex(columns=[c for c in middle if c in wide.columns]).rename(columns={NONE: "as is"})
     out["mean under shift"] = t[t["kind"] != NONE].groupby("cell", sort=False)["accuracy"].mean()
@@ -579,24 +584,24 @@ def shift_significance(experiment: str | None = None, dataset: str | None = "fas
     """
     rs = _given(runs, experiment, dataset)
     lines = shift_lines(runs=rs)
-    pick = {g: lines[lines["group"] == g] for g in lines["group"].unique() if str(g).split(" ")[0] in (a, b)}
-    first = {name: next((df for g, df in pick.items() if str(g).split(" ")[0] == name), None) for name in (a, b)}
-    if any(df is None for df in first.values()):
+    best = {name: next((lines[lines["group"] == g] for g in lines["group"].unique() if str(g).split(" ")[0] == name),
+                       None) for name in (a, b)}
+    la, lb = best[a], best[b]
+    if la is None or lb is None:
         return pd.DataFrame(columns=SHIFT_TEST_COLUMNS)
-    la, lb = first[a], first[b]
     pa, pb = (rs.shift_predictions.get(df["run_id"].iloc[0]) for df in (la, lb))
     if pa is None or pb is None:
         return pd.DataFrame(columns=SHIFT_TEST_COLUMNS)
     _, ia, ib = np.intersect1d(pa["test_index"], pb["test_index"], assume_unique=True, return_indices=True)
     label = pa["label"][ia]
     right_a, right_b = pa[f"p_{NONE}"][ia] == label, pb[f"p_{NONE}"][ib] == label
+    both = right_a & right_b
     rows = []
     for kind in dict.fromkeys(k for k in la["kind"] if k != NONE):
-        name = level_name(kind, levels(kind)[len(levels(kind)) // 2])
+        name = _middle(kind)
         if f"p_{name}" not in pa or f"p_{name}" not in pb:
             continue
         ka, kb = pa[f"p_{name}"][ia] == label, pb[f"p_{name}"][ib] == label
-        both = right_a & right_b
         test = mcnemar_exact(ka[both], kb[both])
         rows.append({"kind": kind, "set": name, "a": la["cell"].iloc[0], "b": lb["cell"].iloc[0],
                      "loss_a": 100 * (right_a.mean() - ka.mean()), "loss_b": 100 * (right_b.mean() - kb.mean()),
