@@ -33,8 +33,12 @@ def render_report(output: str | os.PathLike, *, tracking_uri: str, notebook: str
     # The notebook writes the full pairwise-test table there (linked from the page); a stale one goes first.
     csv = significance_csv(out)
     csv.unlink(missing_ok=True)
+    views = views_dir(out)  # each 2-D view's page, copied there by the notebook and linked from its figure
+    for old in views.glob("*.html"):
+        old.unlink()
     env = {"MLFLOW_TRACKING_URI": tracking_uri, "FMNIST_REPORT_EXPERIMENT": experiment or "",
-           "FMNIST_REPORT_DATASET": dataset, "FMNIST_REPORT_CSV": str(csv), "TQDM_DISABLE": "1"}
+           "FMNIST_REPORT_DATASET": dataset, "FMNIST_REPORT_CSV": str(csv), "FMNIST_REPORT_VIEWS": str(views),
+           "TQDM_DISABLE": "1"}
     t0 = time.perf_counter()
     with environ(env):
         NotebookClient(nb, timeout=timeout, kernel_name="python3",
@@ -47,7 +51,12 @@ def render_report(output: str | os.PathLike, *, tracking_uri: str, notebook: str
     executed = out.with_suffix(".ipynb")
     nbformat.write(nb, executed)
     return {"html": out, "ipynb": executed, "csv": csv if csv.is_file() else None,
-            "seconds": time.perf_counter() - t0}
+            "views": sorted(views.glob("*.html")), "seconds": time.perf_counter() - t0}
+
+
+def views_dir(html: Path) -> Path:
+    """Where the report at ``html`` keeps its 2-D views' pages: ``views/`` beside it (links are relative)."""
+    return Path(html).parent / "views"
 
 
 def significance_csv(html: Path) -> Path:

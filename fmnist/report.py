@@ -25,6 +25,7 @@ import pandas as pd
 from . import tracking
 from .classifiers import CLASSIFIERS
 from .embeddings import EMBEDDINGS
+from .embeddings.page import VIEW_PAGE
 from .features import FEATURES
 from .data import DATASETS
 from .evaluation import confusion, slug, wilson_interval
@@ -68,13 +69,15 @@ class Runs:
     ``steps``: FINISHED runs per step, newest first, with the columns each step declares (``report_columns``);
     ``every_dataset``: classify runs of every dataset; ``predictions``: scored run id -> its predictions
     (``unreadable``: why one is not there); ``histories``: (run, metric) -> per-epoch values; ``images``: visualize
-    run id -> its embedding.png (and the newest shift-features run's shift_examples.png); ``versions``: the dataset's registered model versions; ``shift_predictions``:
+    run id -> its embedding.png (and the newest shift-features run's shift_examples.png); ``pages``: visualize run
+    id -> its view.html; ``versions``: the dataset's registered model versions; ``shift_predictions``:
     shift run id -> its ``shift_predictions.npz`` (the cells "Under shift" tests). Read from the store (a
     ``Runs`` from ``load``), each part is read once, when a table first needs it; made by hand, a part not given
     is empty.
     """
 
-    PARTS = ("every_dataset", "predictions", "unreadable", "histories", "images", "versions", "shift_predictions")
+    PARTS = ("every_dataset", "predictions", "unreadable", "histories", "images", "pages", "versions",
+             "shift_predictions")
     EMPTY = {"every_dataset": pd.DataFrame, "versions": list}  # a part not given (the others: a dict)
 
     def __init__(self, experiment: str | None = None, dataset: str | None = "fashion-mnist",
@@ -102,6 +105,7 @@ class Runs:
     unreadable = property(lambda self: self._part("unreadable"))
     histories = property(lambda self: self._part("histories"))
     images = property(lambda self: self._part("images"))
+    pages = property(lambda self: self._part("pages"))
     versions = property(lambda self: self._part("versions"))
     shift_predictions = property(lambda self: self._part("shift_predictions"))
 
@@ -145,6 +149,14 @@ def _read(rs: Runs, part: str) -> dict:
             except Exception:
                 pass
         return {part: images}
+    if part == "pages":
+        pages = {}
+        for _, r in _latest(rs, "visualize", VIEW_CELL).iterrows():
+            try:
+                pages[r["run_id"]] = tracking.artifact_local_path(r["run_id"], VIEW_PAGE)
+            except Exception:  # a view logged before runs had pages: its figure links nowhere
+                continue
+        return {part: pages}
     if part == "shift_predictions":  # only the cells "Under shift" tests: each feature set's best
         got = {}
         for run_id in shift_lines(runs=rs)["run_id"].unique():
@@ -447,6 +459,19 @@ def embedding_images(experiment: str | None = None,
     rs = _given(runs, experiment, dataset)
     return {(r["feature"], r["method"]): rs.images[r["run_id"]] for _, r in separation_table(runs=rs).iterrows()
             if r["run_id"] in rs.images}
+
+
+def view_pages(experiment: str | None = None,
+               dataset: str | None = "fashion-mnist", *, runs: Runs | None = None) -> dict[tuple[str, str], Path]:
+    """(feature, method) -> local path of the run's ``view.html`` (hover a point to see the image)."""
+    rs = _given(runs, experiment, dataset)
+    return {(r["feature"], r["method"]): rs.pages[r["run_id"]] for _, r in separation_table(runs=rs).iterrows()
+            if r["run_id"] in rs.pages}
+
+
+def view_page_name(feature: str, method: str) -> str:
+    """The file a view's page is copied to beside the report: ``views/<feature>-<method>.html``."""
+    return f"{slug(feature)}-{method}.html"
 
 
 def finetune_table(experiment: str | None = None, dataset: str | None = "fashion-mnist",

@@ -50,7 +50,7 @@ def test_single_view_in_the_run_mlflow_created(real_data_dir, store, monkeypatch
     assert "pca_dims_used" not in r.data.params and r.data.params["pca_dims"] == "50"
     assert {"knn_accuracy", "trustworthiness", "silhouette", "embed_seconds"} <= set(r.data.metrics)
     assert sorted(f.path for f in mlflow.MlflowClient().list_artifacts(r.info.run_id)) == [
-        "embedding.csv", "embedding.png"]
+        "embedding.csv", "embedding.png", "view.html"]
 
 
 @pytest.mark.parametrize("params,message", [

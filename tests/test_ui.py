@@ -1,7 +1,8 @@
 """The MLflow UI as a person sees it: ``mlflow ui`` on loopback over a small study, in headless Chromium.
 
-Screenshots go to test-artifacts/ui/. With FMNIST_UPDATE_DOCS_SCREENSHOT=1 the runs-table shot and the
-report's top also replace docs/img/mlflow-ui.png and docs/img/report-top.png (the README's pictures).
+Screenshots go to test-artifacts/ui/. With FMNIST_UPDATE_DOCS_SCREENSHOT=1 the runs-table shot, the report's
+top and a 2-D view's page with a tooltip open also replace docs/img/mlflow-ui.png, docs/img/report-top.png and
+docs/img/view-hover.png (the README's pictures).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-ne
 SHOTS = ROOT / "test-artifacts" / "ui"
 DOCS_SHOT = ROOT / "docs" / "img" / "mlflow-ui.png"
 DOCS_REPORT_SHOT = ROOT / "docs" / "img" / "report-top.png"
+DOCS_VIEW_SHOT = ROOT / "docs" / "img" / "view-hover.png"
 MODELS = ["lda", "logreg"]
 
 
@@ -208,6 +210,55 @@ def test_artifact_view_shows_embedding_png(study, ui, page):
     assert page.get_by_text("visualize-raw-pca").first.is_visible()
 
 
+def test_a_view_page_shows_the_garment_under_the_pointer_offline(study):
+    """A visualize run's view.html from file:// with every network request blocked and counted: hovering a
+    Trouser shows its image (decoded), its class and its test index, and nothing was requested. The shot goes to
+    test-artifacts/ui/view-hover.png (with FMNIST_UPDATE_DOCS_SCREENSHOT=1 also docs/img/view-hover.png)."""
+    from mlflow import MlflowClient
+    from playwright.sync_api import sync_playwright
+
+    run = study["visualize"].info.run_id
+    page_file = Path(MlflowClient(study["uri"]).download_artifacts(run, "view.html", str(study["dir"] / "dl-view")))
+    requests = []
+
+    def block(route):
+        if route.request.url.startswith(("file:", "data:")):
+            route.continue_()
+        else:
+            requests.append(route.request.url)
+            route.abort()
+
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
+        try:
+            page = browser.new_page(viewport={"width": 1200, "height": 760})
+            page.route("**/*", block)
+            page.goto(page_file.as_uri(), wait_until="load")
+            page.wait_for_function("""() => { try { return !!Bokeh.index.get_one(Bokeh.documents[0].roots()[0]).frame; }
+                                            catch (e) { return false; } }""")
+            # where the first Trouser point is drawn, in page coordinates
+            at = page.evaluate("""() => {
+                const plot = Bokeh.documents[0].roots()[0], view = Bokeh.index.get_one(plot);
+                const r = plot.renderers.find(r => r.name === 'Trouser'), d = r.data_source.data;
+                const box = view.el.getBoundingClientRect();
+                return {x: box.left + view.frame.x_scale.compute(d.x[0]), y: box.top + view.frame.y_scale.compute(d.y[0]),
+                        index: Number(d.test_index[0])};
+            }""")
+            page.mouse.move(at["x"], at["y"])
+            thumb = page.locator("img.fmnist-thumb").first  # inside Bokeh's (open) shadow DOM
+            thumb.wait_for(state="visible")
+            assert thumb.evaluate("i => i.complete && i.naturalWidth > 0")
+            tip = thumb.locator("xpath=../..").inner_text()
+            assert "Trouser" in tip and f"test image #{at['index']}" in tip, tip
+            page.screenshot(path=str(SHOTS / "view-hover.png"))
+            if os.environ.get("FMNIST_UPDATE_DOCS_SCREENSHOT") == "1":
+                shutil.copyfile(SHOTS / "view-hover.png", DOCS_VIEW_SHOT)
+        finally:
+            browser.close()
+    assert requests == []  # the page made no network request
+
+
 def test_team_server_ui_behind_basic_auth(team_server, real_data_dir, tmp_path):
     """A colleague with READ logs in through the browser's basic-auth prompt and sees the runs; no login, no page."""
     why = _missing()
@@ -270,6 +321,9 @@ def test_report_html_reads_on_a_laptop_screen(study, tmp_path):
             width = views.first.evaluate("i => i.getBoundingClientRect().width")
             natural = views.first.evaluate("i => i.naturalWidth")
             assert width >= 0.4 * 1366 and natural > 0, (width, natural)
+            # the figure links to its page, copied beside the report
+            href = page.locator("a.fmnist-view-link").first.get_attribute("href")
+            assert href == "views/raw-pca.html" and (out.parent / href).is_file()
             assert page.locator(".jp-InputArea-editor").count() == 0  # no code for readers
             page.screenshot(path=str(SHOTS / "report-embeddings.png"))
             page.goto(out.as_uri(), wait_until="load")

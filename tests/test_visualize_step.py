@@ -38,7 +38,7 @@ def test_one_feature_one_method(store, tiny):
     assert "mlflow.parentRunId" not in ex.data.tags and "mlflow.parentRunId" not in r.data.tags
     assert _runs("visualize-group") == []
     assert r.data.tags["fmnist.feature_label"] == "raw"
-    assert _artifacts(r.info.run_id) == ["embedding.csv", "embedding.png"]
+    assert _artifacts(r.info.run_id) == ["embedding.csv", "embedding.png", "view.html"]
     df = pd.read_csv(tracking.artifact_local_path(r.info.run_id, "embedding.csv"))
     assert list(df.columns[:4]) == ["x", "y", "label", "class"] and len(df) == 60
     assert np.bincount(df["label"]).tolist() == [6] * 10
@@ -47,6 +47,10 @@ def test_one_feature_one_method(store, tiny):
     np.testing.assert_allclose(df[["x", "y"]].to_numpy(), cell["coords"], rtol=1e-6)
     png = tracking.artifact_local_path(r.info.run_id, "embedding.png").read_bytes()
     assert png[:4] == b"\x89PNG" and len(png) > 10_000
+    # the page: every class in the legend, the images in one sheet, each point's index in the test split
+    page = tracking.artifact_local_path(r.info.run_id, "view.html").read_text()
+    assert all(f"{k} {name}" in page for k, name in enumerate(tiny.classes)) and page.count("data:image/webp") == 1
+    assert "raw / tsne: 60 test images" in page
 
 
 def test_grid_parent_and_children_reuse_cache(store, tiny):

@@ -18,7 +18,7 @@ import click
 from .. import cache, tracking
 from ..data import dataset_names
 from ..errors import CacheError
-from ..notebook import DEFAULT_NOTEBOOK, render_report, significance_csv
+from ..notebook import DEFAULT_NOTEBOOK, render_report, significance_csv, views_dir
 from .base import Outcome, Placement, RunContext, Step, get_or_run, verify_artifacts
 from .params import param
 from ..tags import REPORT_REUSED_TAG
@@ -72,48 +72,66 @@ class Report(Step):
                              tracking_uri=tracking.tracking_uri())
 
     def log(self, p: ReportParams, ds, res: dict[str, Any]) -> dict[str, str]:
-        for f in report_files(res):
-            tracking.log_artifact(f, "report")
+        log_report_files(res)
         tracking.log_metrics({"report_seconds": res["seconds"]})
         log.info("report written to %s (%.1fs)", res["html"], res["seconds"])
-        return {f"report/{Path(f).name}": cache.file_sha256(f) for f in report_files(res)}
+        return {f"{artifact_dir(f, res)}/{Path(f).name}": cache.file_sha256(f) for f in report_files(res)}
 
     def load(self, info: dict[str, Any], p: ReportParams, ds) -> dict[str, Any]:
         """The reused report, verified, copied to ``p.output`` (and its notebook beside it)."""
         import shutil
 
-        paths = {Path(name).suffix: path for name, path in verify_artifacts(info).items()}
+        verified = verify_artifacts(info)
+        pages = {Path(name).name: path for name, path in verified.items() if name.startswith(f"{VIEWS_DIR}/")}
+        paths = {Path(name).suffix: path for name, path in verified.items() if not name.startswith(f"{VIEWS_DIR}/")}
         if not {".html", ".ipynb"} <= set(paths):
             raise CacheError(f"run {info['run_id']} holds no verified report")
         out = Path(p.output)
         out.parent.mkdir(parents=True, exist_ok=True)
-        csv = significance_csv(out)
+        csv, views = significance_csv(out), views_dir(out)
+        views.mkdir(exist_ok=True)
+        for old in views.glob("*.html"):
+            old.unlink()
         copies = [(paths[".html"], out), (paths[".ipynb"], out.with_suffix(".ipynb"))]
         copies += [(paths[".csv"], csv)] if ".csv" in paths else []
+        copies += [(path, views / name) for name, path in pages.items()]
         for src, dst in copies:
             tmp = dst.with_suffix(dst.suffix + ".tmp")
             shutil.copyfile(src, tmp)
             tmp.replace(dst)
         log.info("report written to %s (reused from run %s: no run changed since)", out, info["run_id"])
         return {"html": out, "ipynb": out.with_suffix(".ipynb"), "csv": csv if ".csv" in paths else None,
-                "seconds": 0.0}
+                "views": sorted(views / name for name in pages), "seconds": 0.0}
 
 
 REPORT = Report()
 
 
+VIEWS_DIR = "report/views"  # the 2-D views' pages in a report run's artifacts, as beside the HTML
+
+
 def report_files(res: dict[str, Any]) -> list:
-    """The files a render leaves: the page, the executed notebook, the paired tests' CSV when there are any."""
-    return [res[k] for k in ("html", "ipynb", "csv") if res.get(k)]
+    """The files a render leaves: the page, the executed notebook, the paired tests' CSV when there are any, and
+    the 2-D views' pages its figures link to."""
+    return [res[k] for k in ("html", "ipynb", "csv") if res.get(k)] + list(res.get("views") or [])
+
+
+def artifact_dir(f, res: dict[str, Any]) -> str:
+    """Where a report file goes in the run's artifacts: ``report/``, its views' pages in ``report/views/``."""
+    return VIEWS_DIR if f in (res.get("views") or []) else "report"
+
+
+def log_report_files(res: dict[str, Any]) -> None:
+    for f in report_files(res):
+        tracking.log_artifact(f, artifact_dir(f, res))
 
 
 def render_or_reuse(p: ReportParams, placement: Placement = Placement()) -> Outcome:
     """The report through ``get_or_run``; a reused one is still logged onto the active run (a study's parent)."""
     out = get_or_run(REPORT, p, placement=placement)
-    files = report_files(out.result)  # a reused report is copied to p.output here
+    out.result  # noqa: B018  (loading a reused report copies it to p.output)
     if out.cached and tracking.active_run_id() not in (None, out.run_id):
-        for f in files:
-            tracking.log_artifact(f, "report")
+        log_report_files(out.result)
         tracking.set_tags({REPORT_REUSED_TAG: out.run_id})
     return out
 

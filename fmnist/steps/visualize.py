@@ -16,6 +16,7 @@ from .. import cache, tracking
 from ..data import Dataset, stratified_indices
 from ..embeddings import EMBEDDINGS, embed, method_params
 from ..embeddings.figures import embedding_figure, metrics_line
+from ..embeddings.page import VIEW_PAGE, view_page
 from ..errors import ParamError
 from ..features import FEATURES
 from ..plots import close
@@ -129,7 +130,8 @@ class Visualize(Step):
                  metrics_line(metrics))
         return {"feature": fs.feature, "feature_label": fs.label, "method": p.method, "coords": coords,
                 "labels": y, "test_index": idx, "metrics": metrics, "run_id": ctx.run_id,
-                "extract_run_id": fs.run_id, "classes": list(fs.classes)}
+                "extract_run_id": fs.run_id, "classes": list(fs.classes),
+                "images": ds.x_test[idx], "split_index": ds.test_index[idx]}
 
     def log(self, p: VisualizeParams, ds: Dataset, c: dict) -> dict[str, str]:
         import pandas as pd
@@ -149,6 +151,14 @@ class Visualize(Step):
                                metrics=c["metrics"])
         tracking.log_figure(fig, "embedding.png")
         close(fig)
+        # The page shows what embedding.csv holds; its HTML carries Bokeh's generated ids, so it has no checksum
+        # for reruns to compare, and its module is not in the key: a new look never recomputes a view.
+        title = f"{c['feature_label']} / {p.method}: {len(y):,} test images (hover a point)"
+        with tempfile.TemporaryDirectory() as d:
+            page = Path(d) / VIEW_PAGE
+            page.write_text(view_page(c["coords"], y, classes, c["split_index"], c["images"], title),
+                            encoding="utf-8")
+            tracking.log_artifact(page)
         return {"embedding.csv": sha}
 
     def load(self, info: dict[str, Any], p: VisualizeParams, ds: Dataset) -> dict:
