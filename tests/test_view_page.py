@@ -29,3 +29,14 @@ def test_a_page_is_self_contained_and_within_its_size_bound(real_images, n, boun
     assert not re.search(r"<(script|link|img)[^>]+(src|href)=\"(https?:)?//", page)
     assert page.count("data:image/webp;base64,") == 1 and "Bokeh" in page
     assert all(f"{k} {name}" in page for k, name in enumerate(classes))  # the legend: one entry per class
+
+
+def test_the_page_s_module_is_not_in_a_view_s_cache_key(monkeypatch):
+    """Restyling the page never recomputes a view: its module is not among those the step's code version hashes."""
+    from fmnist import cache
+    from fmnist.steps.visualize import VISUALIZE, VisualizeParams
+
+    hashed = []
+    monkeypatch.setattr(cache, "step_code_version", lambda *modules: hashed.extend(modules) or "v")
+    VISUALIZE.code(VisualizeParams(feature="raw", method="umap"))
+    assert "fmnist.embeddings" in hashed and "fmnist.embeddings.page" not in hashed
