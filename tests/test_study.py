@@ -315,6 +315,12 @@ def test_main_entry_point_on_real_subset(real_data_dir, store, tmp_path, monkeyp
                                     "translate_2px", "both right as is", "p (Holm)"))
     assert "Under shift (200 test images, 18 transformed sets)" in html.split("1. Test accuracy")[0]  # the summary
     assert 'href="report.significance.csv"' in html
+    # each view's figure links to its page, copied beside the report, within the 1,000-point page's bound
+    import re
+
+    pages = set(re.findall(r'href="(views/[^"]+\.html)"', html))
+    assert len(pages) == 8 and all((tmp_path / "out" / v).is_file() for v in pages), pages
+    assert all((tmp_path / "out" / v).stat().st_size <= 1.5e6 for v in pages)
     sig = pd.read_csv(tmp_path / "out" / "report.significance.csv")
     assert len(sig) == 5 + 2 * 1 and set(sig["family"]) == {"vs best", "features per model"}  # 6 cells; 2 models
     from fmnist import report
