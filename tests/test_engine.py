@@ -46,6 +46,34 @@ def test_serial_executor_skips_only_the_dependants_of_a_failed_cell():
     assert recs[1].error == "a failed"
 
 
+def test_a_sigterm_python_swallowed_still_stops_the_plan_before_the_next_cell(monkeypatch):
+    """A signal landing in a weakref callback (Bokeh's objects have them) has its exception printed and
+    dropped: the flag the handler sets stops the plan at the next cell."""
+    import gc
+    import weakref
+
+    from fmnist import signals
+
+    monkeypatch.setattr(signals, "signalled", [])
+    ran = []
+
+    class Owner:
+        pass
+
+    def work(cell, upstream):
+        ran.append(cell.id)
+        ref = weakref.ref(owner := Owner(), lambda _: signals.on_sigterm(signal.SIGTERM, None))
+        del owner  # its callback raises Terminated; Python prints "Exception ignored" and goes on
+        gc.collect()
+        assert ref() is None
+        return Record("s", cell.payload, status="ran")
+
+    cells = [Cell("a", "a"), Cell("b", "b")]
+    with pytest.raises(signals.Terminated):
+        SerialExecutor(progress=False).run(cells, work, lambda c, why: Record("s", c.payload, "skipped"))
+    assert ran == ["a"] and signals.signalled == [signal.SIGTERM]
+
+
 # ------------------------------------------------------------------------------------- helpers
 
 

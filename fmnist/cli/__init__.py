@@ -9,6 +9,7 @@ import sys
 
 import click
 
+from .. import signals
 from ..errors import FmnistError
 
 
@@ -34,19 +35,6 @@ def setup_logging() -> None:
         log.propagate = False
 
 
-class Terminated(KeyboardInterrupt):
-    """SIGTERM (``kill``, ``timeout``, batch schedulers, container stops), handled like Ctrl-C: every run
-    still RUNNING ends KILLED on the way out."""
-
-
-_signalled: list[int] = []  # how SIGTERM is told from Ctrl-C: click and Ray re-raise it as other exceptions
-
-
-def _on_sigterm(signum, frame) -> None:
-    _signalled.append(signum)
-    raise Terminated("terminated (SIGTERM)")
-
-
 def _fail(message: str, code: int, status: str = "FAILED") -> None:
     message = " ".join(message.split())
     click.echo(f"fmnist: error: {message}", err=True)
@@ -66,13 +54,13 @@ def run_cli(command: click.Command, args: list[str] | None = None, prog_name: st
     setup_logging()
     if not sys.stderr.isatty():  # a log file gets no redrawn bar per artifact download
         os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    signal.signal(signal.SIGTERM, _on_sigterm)
+    signal.signal(signal.SIGTERM, signals.on_sigterm)
     try:
         rv = command.main(args=args, prog_name=prog_name, standalone_mode=False)
     except click.exceptions.Exit as e:
         sys.exit(e.exit_code)
     except (click.Abort, KeyboardInterrupt):  # click turns KeyboardInterrupt (and our Terminated) into Abort
-        if _signalled:
+        if signals.signalled:
             _fail("terminated (SIGTERM); any run it had open ended KILLED", 143, "KILLED")
         _fail("interrupted; any run it had open ended KILLED", 130, "KILLED")
     except click.ClickException as e:
@@ -89,6 +77,8 @@ def run_cli(command: click.Command, args: list[str] | None = None, prog_name: st
             _fail(refused, 1)
         msg = str(e).strip().splitlines()
         _fail(f"{type(e).__name__}: {msg[0] if msg else ''} (set FMNIST_DEBUG=1 for the traceback)", 1)
+    if signals.signalled:  # it arrived after the last safe point: the runs finished, but the caller asked to stop
+        _fail("terminated (SIGTERM) after its last step had finished", 143, "KILLED")
     sys.exit(rv if isinstance(rv, int) else 0)
 
 

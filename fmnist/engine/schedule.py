@@ -6,6 +6,7 @@ from __future__ import annotations
 import heapq
 from typing import Callable
 
+from .. import signals
 from .graph import Cell, Progress, Record, skipped_because
 
 
@@ -141,6 +142,7 @@ class Plan:
         none yet) until every cell is done; the records in the cells' order. Executors differ only in
         ``start`` and ``wait``."""
         while not self.over:
+            signals.check()  # between cells: a SIGTERM whose exception Python swallowed still stops the plan
             self.skip_ready(skip, bar)
             for cell in self.admit():
                 bar.started()

@@ -13,6 +13,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from .. import signals
 from ..errors import ParamError
 from ..weights import IMAGENET_MEAN, IMAGENET_STD, imagenet_preprocess
 from .base import MODES, OPTIMIZERS, SCHEDULES
@@ -256,6 +257,7 @@ def train_one_epoch(model, optimizer, scheduler, images, labels, *, generator, i
             correct += (logits.detach().argmax(1) == yb).sum()
             seen += len(yb)
             bar.update(len(yb))
+            signals.check()  # a SIGTERM swallowed mid-batch (it landed in a GC callback) stops here
             if i % 10 == 0 or i == steps - 1:  # .item() syncs the device: not every step
                 bar.set_postfix(loss=f"{loss.item():.3f}", lr=f"{scheduler.get_last_lr()[0]:.3g}")
     if cuda:
