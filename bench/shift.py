@@ -119,7 +119,7 @@ def side_by_side(src: Path, data: Path, side_n: int) -> None:
     by_feature: dict[str, list] = {}
     for (feature, model), r in sorted(newest.items()):
         step, q = _scored_cell(r["run_id"], "")
-        predictor = tracking.load_image_model(f"runs:/{r['run_id']}/image_model").unwrap_python_model().predictor
+        predictor = tracking.load_predictor(tracking.run_model_uri(r["run_id"]))
         by_feature.setdefault(feature, []).append((model, q, predictor.classifier))
     print(f"\n2. Shared against per-model extraction, side by side ({side_n} images x every kind and level)")
     print(f"   {'feature':10} {'models':>6} {'shared s':>9} {'per-model s':>12} {'saving':>7}")

@@ -7,6 +7,9 @@ import math
 import re
 
 import numpy as np
+from scipy.special import erf
+from scipy.stats import binomtest
+from sklearn.metrics import confusion_matrix, f1_score
 
 Z95 = 1.959963984540054  # the standard normal's 97.5% quantile
 CI_METHOD = "wilson"  # what test_accuracy_ci_low / _high are: the Wilson score interval, 95%
@@ -18,24 +21,31 @@ def slug(name: str) -> str:
 
 
 def confusion(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> np.ndarray:
-    cm = np.zeros((n_classes, n_classes), dtype=np.int64)
-    np.add.at(cm, (np.asarray(y_true), np.asarray(y_pred)), 1)
-    return cm
+    """Counts of (true, predicted) class pairs, rows = true class, over classes 0..n_classes-1."""
+    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
+    if y_true.size == 0:  # sklearn refuses empty input; no images is an all-zero matrix
+        return np.zeros((n_classes, n_classes), dtype=np.int64)
+    if min(y_true.min(), y_pred.min()) < 0 or max(y_true.max(), y_pred.max()) >= n_classes:
+        # sklearn would drop labels outside ``labels`` silently: a wrong class count must fail instead
+        raise ValueError(f"labels outside 0..{n_classes - 1} in a {n_classes}-class confusion matrix")
+    return confusion_matrix(y_true, y_pred, labels=range(n_classes)).astype(np.int64, copy=False)
 
 
 def classification_report(y_true: np.ndarray, y_pred: np.ndarray, classes) -> dict:
-    """accuracy, macro_f1, per-class accuracy (recall) and the confusion matrix (rows = true class)."""
+    """accuracy, macro_f1, per-class accuracy (recall) and the confusion matrix (rows = true class).
+
+    macro_f1 averages over the classes present in ``y_true`` only; a present class never predicted scores 0.
+    """
     cm = confusion(y_true, y_pred, len(classes))
     support = cm.sum(axis=1)
-    predicted = cm.sum(axis=0)
     tp = np.diag(cm).astype(float)
     recall = np.divide(tp, support, out=np.zeros_like(tp), where=support > 0)
-    precision = np.divide(tp, predicted, out=np.zeros_like(tp), where=predicted > 0)
-    f1 = np.divide(2 * precision * recall, precision + recall, out=np.zeros_like(tp), where=(precision + recall) > 0)
-    present = support > 0
+    present = np.flatnonzero(support > 0)
+    macro_f1 = (float(f1_score(y_true, y_pred, labels=present, average="macro", zero_division=0))
+                if present.size else 0.0)
     return {
         "accuracy": float(tp.sum() / max(cm.sum(), 1)),
-        "macro_f1": float(f1[present].mean()) if present.any() else 0.0,
+        "macro_f1": macro_f1,
         "per_class_accuracy": {c: float(r) for c, r in zip(classes, recall)},
         "confusion": cm,
     }
@@ -48,10 +58,10 @@ def wilson_interval(correct: int, n: int, z: float = Z95) -> tuple[float, float]
     """
     if n <= 0 or not 0 <= correct <= n:
         raise ValueError(f"need 0 <= correct <= n and n > 0, got correct={correct}, n={n}")
-    p, z2 = correct / n, z * z
-    centre = (p + z2 / (2 * n)) / (1 + z2 / n)
-    half = z * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / (1 + z2 / n)
-    return max(0.0, centre - half), min(1.0, centre + half)
+    # scipy takes a confidence level, not z: the two-sided level whose quantile is z (0.95 for Z95)
+    level = 0.95 if z == Z95 else float(erf(z / math.sqrt(2)))
+    ci = binomtest(int(correct), int(n)).proportion_ci(confidence_level=level, method="wilson")
+    return max(0.0, float(ci.low)), min(1.0, float(ci.high))
 
 
 def accuracy_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:

@@ -8,22 +8,21 @@ import os
 import ssl
 import urllib.error
 import urllib.request
-from pathlib import Path
+
+import psutil
 
 
 def pid_alive(pid: int) -> bool:
     """True while process ``pid`` exists on this host and is not a zombie."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        # A zombie (exited, not yet reaped by its parent) is dead for our purposes.
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:  # ZombieProcess included
         return False
-    except PermissionError:  # someone else's process: it exists
+    except psutil.AccessDenied:  # someone else's process we may not inspect: it exists
         return True
-    # A zombie (exited, not yet reaped by its parent) is dead for our purposes.
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][0] != "Z"
-    except (OSError, IndexError):  # no /proc (macOS): kill(0) is all we know
-        return True
+    except ValueError:  # a negative pid names no process
+        return False
 
 
 def _tls() -> ssl.SSLContext | None:

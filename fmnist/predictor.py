@@ -8,7 +8,7 @@ model has probabilities, one ``proba_<class>`` column per class.
 
 from __future__ import annotations
 
-import pickle
+import json
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -18,7 +18,12 @@ import numpy as np
 from .errors import FmnistError
 
 SIDE = 28
-PREDICTOR_FILE = "predictor.pkl"
+# What an image model's artifacts hold: nothing a load unpickles. The description as JSON, a classifier's pipeline
+# through skops (only the types the code lists as trusted), a network as a state dict (torch weights_only).
+PREDICTOR_FILE = "predictor.json"
+PIPELINE_FILE = "pipeline.skops"
+NETWORK_FILE = "network.pt"
+FORMAT = 2  # 1 was one pickle of the whole predictor
 
 
 class InputError(FmnistError, ValueError):
@@ -69,6 +74,7 @@ class ImagePredictor:
 
     classes: tuple[str, ...]
     feature: str = ""
+    model: str = ""  # the registered classifier's name (what the pipeline's trusted types come from)
     feature_params: dict[str, Any] = field(default_factory=dict)
     classifier: Any = None  # scikit-learn pipeline on the features (its input steps included)
     network: dict[str, Any] | None = None  # fine-tune: the ResNet-18's state dict
@@ -117,11 +123,24 @@ class ImagePredictor:
         return carry(self.feature_params) if carry else {}
 
     def save(self, folder: Path) -> dict[str, str]:
-        """Write the predictor (and its carried files stay where they are); MLflow artifacts {name: path}."""
-        path = Path(folder) / PREDICTOR_FILE
-        with open(path, "wb") as f:
-            pickle.dump(replace(self, _net=None), f, protocol=pickle.HIGHEST_PROTOCOL)
-        return {"predictor": str(path), **self.carried_files()}
+        """Write the predictor's files into ``folder`` (carried files stay where they are); MLflow artifacts
+        {name: path}."""
+        folder = Path(folder)
+        files = {"predictor": folder / PREDICTOR_FILE}
+        if self.network is not None:
+            import torch
+
+            files["network"] = folder / NETWORK_FILE
+            torch.save(self.network, files["network"])
+        else:
+            import skops.io
+
+            files["pipeline"] = folder / PIPELINE_FILE
+            skops.io.dump(self.classifier, files["pipeline"])
+        files["predictor"].write_text(json.dumps({
+            "format": FORMAT, "classes": list(self.classes), "feature": self.feature, "model": self.model,
+            "feature_params": self.feature_params, "image_size": self.image_size, "device": self.device}, indent=1))
+        return {**{k: str(v) for k, v in files.items()}, **self.carried_files()}
 
     def _device(self):
         from .device import resolve_device
@@ -139,15 +158,66 @@ class ImagePredictor:
 
 
 def load_predictor(artifacts: dict[str, str]) -> ImagePredictor:
-    """The predictor ``save`` wrote, its carried files' params pointing at their local copies."""
-    with open(artifacts["predictor"], "rb") as f:
-        p: ImagePredictor = pickle.load(f)
+    """The predictor ``save`` wrote, its carried files' params pointing at their local copies. Nothing is
+    unpickled: a file that would run code (an untrusted type, a pickled object) is refused in one line."""
+    from .errors import FmnistError
+
+    path = Path(artifacts["predictor"])
+    if path.suffix == ".pkl":
+        raise FmnistError(f"{path.name}: a model logged by an older fmnist as a pickle; refusing to unpickle it "
+                          f"(re-run its cell with --force to log it again)")
+    try:
+        meta = json.loads(path.read_text())
+        classes, fmt = tuple(meta["classes"]), meta["format"]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise FmnistError(f"{path.name}: not a model description fmnist wrote ({type(e).__name__}); refusing it") from None
+    if fmt != FORMAT:
+        raise FmnistError(f"{path.name}: model format {fmt!r}, this fmnist reads {FORMAT}; refusing it")
+    p = ImagePredictor(classes, feature=meta["feature"], model=meta["model"], feature_params=meta["feature_params"],
+                       image_size=int(meta["image_size"]), device=meta["device"])
+    if "network" in artifacts:
+        p = replace(p, network=_load_network(Path(artifacts["network"])))
+    else:
+        p = replace(p, classifier=_load_pipeline(Path(artifacts["pipeline"]), p.model, p.feature))
     carried = {k: artifacts[k] for k in p.carried_files() if k in artifacts}
     return replace(p, feature_params={**p.feature_params, **carried}) if carried else p
 
 
-def for_classifier(feature: str, feature_params: dict[str, Any], classifier, classes) -> ImagePredictor:
-    return ImagePredictor(tuple(classes), feature=feature, feature_params=dict(feature_params), classifier=classifier)
+def _load_network(path: Path) -> dict[str, Any]:
+    import pickle
+
+    import torch
+
+    from .errors import FmnistError
+
+    try:  # weights_only: tensors and plain containers; anything else is refused before it is built
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError) as e:
+        why = " ".join(str(e).split())[:160]
+        raise FmnistError(f"{path.name}: not a plain state dict, refusing to load it ({why})") from None
+
+
+def _load_pipeline(path: Path, model: str, feature: str):
+    import skops.io
+
+    from .classifiers import build_classifier
+    from .errors import FmnistError
+
+    # The trusted types come from the code (the registered model and feature), never from the file itself.
+    trusted = build_classifier(model, feature=feature or None).trusted_types
+    try:
+        untrusted = [t for t in skops.io.get_untrusted_types(file=path) if t not in trusted]
+    except Exception as e:  # not a skops file at all
+        raise FmnistError(f"{path.name}: not a scikit-learn pipeline skops can read ({type(e).__name__}); "
+                          f"refusing it") from None
+    if untrusted:
+        raise FmnistError(f"{path.name}: refusing to load types no fmnist model uses: {', '.join(untrusted[:5])}")
+    return skops.io.load(path, trusted=trusted)
+
+
+def for_classifier(feature: str, feature_params: dict[str, Any], model: str, classifier, classes) -> ImagePredictor:
+    return ImagePredictor(tuple(classes), feature=feature, model=model, feature_params=dict(feature_params),
+                          classifier=classifier)
 
 
 def for_network(model, image_size: int, classes) -> ImagePredictor:

@@ -178,8 +178,8 @@ def admin_password(state_dir: str | os.PathLike = DEFAULT_DIR) -> str:
 
 def backend_uri(pg_port: int, db: str = DB_NAME) -> str:
     """The store URI, without the password: libpq reads it from ``PGPASSFILE`` (a URI shows in ``ps``)."""
-    # SQLAlchemy 2.1 defaults postgresql:// to psycopg 3: name the driver we install (psycopg2-binary).
-    return f"postgresql+psycopg2://{DB_USER}@127.0.0.1:{pg_port}/{db}"
+    # psycopg 3 (the `server` extra's psycopg[binary]), named: plain postgresql:// means psycopg2 before SQLAlchemy 2.1.
+    return f"postgresql+psycopg://{DB_USER}@127.0.0.1:{pg_port}/{db}"
 
 
 def _pgpass(state_dir: Path, pg_port: int) -> Path:

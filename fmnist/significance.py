@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
-from scipy.stats import binom
+from scipy.stats import binomtest
 
 
 class McNemar(NamedTuple):
@@ -24,7 +24,8 @@ def mcnemar_exact(correct_a: np.ndarray, correct_b: np.ndarray) -> McNemar:
         raise ValueError(f"the two runs scored different test sets ({a.shape} vs {b.shape} images)")
     only_a, only_b = int(np.sum(a & ~b)), int(np.sum(~a & b))
     n = only_a + only_b
-    p = 1.0 if n == 0 else min(1.0, 2.0 * float(binom.cdf(min(only_a, only_b), n, 0.5)))
+    # binomtest needs n >= 1: no discordant image is no evidence either way
+    p = 1.0 if n == 0 else float(binomtest(only_a, n, 0.5).pvalue)
     return McNemar(only_a, only_b, p)
 
 

@@ -119,9 +119,9 @@ def postgres_missing() -> str | None:
     except FmnistError as e:
         return str(e)
     try:
-        import psycopg2  # noqa: F401
+        import psycopg  # noqa: F401
     except ImportError:
-        return "psycopg2 is not installed (pip install psycopg2-binary)"
+        return "psycopg is not installed (pip install 'psycopg[binary]')"
     return None
 
 

@@ -56,7 +56,7 @@ def test_secrets_are_generated_owner_only_and_never_the_default(team_server):
     assert len(admin_pw) >= 24 and admin_pw != "password1234"
     ini = (d / "basic_auth.ini").read_text()
     # The users live in the same PostgreSQL, not in a basic_auth.db in some working directory.
-    assert "database_uri = postgresql+psycopg2://fmnist@127.0.0.1:" in ini and "/mlflow_auth" in ini
+    assert "database_uri = postgresql+psycopg://fmnist@127.0.0.1:" in ini and "/mlflow_auth" in ini
     assert "default_permission = NO_PERMISSIONS" in ini and admin_pw not in ini
     # Our check, which hashes a password once per server process (MLflow's hashes it on every request);
     # test_read_edit_and_removed_users shows a removed user refused at once all the same.

@@ -65,11 +65,11 @@ def test_one_cell_logs_the_contract(store, tiny):
     png = tracking.artifact_local_path(cell.run_id, "confusion_matrix.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
 
-    model = mlflow.sklearn.load_model(f"runs:/{cell.run_id}/model")
+    model = tracking.load_predictor(f"runs:/{cell.run_id}/lda-raw").classifier  # the pipeline inside the image model
     x = tiny.x_test.reshape(len(tiny.x_test), -1).astype(np.float32) / 255
     assert np.mean(model.predict(x) == tiny.y_test) == pytest.approx(m["test_accuracy"])
-    info = mlflow.models.get_model_info(f"runs:/{cell.run_id}/model")
-    assert info.signature.inputs.to_dict()[0]["tensor-spec"]["shape"] == (-1, 784)
+    info = mlflow.models.get_model_info(f"runs:/{cell.run_id}/lda-raw")
+    assert info.signature.inputs.to_dict()[0]["tensor-spec"] == {"dtype": "uint8", "shape": (-1, 28, 28)}
 
     # a second identical call reuses the whole run; forced, it refits but still reuses the extract run
     (same,) = classify(feature="raw", model="lda", ds=tiny, tune=False, progress=False)
@@ -88,7 +88,8 @@ def test_tuned_rf_logs_choices_and_loads(store, tiny):
     assert "tuning.csv" in _artifacts(cell.run_id)
     trials = pd.read_csv(tracking.artifact_local_path(cell.run_id, "tuning.csv"))
     assert len(trials) == 4 and trials["val_accuracy"].max() == pytest.approx(r.data.metrics["val_accuracy"])
-    assert mlflow.sklearn.load_model(f"runs:/{cell.run_id}/model")[-1].n_estimators == cell.chosen["n_estimators"]
+    model = tracking.load_predictor(tracking.run_model_uri(cell.run_id)).classifier
+    assert model[-1].n_estimators == cell.chosen["n_estimators"]
 
 
 def test_grid_nests_children_under_one_parent(store, tiny):
@@ -225,7 +226,7 @@ def test_scatnet_pipeline_logs_its_log_step_and_loads(store, tiny):
     r = mlflow.get_run(cell.run_id)
     assert r.data.params["input_transform"] == "log(x+0.001) then standardise" and r.data.params["J"] == "1"
     assert "val_accuracy" not in r.data.metrics  # val_fraction=0: no validation fit
-    model = mlflow.sklearn.load_model(f"runs:/{cell.run_id}/model")
+    model = tracking.load_predictor(tracking.run_model_uri(cell.run_id)).classifier
     assert [name for name, _ in model.steps] == ["log", "log_scale", "pca", "svc"]
     fs = get_features(feature="scatnet", ds=tiny, params={"J": 1, "L": 2, "max_order": 1}, progress=False)
     assert fs.cached and np.mean(model.predict(fs.x_test) == tiny.y_test) == pytest.approx(r.data.metrics["test_accuracy"])

@@ -60,14 +60,14 @@ def test_four_classify_processes_at_once(store_uri, real_data_dir, tmp_path, req
     reported = {m: run_ids_in(r["stderr"])[-1] for m, r in zip(MODELS, results)}
     assert {r.data.params["model"]: r.info.run_id for r in classify} == reported
     logged = client.search_logged_models([classify[0].info.experiment_id])
-    for name in ("model", "image_model"):  # the fitted pipeline, and the servable model taking images
-        assert sorted(m.source_run_id for m in logged if m.name == name) == sorted(r.info.run_id for r in classify)
+    # one model per run, named after what it is (the fitted pipeline inside the servable model)
+    assert sorted((m.source_run_id, m.name) for m in logged) == sorted(
+        (r.info.run_id, f"{r.data.params['model']}-raw") for r in classify)
     models = {(m.source_run_id, m.name): m for m in logged}
     for r in classify:
         assert 0.3 < r.data.metrics["test_accuracy"] <= 1.0 and r.data.params["feature"] == "raw"
         assert "confusion_matrix.png" in {a.path for a in client.list_artifacts(r.info.run_id)}
-        for name in ("model", "image_model"):  # each run's models logged once, complete
-            assert str(models[(r.info.run_id, name)].status) == "READY"
+        assert str(models[(r.info.run_id, f"{r.data.params['model']}-raw")].status) == "READY"  # complete
     # The processes share the features: each used a FINISHED extract run (one, or a few if they raced).
     used = {r.data.tags["fmnist.extract_run_id"] for r in classify}
     for run_id in used:

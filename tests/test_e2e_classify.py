@@ -30,7 +30,9 @@ def test_classify_lda_on_raw_real_subset(real_data_dir, store, tmp_path):
     assert m["test_accuracy_trouser"] > 0.8 and "test_accuracy_ankle_boot" in m
     arts = {f.path for f in mlflow.MlflowClient().list_artifacts(cell.info.run_id)}
     assert {"confusion_matrix.png", "per_class_accuracy.csv", "tuning.csv"} <= arts
-    model = mlflow.sklearn.load_model(f"runs:/{cell.info.run_id}/model")
+    from fmnist import tracking
+
+    model = tracking.load_predictor(f"runs:/{cell.info.run_id}/lda-raw").classifier
     assert model.predict(np.zeros((2, 784), np.float32)).shape == (2,)
     assert_golden("mlflow-run-classify", store)
 

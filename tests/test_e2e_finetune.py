@@ -22,7 +22,7 @@ def test_finetune_last_layer_real_subset(real_data_dir, store, tmp_path, monkeyp
     assert m["images_per_second"] > 0 and m["epoch_seconds"] > 0 and m["n_test"] == 100
     names = {a.path for a in mlflow.MlflowClient().list_artifacts(r.info.run_id)}
     assert {"learning_curve.png", "confusion_matrix.png"} <= names
-    assert mlflow.models.get_model_info(f"runs:/{r.info.run_id}/model").signature is not None
+    assert mlflow.models.get_model_info(f"runs:/{r.info.run_id}/finetune-last_layer-network").signature is not None
     assert not (tmp_path / "ck" / r.info.run_id).exists()
 
 

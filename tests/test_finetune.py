@@ -5,11 +5,12 @@ import pytest
 import torch
 
 from fmnist.data import synthetic_dataset, train_val_split
-from fmnist.errors import ChoiceError, ParamError
+from fmnist.errors import CacheError, ChoiceError, ParamError
 from fmnist.finetune import (MODES, OPTIMIZERS, SCHEDULES, FitConfig, SplitData, augment_batch, evaluate,
                              export_model, fit, load_checkpoint, predict, train_one_epoch)
-from fmnist.finetune.checkpoint import checkpoint_epoch
-from fmnist.finetune.optim import build_optimizer, build_schedule, param_groups
+from fmnist.finetune.checkpoint import BEST_FILE, CHECKPOINT_FILE, checkpoint_epoch
+from fmnist.finetune.optim import _warmup_steps, build_optimizer, build_schedule, param_groups
+from fmnist.finetune.train import check_checkpoint
 from fmnist.weights import build_resnet18, imagenet_preprocess, resolve_weights
 
 FAST = dict(image_size=16, batch_size=32, lr=0.05, augment=True)
@@ -106,6 +107,34 @@ def test_checkpoint_round_trip_restores_identical_state(split, tmp_path):
     assert set(ck["rng"]) >= {"torch", "numpy", "python"}
 
 
+def test_best_weights_are_written_only_when_they_improve(split, tmp_path):
+    calls = []
+    res = fit(model(), split, FitConfig(epochs=3, **FAST), device="cpu", progress=False, checkpoint_to=str(tmp_path),
+              on_checkpoint=lambda folder, epoch, best: calls.append((folder, epoch, best)))
+    val = [h["val_accuracy"] for h in res.history]
+    assert calls == [(str(tmp_path), e, val[e - 1] > max([-1.0] + val[:e - 1])) for e in (1, 2, 3)]
+    best = torch.load(tmp_path / BEST_FILE, weights_only=False)
+    assert best["epoch"] == res.best_epoch and best["val_accuracy"] == res.best_val_accuracy
+    assert "best_state" not in torch.load(tmp_path / CHECKPOINT_FILE, weights_only=False)  # one copy, in best.pt
+    ck = load_checkpoint(tmp_path)
+    assert ck["best_file_epoch"] == res.best_epoch
+    for k, v in res.model.state_dict().items():
+        assert torch.equal(ck["best_state"][k], v) and torch.equal(best["state"][k], v), k
+
+
+def test_a_kill_between_last_and_best_leaves_a_usable_checkpoint(split, tmp_path):
+    fit(model(), split, FitConfig(epochs=1, **FAST), device="cpu", progress=False, checkpoint_to=str(tmp_path))
+    (tmp_path / BEST_FILE).unlink()  # last.pt written, best.pt not yet: the epoch that improved is last.pt's own
+    ck = load_checkpoint(tmp_path)
+    assert ck["best_epoch"] == ck["epoch"] == 1 and ck["best_file_epoch"] == 0
+    assert all(torch.equal(ck["best_state"][k], v) for k, v in ck["model"].items())
+    # best.pt missing for an epoch that needs it: a clear error, not wrong weights
+    last = torch.load(tmp_path / CHECKPOINT_FILE, weights_only=False)
+    torch.save({**last, "epoch": 2}, tmp_path / CHECKPOINT_FILE)
+    with pytest.raises(CacheError, match="best weights of epoch 1"):
+        load_checkpoint(tmp_path)
+
+
 class Interrupt(Exception):
     pass
 
@@ -175,6 +204,71 @@ def test_schedules_warm_up_then_decay(name):
     assert all(a <= b + 1e-12 for a, b in zip(lrs[:peak], lrs[1:peak + 1]))  # rising warm-up
     assert all(a >= b - 1e-12 for a, b in zip(lrs[peak:], lrs[peak + 1:]))  # then decaying
     assert lrs[0] < 0.02 and lrs[-1] < 0.005
+
+
+def _handwritten_onecycle(total_steps: int, warmup: float):
+    """The one-cycle factor of runs made before OneCycleLR (a LambdaLR): the reference curve."""
+    import math
+
+    w = _warmup_steps(total_steps, warmup)
+    start, end = 1.0 / 25.0, 1.0 / 25.0 / 1e4
+
+    def factor(step: int) -> float:
+        if step < w:
+            return start + (1.0 - start) * 0.5 * (1.0 - math.cos(math.pi * step / w))
+        t = min(step - w, total_steps - w) / max(total_steps - w, 1)
+        return end + (1.0 - end) * 0.5 * (1.0 + math.cos(math.pi * t))
+
+    return factor
+
+
+@pytest.mark.parametrize("optimizer", OPTIMIZERS.names())
+@pytest.mark.parametrize("total_steps,warmup", [(100, 0.2), (4690, 0.2), (37, 0.3), (10, 0.05), (7, 0.5), (4, 0.2),
+                                                (2, 0.2), (100, 0.0), (1, 0.2)])
+def test_onecycle_is_torch_onecyclelr_with_the_handwritten_curve(optimizer, total_steps, warmup):
+    p = torch.nn.Parameter(torch.zeros(3, 3))
+    opt = build_optimizer(optimizer, [p], lr=0.05, weight_decay=5e-4)
+    sched = build_schedule("onecycle", opt, total_steps=total_steps, warmup=warmup)
+    assert isinstance(sched, torch.optim.lr_scheduler.OneCycleLR)
+    momentum = {k: opt.param_groups[0][k] for k in ("momentum", "betas") if k in opt.param_groups[0]}
+    got = []
+    for _ in range(total_steps):
+        got.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    got.append(opt.param_groups[0]["lr"])  # after the last batch: the anneal's end
+    ref = [0.05 * _handwritten_onecycle(total_steps, warmup)(s) for s in range(total_steps + 1)]
+    w = _warmup_steps(total_steps, warmup)
+    print(f"T={total_steps} warmup={warmup} w={w}\n new: {np.array(got[:12])}\n old: {np.array(ref[:12])}")
+    # w == 0: OneCycleLR cannot peak at step 0 (it divides by the warm-up's length); the peak sits 1e-9 step before
+    assert got == pytest.approx(ref, rel=1e-12 if w else 1e-8, abs=0)
+    assert int(np.argmax(got)) == w and got[w] == pytest.approx(0.05, rel=1e-12)
+    assert got[0] == pytest.approx(0.05 / 25 if w else 0.05, rel=1e-12)
+    assert got[-1] == pytest.approx(0.05 / 25 / 1e4, rel=1e-9)
+    assert {k: opt.param_groups[0][k] for k in momentum} == momentum  # cycle_momentum=False: as before
+
+
+def test_a_checkpoint_of_the_handwritten_onecycle_refuses_to_resume(split, tmp_path):
+    cfg = FitConfig(epochs=2, **FAST)
+
+    def stop(epoch, record):
+        raise Interrupt
+
+    with pytest.raises(Interrupt):
+        fit(model(), split, cfg, device="cpu", progress=False, checkpoint_to=str(tmp_path),
+            checkpoint_extra={"run_id": "0123abcd"}, on_epoch_end=stop)
+    ck = load_checkpoint(tmp_path)
+    assert ck["schedule_impl"] == "torch.OneCycleLR"
+    check_checkpoint(ck)  # today's: resumable
+    old = {k: v for k, v in ck.items() if k != "schedule_impl"}  # what a LambdaLR one-cycle run's checkpoint held
+    for call in (lambda: check_checkpoint(old),
+                 lambda: fit(model(), split, cfg, device="cpu", progress=False, resume_from=old)):
+        with pytest.raises(ParamError) as e:
+            call()
+        msg = str(e.value)
+        assert "\n" not in msg and "run 0123abcd" in msg and "old hand-written" in msg and "start a new run" in msg
+    # the cosine schedule did not change: its checkpoints never recorded the field and still resume
+    check_checkpoint({**old, "config": {**old["config"], "schedule": "cosine"}})
 
 
 @pytest.mark.parametrize("name", OPTIMIZERS.names())

@@ -1,8 +1,11 @@
-"""The finetune step against a temporary store: what a run records, resume in the same run, and a
-real process killed mid-training then resumed (must equal an uninterrupted run)."""
+"""The finetune step against a temporary store: what a run records, resume in the same run (from the local
+checkpoint, or from the run's artifacts on another machine), and a real process killed mid-training then resumed
+(must equal an uninterrupted run)."""
 
 import json
+import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -69,14 +72,22 @@ def test_step_logs_what_the_contract_names(store, ckdir, small):
     assert pred["label"].tolist() == small.y_test.tolist() and pred["scores"].shape == (n, 10)
     assert (pred["scores"].argmax(1) == pred["predicted"]).all()
     assert (pred["predicted"] == pred["label"]).mean() == pytest.approx(m["test_accuracy"])
-    model_uri = f"runs:/{out['run_id']}/model"
+    model_uri = f"runs:/{out['run_id']}/finetune-full-network"
     sig = mlflow.models.get_model_info(model_uri).signature
     assert sig.inputs.to_dict()[0]["tensor-spec"]["shape"] == (-1, 28, 28)
     model = mlflow.pytorch.load_model(model_uri)
     x = torch.from_numpy(small.x_test[:5]).float() / 255
     assert model(x).argmax(1).tolist() == out["model"].eval()(
         __import__("fmnist.weights", fromlist=["x"]).imagenet_preprocess(x, 16)).argmax(1).tolist()
-    assert not (ckdir / out["run_id"]).exists()  # FINISHED: the checkpoint is removed
+    assert not (ckdir / out["run_id"]).exists()  # FINISHED: the local checkpoint is removed
+    # the run's artifacts keep it (resumable state, not a result): last every epoch, best when it improved
+    assert tracking.checkpoint_files(out["run_id"]) == [
+        "checkpoints/best/best.pt", "checkpoints/last/last.pt", "checkpoints/last/state.json"]
+    assert "checkpoints" in names
+    # ... and no checksum: a reuse verifies predictions.npz only, and finds the run with its checkpoints there
+    assert list(json.loads(info["tags"]["fmnist.artifacts_sha256"])) == ["predictions.npz"]
+    again = step.finetune(**{**BASE, "test_curve": True}, ds=small)
+    assert again["cached"] and again["run_id"] == out["run_id"]
 
 
 def test_auto_resume_continues_the_same_run_and_matches(store, ckdir, small, monkeypatch):
@@ -110,6 +121,71 @@ def test_auto_resume_continues_the_same_run_and_matches(store, ckdir, small, mon
     assert history(killed, "val_accuracy") == history(ref["run_id"], "val_accuracy")
     for (k, a), b in zip(out["model"].state_dict().items(), ref["model"].state_dict().values()):
         assert torch.equal(a, b), k
+
+
+def _killed_after_epoch_1(monkeypatch, small) -> str:
+    """A finetune run of ``BASE`` killed (as by Ctrl-C) right after its epoch-1 checkpoint; its id."""
+    real_log = tracking.log_metrics
+
+    def dies_after_epoch_1(metrics, step=None):
+        real_log(metrics, step=step)
+        if step == 1:
+            raise KeyboardInterrupt
+
+    with monkeypatch.context() as m:
+        m.setattr(step.tracking, "log_metrics", dies_after_epoch_1)
+        with pytest.raises(KeyboardInterrupt):
+            step.finetune(**BASE, ds=small)
+    (killed,) = [r.info.run_id for r in mlflow.search_runs(search_all_experiments=True, output_format="list")]
+    assert tracking.get_run_info(killed)["status"] == "KILLED"
+    return killed
+
+
+def test_explicit_resume_on_another_machine_downloads_the_checkpoint(store, ckdir, small, monkeypatch, tmp_path,
+                                                                     caplog):
+    killed = _killed_after_epoch_1(monkeypatch, small)
+    # epoch 1 was uploaded as it ended: the last checkpoint and, as epoch 1 was the best so far, the best weights
+    assert tracking.checkpoint_files(killed) == [
+        "checkpoints/best/best.pt", "checkpoints/last/last.pt", "checkpoints/last/state.json"]
+    names = {a.path for a in mlflow.MlflowClient().list_artifacts(killed, "checkpoints/last")}
+    assert names == {"checkpoints/last/last.pt", "checkpoints/last/state.json"}
+
+    # "another machine": nothing of the run on this disk, an empty checkpoint cache
+    shutil.rmtree(ckdir)
+    elsewhere = tmp_path / "elsewhere"
+    monkeypatch.setenv("FMNIST_CHECKPOINT_DIR", str(elsewhere))
+    assert not tracking.get_run_info(killed)["tags"]["fmnist.checkpoint_dir"].startswith(str(elsewhere))
+    with caplog.at_level(logging.INFO, logger="fmnist"):
+        out = step.finetune(**{**BASE, "resume": killed}, ds=small)
+    assert f"run {killed}: downloading its epoch-1 checkpoint from the run's artifacts" in caplog.text
+    assert out["run_id"] == killed and out["start_epoch"] == 2 and not out["cached"]
+    info = tracking.get_run_info(killed)
+    assert info["status"] == "FINISHED" and info["tags"]["fmnist.resumed_at_epoch"] == "1"
+    assert not (elsewhere / killed).exists()  # FINISHED: the downloaded copy is removed
+    last = tracking.artifact_local_path(killed, "checkpoints/last/state.json")
+    assert json.loads(Path(last).read_text())["epoch"] == 2  # the resumed epoch was uploaded too
+
+    ref = step.finetune(**{**BASE, "resume": "never", "force": True}, ds=small)  # the same, never interrupted
+    assert ref["run_id"] != killed
+    assert {k: out[k] for k in FINAL} == {k: ref[k] for k in FINAL}
+    assert history(killed, "val_accuracy") == history(ref["run_id"], "val_accuracy")
+    for (k, a), b in zip(out["model"].state_dict().items(), ref["model"].state_dict().values()):
+        assert torch.equal(a, b), k
+
+
+def test_a_checkpoint_of_the_handwritten_onecycle_is_one_clear_error(store, ckdir, small, monkeypatch):
+    from fmnist.finetune.checkpoint import CHECKPOINT_FILE
+
+    killed = _killed_after_epoch_1(monkeypatch, small)
+    path = ckdir / killed / CHECKPOINT_FILE
+    ck = torch.load(path, weights_only=False)
+    del ck["schedule_impl"]  # as the LambdaLR one-cycle wrote them
+    torch.save(ck, path)
+    with pytest.raises(ParamError) as e:
+        step.finetune(**{**BASE, "resume": killed}, ds=small)
+    msg = str(e.value)
+    assert "\n" not in msg and f"run {killed} cannot be resumed" in msg and "start a new run" in msg
+    assert tracking.get_run_info(killed)["status"] == "KILLED"  # refused before the run was reopened
 
 
 def test_explicit_resume_refuses_unknown_and_finished_runs(store, ckdir, small):
@@ -181,7 +257,7 @@ def test_killed_process_resumes_to_the_same_result(real_data_dir, store, ckdir, 
     for k in FINAL:
         assert info["metrics"][k] == pytest.approx(ref[k], abs=1e-12), k
     assert history(run_id, "val_accuracy") == history(ref["run_id"], "val_accuracy")
-    resumed_model = mlflow.pytorch.load_model(f"runs:/{run_id}/model")
-    ref_model = mlflow.pytorch.load_model(f"runs:/{ref['run_id']}/model")
+    resumed_model = mlflow.pytorch.load_model(f"runs:/{run_id}/finetune-full-network")
+    ref_model = mlflow.pytorch.load_model(f"runs:/{ref['run_id']}/finetune-full-network")
     for (k, a), b in zip(resumed_model.state_dict().items(), ref_model.state_dict().values()):
         assert torch.equal(a, b), k

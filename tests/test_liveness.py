@@ -22,6 +22,20 @@ def test_pid_alive_live_zombie_and_gone():
     assert not pid_alive(p.pid)
 
 
+def test_pid_alive_without_a_process(monkeypatch):
+    import psutil
+
+    assert not pid_alive(-1) and not pid_alive(0)  # no process has these ids
+    pid = max(psutil.pids()) + 100000  # beyond any pid in use
+    assert not pid_alive(pid)
+
+    def denied(pid):
+        raise psutil.AccessDenied(pid)
+
+    monkeypatch.setattr(psutil, "Process", denied)  # someone else's process, not ours to inspect: it exists
+    assert pid_alive(1)
+
+
 def test_health_problem_ok_error_and_down():
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self):

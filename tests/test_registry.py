@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from fmnist import tracking
 from fmnist.significance import correct_on_shared, shared_images
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
@@ -112,7 +113,7 @@ def test_a_subset_run_s_predictions_line_up_with_the_full_test_split(in_subset_r
         assert len(pred["test_index"]) == n and pred["test_split"] == full.test_split
         assert np.array_equal(pred["label"], full.y_test[pred["test_index"]])
         # the images themselves: the run's model predicts the same classes for the full split's images there
-        model = mlflow.pyfunc.load_model(f"runs:/{runs[name]}/image_model")
+        model = mlflow.pyfunc.load_model(tracking.run_model_uri(runs[name]))
         got = model.predict(full.x_test[pred["test_index"][:200]])["class_index"].to_numpy()
         assert np.array_equal(got, pred["predicted"][:200])
 

@@ -52,7 +52,7 @@ def test_script_reports_state(team_server):
     # The database password is in no command line (`ps` shows those): libpq reads it from an owner-only file.
     cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode()
     password = (team_server.state_dir / "pg.password").read_text().strip()
-    assert "postgresql+psycopg2://fmnist@127.0.0.1:" in cmdline and password not in cmdline
+    assert "postgresql+psycopg://fmnist@127.0.0.1:" in cmdline and password not in cmdline
     assert (team_server.state_dir / "pgpass").stat().st_mode & 0o777 == 0o600
 
 
@@ -97,7 +97,7 @@ def test_study_over_http(on_server, real_data_dir, tmp_path):
     assert 0.5 < acc <= 1.0
     assert {"confusion_matrix.png", "per_class_accuracy.csv"} <= {a.path for a in client.list_artifacts(classify_id)}
     logged = {m.name: m for m in client.search_logged_models([run.info.experiment_id]) if m.source_run_id == classify_id}
-    assert sorted(logged) == ["image_model", "model"]  # the fitted pipeline, and the servable model taking images
+    assert sorted(logged) == ["lda-raw"]  # the servable model taking images, named after what it is
     assert all(str(m.status) == "READY" for m in logged.values())
 
     # The report's queries over HTTP: the table is exactly the runs' metrics.

@@ -96,11 +96,16 @@ def _logged(run_id: str) -> dict:
     return predictions(run_id)
 
 
+def _name(cell: tuple[str, str]) -> str:
+    """The logged model's name: what it is (``svm-raw``, ``finetune-last_layer``)."""
+    return f"finetune-{cell[1]}" if cell[0] == "finetune" else f"{cell[1]}-{cell[0]}"
+
+
 @pytest.mark.parametrize("cell", CELLS + [("finetune", "last_layer")], ids="/".join)
 def test_the_image_model_predicts_what_the_run_logged(in_served, cell):
     _, ds, runs, _ = in_served
     run_id = runs[cell]
-    model = mlflow.pyfunc.load_model(f"runs:/{run_id}/image_model")
+    model = mlflow.pyfunc.load_model(f"runs:/{run_id}/{_name(cell)}")
     logged = _logged(run_id)
     assert np.array_equal(logged["test_index"], np.arange(len(ds.y_test)))  # the whole (committed) test split
     out = model.predict(ds.x_test[logged["test_index"]])
@@ -120,8 +125,11 @@ def test_the_image_model_travels_with_its_code_example_and_pinned_requirements(i
     import torch
 
     _, ds, runs, _ = in_served
-    info = mlflow.models.get_model_info(f"runs:/{runs[('scatnet', 'logreg')]}/image_model")
+    info = mlflow.models.get_model_info(f"runs:/{runs[('scatnet', 'logreg')]}/logreg-scatnet")
     assert info.signature.outputs.input_names()[:3] == ["class_index", "class_name", "proba_t_shirt_top"]
+    (spec,) = info.signature.inputs.inputs  # declared: what every accepted form becomes
+    assert (spec.type, spec.shape) == (np.dtype("uint8"), (-1, 28, 28))
+    assert "floats 0-1" in info.metadata["fmnist.input"] and "(N, 784)" in info.metadata["fmnist.input"]
     assert info.metadata["fmnist.probabilities"] is True and info.metadata["fmnist.classes"] == list(ds.classes)
     local = Path(mlflow.artifacts.download_artifacts(info.model_uri))
     assert (local / "code" / "fmnist" / "predictor.py").is_file() and not list(local.rglob("__pycache__"))
@@ -130,6 +138,81 @@ def test_the_image_model_travels_with_its_code_example_and_pinned_requirements(i
     assert any(r.startswith("kymatio==") for r in reqs) and any(r.startswith("scikit-learn==") for r in reqs)
     example = json.loads((local / "serving_input_example.json").read_text())["inputs"]
     assert np.array_equal(np.array(example, dtype=np.uint8), ds.x_test[:2])  # real test images
+
+
+def test_a_classify_run_s_metrics_carry_their_dataset_and_name_its_model(in_served):
+    from fmnist import tracking
+
+    _, ds, runs, _ = in_served
+    for cell in (("scatnet", "logreg"), ("finetune", "last_layer")):
+        run = mlflow.get_run(runs[cell])
+        model = mlflow.get_logged_model(tracking.run_model_uri(run.info.run_id).split("/")[-1])
+        assert model.name == _name(cell)
+        linked = {m.key: m for m in model.metrics}
+        test = "fashion-mnist-test"  # the images: one dataset for every model, one accuracy column on the models page
+        for key in ("test_accuracy", "macro_f1", "test_accuracy_ci_low", "test_accuracy_coat"):
+            assert linked[key].dataset_name == test and linked[key].dataset_digest, key
+            assert linked[key].value == pytest.approx(run.data.metrics[key])
+        assert linked["fit_seconds"].dataset_name is None  # not an evaluation
+        inputs = {(i.dataset.name, i.tags[0].value) for i in run.inputs.dataset_inputs}
+        if cell[0] == "finetune":
+            assert {(test, "testing"), ("fashion-mnist-train", "training")} <= inputs
+        else:  # the features it was fitted on, and the images its model was evaluated on
+            assert {(test, "evaluation"), (f"fashion-mnist-{cell[0]}-train", "training"),
+                    (f"fashion-mnist-{cell[0]}-test", "testing")} <= inputs
+    # the scatnet features' digest and where they came from
+    run = mlflow.get_run(runs[("scatnet", "logreg")])
+    (d,) = [i.dataset for i in run.inputs.dataset_inputs if i.dataset.name == "fashion-mnist-scatnet-test"]
+    assert json.loads(d.source)["uri"] == f"runs:/{run.data.tags['fmnist.extract_run_id']}/features.npz"
+
+
+def test_a_registered_model_holds_no_pickle_and_refuses_a_tampered_file_in_one_line(in_served, tmp_path):
+    """An EDIT user on a team server can replace a model's files: loading must not run what they put there."""
+    import os
+    import subprocess
+    import sys
+
+    import skops.io
+    import torch
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import FunctionTransformer
+
+    from fmnist import tracking
+
+    uri_db, ds, runs, _ = in_served
+    marker = tmp_path / "ran"
+
+    class Payload:  # what a pickle runs when loaded
+        def __reduce__(self):
+            return os.system, (f"touch {marker}",)
+
+    for cell, file in ((("raw", "lda"), "pipeline.skops"), (("finetune", "last_layer"), "network.pt")):
+        uri = tracking.run_model_uri(runs[cell])
+        where = Path(mlflow.get_logged_model(uri.split("/")[-1]).artifact_location.removeprefix("file://"))
+        files = sorted(p.name for p in (where / "artifacts").iterdir())
+        assert files == sorted(["predictor.json", file]), files
+        assert not [p for p in where.rglob("*") if p.suffix in (".pkl", ".pickle")]
+        target = where / "artifacts" / file
+        original = target.read_bytes()
+        try:
+            if file.endswith(".skops"):  # a pipeline step that is os.system
+                skops.io.dump(Pipeline([("f", FunctionTransformer(os.system))]), target)
+                says = "refusing to load types no fmnist model uses"
+            else:
+                torch.save({"conv1.weight": Payload()}, target)
+                says = "not a plain state dict, refusing to load it"
+            with pytest.raises(Exception, match=says):
+                tracking.load_predictor(uri)
+            with pytest.raises(Exception, match=says):  # MLflow's own pyfunc load goes through the same check
+                mlflow.pyfunc.load_model(uri)
+            env = {**os.environ, "MLFLOW_TRACKING_URI": uri_db}
+            p = subprocess.run([str(Path(sys.executable).with_name("fmnist")), "predict", "--model", uri, "--images",
+                                str(MINI / "t10k-images-idx3-ubyte.gz"), "--output", str(tmp_path / "p.csv")], env=env, capture_output=True,
+                               text=True, timeout=300)
+            assert p.returncode == 1 and says in p.stderr and len(p.stderr.strip().splitlines()) == 1, p.stderr
+            assert not marker.exists() and not (tmp_path / "p.csv").exists()
+        finally:
+            target.write_bytes(original)
 
 
 # ------------------------------------------------------------------------------------------ the registry
@@ -221,7 +304,7 @@ def test_served_champion_answers_real_images_and_refuses_bad_ones(served, server
         "out of range": ({"inputs": [[[300] * 28] * 28]}, "integer pixels must lie in 0..255"),
         "float out of range": ({"inputs": (x[:2] * 1.0).tolist()}, "float pixels must lie in [0, 1]"),
         "empty": ({"inputs": []}, "an empty batch"),
-        "ragged": ({"inputs": [x[0].tolist(), x[0, :5].tolist()]}, "inhomogeneous"),
+        "ragged": ({"inputs": [x[0].tolist(), x[0, :5].tolist()]}, "images of different sizes in one batch"),
     }
     for what, (body, says) in bad.items():
         status, out = post_json(server, body)

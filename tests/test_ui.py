@@ -1,8 +1,8 @@
 """The MLflow UI as a person sees it: ``mlflow ui`` on loopback over a small study, in headless Chromium.
 
 Screenshots go to test-artifacts/ui/. With FMNIST_UPDATE_DOCS_SCREENSHOT=1 the runs-table shot, the report's
-top and a 2-D view's page with a tooltip open also replace docs/img/mlflow-ui.png, docs/img/report-top.png and
-docs/img/view-hover.png (the README's pictures).
+top, a 2-D view's page with a tooltip open and the experiment's models page also replace docs/img/mlflow-ui.png,
+docs/img/report-top.png, docs/img/view-hover.png and docs/img/models-page.png (the README's pictures).
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ SHOTS = ROOT / "test-artifacts" / "ui"
 DOCS_SHOT = ROOT / "docs" / "img" / "mlflow-ui.png"
 DOCS_REPORT_SHOT = ROOT / "docs" / "img" / "report-top.png"
 DOCS_VIEW_SHOT = ROOT / "docs" / "img" / "view-hover.png"
+DOCS_MODELS_SHOT = ROOT / "docs" / "img" / "models-page.png"
 MODELS = ["lda", "logreg"]
 
 
@@ -192,6 +193,40 @@ def test_runs_table_shows_feature_model_and_accuracy(study, ui, page):
         assert "raw" in cells and model in cells, row
         assert any(_close(c, acc) for c in cells), (acc, row)
     assert any("visualize-raw-pca" in r for r in rows) and any("extract-raw" in r for r in rows)
+
+
+def test_models_page_names_each_model_and_shows_its_test_accuracy(study, ui, page):
+    """The experiment's models page (MLflow 3.17 calls it "Agent versions"): one row per classify run, named after
+    what it is, with the test accuracy linked to it and the dataset it was measured on."""
+    page.goto(f"{ui}/#/experiments/{study['experiment_id']}/models", wait_until="domcontentloaded")
+    page.get_by_text("lda-raw", exact=True).first.wait_for()
+    _close_assistant(page)
+    page.get_by_role("button", name="Columns", exact=True).click()
+    page.wait_for_timeout(300)
+    for label in ["Logged from", "Dataset", "No dataset", "Parameters"]:  # room for the accuracy
+        page.get_by_text(label, exact=True).last.click()
+    group = page.locator(".du-bois-light-tree-treenode").filter(has_text="Dataset: fashion-mnist-test")
+    group.get_by_text("Dataset: ").click()  # untick its metrics, then tick the two worth a column
+    group.locator(".du-bois-light-tree-switcher").click()
+    page.wait_for_timeout(300)
+    for metric in ["test_accuracy", "macro_f1"]:
+        page.locator(".du-bois-light-tree-treenode").filter(has_text=metric).get_by_text(metric, exact=True).first.click()
+    page.keyboard.press("Escape")
+    page.get_by_role("columnheader", name="test_accuracy").first.wait_for()
+    page.wait_for_timeout(500)
+    page.screenshot(path=str(SHOTS / "models-page.png"))
+    if os.environ.get("FMNIST_UPDATE_DOCS_SCREENSHOT") == "1":
+        shutil.copyfile(SHOTS / "models-page.png", DOCS_MODELS_SHOT)
+
+    text = page.inner_text("body")
+    assert "Dataset:" in text and "fashion-mnist-test" in text  # the metrics' dataset heads their columns
+    rows = _rows(page)
+    for model, run in study["classify"].items():
+        (row,) = [r for r in rows if f"{model}-raw" in r]
+        cells = [c.strip() for c in row.replace("|", "\n").splitlines() if c.strip()]
+        assert f"classify-raw-{model}" in cells, row  # its source run
+        assert any(_close(c, run.data.metrics["test_accuracy"]) for c in cells), row
+    assert not [r for r in rows if "image_model" in r or r.split("|")[0].strip().endswith(" model")]
 
 
 def test_artifact_view_shows_embedding_png(study, ui, page):

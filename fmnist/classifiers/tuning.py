@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import itertools
 import logging
+import os
 import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 import numpy as np
 from sklearn.base import clone
@@ -19,6 +20,9 @@ from sklearn.base import clone
 from ..data import stratified_indices, train_val_split
 from ..errors import ParamError
 from .base import ClassifierSpec
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 log = logging.getLogger("fmnist")
 
@@ -34,6 +38,7 @@ class FitResult:
     n_val: int = 0
     n_tune_train: int = 0  # training samples each candidate was fitted on
     trials: list[dict[str, Any]] = field(default_factory=list)  # one row per candidate: values + val_accuracy
+    tuning_table: pd.DataFrame | None = None  # the trials, then GridSearchCV's cv_results_ (None: no search)
 
 
 @contextmanager
@@ -79,7 +84,8 @@ def fit_classifier(
     ``tune=False`` keeps the spec's defaults; the validation split then only measures them
     (``val_fraction=0`` skips it: one fit). ``tune=True`` fits the preprocessing steps once on the
     training part (at most ``spec.tune_max_train`` samples, stratified), fits the final step for every
-    grid candidate and keeps the best validation accuracy (the first one on ties).
+    grid candidate (``GridSearchCV`` on that one split, ``search_jobs`` at a time) and keeps the best
+    validation accuracy (the first one on ties).
     """
     check_val_fraction(tune, val_fraction)
     pipe = spec.pipeline
@@ -116,34 +122,68 @@ def _fit_components(pipe, *, n_samples: int, n_features: int) -> None:
             step.set_params(n_components=max(1, min(n_samples, n_features) - 1))
 
 
+def cpu_share() -> int:
+    """The CPUs this process may keep busy: its affinity, capped by the BLAS thread limit an executor sets
+    (a Ray worker caps it to the cell's ``num_cpus``)."""
+    from threadpoolctl import threadpool_info
+
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    blas = [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+    return max(1, min([cpus, *blas]))
+
+
+def search_jobs(estimator, n_candidates: int) -> int:
+    """Candidates the search fits at once: up to the cell's CPU share, one for a model that parallelises itself."""
+    if getattr(estimator, "n_jobs", None) not in (None, 1):  # rf's own n_jobs already fills the cores
+        return 1
+    return max(1, min(cpu_share(), n_candidates))
+
+
 def _search(spec: ClassifierSpec, x: np.ndarray, y: np.ndarray, tr: np.ndarray, va: np.ndarray, seed: int,
             name: str, res: FitResult) -> None:
+    import pandas as pd
+    from joblib import parallel_config
+    from sklearn.model_selection import GridSearchCV
+
     pipe = spec.pipeline
     if spec.tune_max_train and len(tr) > spec.tune_max_train:
         tr = tr[stratified_indices(y[tr], spec.tune_max_train, seed)]
-    res.n_tune_train = len(tr)
-    x_tr, x_va = x[tr], x[va]
+    res.n_tune_train = n_tr = len(tr)
+    # GridSearchCV takes one matrix: the train part's rows first, then the validation part's
     if len(pipe.steps) > 1:  # preprocessing (scaling, PCA) does not depend on the searched values: fit it once
         pre = clone(pipe[:-1])
-        with announce(f"tune {name}: preprocessing on {len(tr)} x {x.shape[1]}"):
-            x_tr = pre.fit_transform(x_tr, y[tr])
-            x_va = pre.transform(x_va)
+        with announce(f"tune {name}: preprocessing on {n_tr} x {x.shape[1]}"):
+            x_tr = pre.fit_transform(x[tr], y[tr])
+            xs = np.concatenate([x_tr, pre.transform(x[va])])
+    else:
+        xs = x[np.concatenate([tr, va])]
+        x_tr = xs[:n_tr]
+    ys = np.concatenate([y[tr], y[va]])
+    # grid functions see the train part as the preprocessing returned it, as before (not a copy in xs)
     grid = {k: (v(x_tr) if callable(v) else list(v)) for k, v in spec.grid.items()}
     combos = [dict(zip(grid, vals)) for vals in itertools.product(*grid.values())]
     last, est0 = pipe.steps[-1]
     prefix = f"{last}__"
-    best: tuple[float, dict[str, Any]] | None = None
-    for i, values in enumerate(combos, 1):
-        est = clone(est0).set_params(**{spec.hp[k][len(prefix):]: v for k, v in values.items()})
-        t = time.perf_counter()
-        with announce(f"tune {name} [{i}/{len(combos)}] {_fmt(values)} on {len(tr)} x {x_tr.shape[1]}", finish=False):
-            est.fit(x_tr, y[tr])
-            acc = float(np.mean(est.predict(x_va) == y[va]))
-        seconds = time.perf_counter() - t
-        log.info("tune %s [%d/%d] %s: val_accuracy %.4f in %.1fs", name, i, len(combos), _fmt(values), acc, seconds)
+    # One single-point grid per candidate: ParameterGrid would sort the names of one grid, changing the order,
+    # hence which of tied candidates is first.
+    param_grid = [{spec.hp[k][len(prefix):]: [v] for k, v in values.items()} for values in combos]
+    jobs = search_jobs(est0, len(combos))
+    search = GridSearchCV(clone(est0), param_grid, scoring="accuracy", refit=False, n_jobs=jobs,
+                          cv=[(np.arange(n_tr), np.arange(n_tr, len(ys)))], error_score="raise")
+    # Threads, not joblib's worker processes: no copy of the matrix per worker, nothing left running after the
+    # cell (a SIGTERM'd study leaves no process), and each fit's BLAS threads as in a serial fit (same numbers).
+    # The fits release the GIL (BLAS, libsvm, lbfgs' gradients).
+    with announce(f"tune {name}: {len(combos)} candidates on {n_tr} x {xs.shape[1]}, {jobs} at a time"), \
+            parallel_config(backend="threading"):
+        search.fit(xs, ys)
+    cv = search.cv_results_
+    for i, values in enumerate(combos):
+        acc, seconds = float(cv["split0_test_score"][i]), float(cv["mean_fit_time"][i] + cv["mean_score_time"][i])
+        log.info("tune %s [%d/%d] %s: val_accuracy %.4f in %.1fs", name, i + 1, len(combos), _fmt(values), acc,
+                 seconds)
         res.trials.append({**values, "val_accuracy": acc, "seconds": seconds})
-        if best is None or acc > best[0]:
-            best = (acc, values)
-    assert best is not None
-    res.val_accuracy = best[0]
-    pipe.set_params(**{spec.hp[k]: v for k, v in best[1].items()})
+    # the trial columns first (all tuning.csv held before, what readers of it use), then cv_results_
+    res.tuning_table = pd.concat([pd.DataFrame(res.trials), pd.DataFrame(cv)], axis=1)
+    best = int(np.argmax(cv["split0_test_score"]))  # the first of tied candidates
+    res.val_accuracy = res.trials[best]["val_accuracy"]
+    pipe.set_params(**{spec.hp[k]: v for k, v in combos[best].items()})

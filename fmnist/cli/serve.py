@@ -9,8 +9,8 @@ from pathlib import Path
 
 import click
 
-MODEL_HELP = ("NAME@ALIAS (fmnist-scatnet@champion; mnist-raw@champion for MNIST), NAME/VERSION, or a model URI (runs:/RUN_ID/image_model, "
-              "models:/...)")
+MODEL_HELP = ("NAME@ALIAS (fmnist-scatnet@champion; mnist-raw@champion for MNIST), NAME/VERSION, or a model URI "
+              "(runs:/RUN_ID/svm-scatnet, runs:/RUN_ID/finetune-full, models:/...)")
 
 
 @click.command()
@@ -20,21 +20,25 @@ MODEL_HELP = ("NAME@ALIAS (fmnist-scatnet@champion; mnist-raw@champion for MNIST
 @click.option("--workers", type=click.IntRange(1), default=1, show_default=True,
               help="Server processes (each loads the model).")
 def serve(spec: str, host: str, port: int, workers: int) -> None:
-    """Serve a model through MLflow's scoring server (POST /invocations {"inputs": images})."""
+    """Serve a model through MLflow's scoring server (POST /invocations {"inputs": images}).
+
+    The model is built from its data files (no code or pickle from the store runs), as ``fmnist predict`` does."""
     from .. import tracking
     from ..steps.register import model_prefixes
+    from ..tracking.serving import MODEL_PATH_VAR
 
     uri = tracking.resolve_model(spec, model_prefixes())
-    bindir = os.path.dirname(sys.executable)
-    mlflow = shutil.which("mlflow", path=bindir) or "mlflow"
-    # MLflow starts its server as `uvicorn` from PATH: this environment's, even when it is not activated
-    os.environ["PATH"] = os.pathsep.join([bindir, os.environ.get("PATH", "")])
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # one bar line per model file otherwise
+    folder = tracking.download_model(uri, data_only=True)
+    tracking.predictor_from_folder(folder)  # a model it cannot load fails here, in one line, not in each worker
+    bindir = os.path.dirname(sys.executable)
+    uvicorn = shutil.which("uvicorn", path=bindir) or "uvicorn"
     click.echo(f"[fmnist] serving {uri} on http://{host}:{port}/invocations (POST {{\"inputs\": [28x28 images]}})",
                err=True)
     sys.stderr.flush()
-    os.execv(mlflow, [mlflow, "models", "serve", "-m", uri, "--env-manager", "local", "--host", host,
-                      "--port", str(port), "--workers", str(workers)])
+    os.environ[MODEL_PATH_VAR] = str(folder)
+    os.execv(uvicorn, [uvicorn, "--host", host, "--port", str(port), "--workers", str(workers),
+                       "fmnist.tracking.serving:app"])
 
 
 @click.command()
@@ -56,7 +60,7 @@ def predict(spec: str, images_path: Path, output: Path, batch_size: int, progres
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     uri = tracking.resolve_model(spec, model_prefixes())
     images, names = read_images(images_path)
-    model = tracking.load_image_model(uri)
+    model = tracking.load_predictor(uri)  # its data files only: the model's code copy does not run here
     from tqdm.auto import tqdm
 
     parts = []

@@ -1,4 +1,11 @@
-"""Training checkpoints: one file per run, written atomically (temp file + rename) after every epoch."""
+"""Training checkpoints, written atomically (temp file + rename) after every epoch into a run's folder.
+
+``last.pt``: everything but the best-validation weights (model, optimizer, scheduler, RNG states, history,
+``best_epoch``), replaced every epoch; ``best.pt``: the best-validation weights, rewritten only when they
+change; ``state.json``: the epoch, readable without torch. ``last.pt`` is written before ``best.pt``, so a
+process killed between the two leaves a consistent pair: the epoch that just improved is ``last.pt``'s own
+model. The folder is a local cache: the finetune step also uploads these files to the run's artifacts.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +21,7 @@ import numpy as np
 from ..errors import CacheError
 
 CHECKPOINT_FILE = "last.pt"
+BEST_FILE = "best.pt"  # {"epoch", "val_accuracy", "state"}: the best-validation weights so far
 STATE_FILE = "state.json"  # epoch and key of the checkpoint, readable without torch
 
 
@@ -60,8 +68,9 @@ def _atomic(path: Path, write) -> None:
         raise
 
 
-def save_checkpoint(folder: str | os.PathLike, state: dict[str, Any]) -> Path:
-    """Write ``state`` (must hold ``epoch`` and ``key``) to ``folder/last.pt`` and a small ``state.json``."""
+def save_checkpoint(folder: str | os.PathLike, state: dict[str, Any], best: dict[str, Any] | None = None) -> Path:
+    """Write ``state`` (must hold ``epoch`` and ``key``) to ``folder/last.pt`` and a small ``state.json``, then
+    ``best`` ({"epoch", "val_accuracy", "state"}: the best weights, when they changed) to ``best.pt``."""
     import torch
 
     folder = Path(folder)
@@ -69,20 +78,47 @@ def save_checkpoint(folder: str | os.PathLike, state: dict[str, Any]) -> Path:
     _atomic(path, lambda f: torch.save(state, f))
     meta = {"epoch": int(state["epoch"]), "key": state.get("key", ""), "epochs": state.get("epochs")}
     _atomic(folder / STATE_FILE, lambda f: f.write(json.dumps(meta).encode()))
+    if best is not None:
+        _atomic(folder / BEST_FILE, lambda f: torch.save(best, f))
     return path
 
 
-def load_checkpoint(folder: str | os.PathLike) -> dict[str, Any]:
+def _load(path: Path) -> dict[str, Any]:
     import torch
 
-    path = Path(folder) / CHECKPOINT_FILE
-    if not path.is_file():
-        raise CacheError(f"no checkpoint at {path}")
     try:
         # Our own file: it holds numpy/python RNG states, which the weights-only loader refuses.
         return torch.load(path, map_location="cpu", weights_only=False)
     except Exception as e:
         raise CacheError(f"{path}: unreadable checkpoint ({type(e).__name__}: {e})") from None
+
+
+def load_checkpoint(folder: str | os.PathLike) -> dict[str, Any]:
+    """``last.pt`` with ``best_state`` (the best-validation weights: its own model when its epoch was the best,
+    else ``best.pt``'s) and ``best_file_epoch`` (the epoch ``best.pt`` holds, 0 without one)."""
+    folder = Path(folder)
+    path = folder / CHECKPOINT_FILE
+    if not path.is_file():
+        raise CacheError(f"no checkpoint at {path}")
+    ck = _load(path)
+    best = None
+    if (folder / BEST_FILE).is_file():
+        try:
+            best = _load(folder / BEST_FILE)
+        except CacheError:
+            if "best_state" not in ck and ck["best_epoch"] != ck["epoch"]:
+                raise
+    ck["best_file_epoch"] = int(best["epoch"]) if best else 0
+    if "best_state" in ck:  # written before the best weights had a file of their own
+        return ck
+    if ck["best_epoch"] == ck["epoch"]:
+        ck["best_state"] = ck["model"]
+    elif best is not None and int(best["epoch"]) == ck["best_epoch"]:
+        ck["best_state"] = best["state"]
+    else:
+        raise CacheError(f"{folder}: the checkpoint needs the best weights of epoch {ck['best_epoch']}, but "
+                         f"{BEST_FILE} holds {'none' if best is None else 'epoch ' + str(best['epoch'])}")
+    return ck
 
 
 def checkpoint_epoch(folder: str | os.PathLike) -> int | None:

@@ -54,20 +54,35 @@ def cosine(optimizer, *, total_steps: int, warmup: float):
 
 @SCHEDULES.register("onecycle", div_factor=25.0, final_div_factor=1e4)
 def onecycle(optimizer, *, total_steps: int, warmup: float):
-    """One-cycle (Smith): lr rises (cosine) from lr/25 to lr over ``warmup`` of the steps, then anneals
-    (cosine) to lr/2.5e5; stepped every batch. Momentum stays fixed."""
+    """One-cycle (Smith), torch's ``OneCycleLR``: lr rises (cosine) from lr/25 to lr over ``warmup`` of the
+    steps, then anneals (cosine) to lr/2.5e5; stepped every batch. Momentum stays fixed.
+
+    The curve is the one the hand-written ``LambdaLR`` made before (a test compares them): peak at step
+    ``w`` (``warmup`` of the steps, rounded), ``lr/2.5e5`` reached at step ``total_steps``, one past the
+    last batch. ``OneCycleLR`` ends its anneal at its ``total_steps - 1`` and peaks at
+    ``pct_start * total_steps - 1``, so it is given ``total_steps + 1`` points and ``pct_start = (w + 1) /
+    (total_steps + 1)``. It divides by the warm-up's length: without one (``w == 0``) the peak is put a
+    hair (1e-9 step) before step 0, which moves no learning rate by more than about 1e-9 of itself.
+    """
     import torch
 
+    p = SCHEDULES.get("onecycle").params
     w = _warmup_steps(total_steps, warmup)
-    start, end = 1.0 / 25.0, 1.0 / 25.0 / 1e4
+    pct_start = (w + 1.0) / (total_steps + 1) if w > 0 else (1.0 - 1e-9) / (total_steps + 1)
+    return torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, max_lr=[g["lr"] for g in optimizer.param_groups], total_steps=total_steps + 1,
+        pct_start=pct_start, anneal_strategy="cos", cycle_momentum=False, div_factor=p["div_factor"],
+        final_div_factor=p["final_div_factor"], three_phase=False)
 
-    def factor(step: int) -> float:
-        if step < w:
-            return start + (1.0 - start) * 0.5 * (1.0 - math.cos(math.pi * step / w))
-        t = min(step - w, total_steps - w) / max(total_steps - w, 1)
-        return end + (1.0 - end) * 0.5 * (1.0 + math.cos(math.pi * t))
 
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+# What a checkpoint records of its schedule's implementation (``schedule_impl``): a resume refuses another.
+# The hand-written LambdaLR one-cycle of earlier runs recorded nothing.
+onecycle.impl = "torch.OneCycleLR"
+
+
+def schedule_impl(name: str) -> str:
+    """The implementation a checkpoint of schedule ``name`` records ("" for the schedules that never changed)."""
+    return SCHEDULES.get(name).hook("impl", "")
 
 
 def build_optimizer(name: str, params, *, lr: float, weight_decay: float):

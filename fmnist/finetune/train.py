@@ -20,7 +20,7 @@ from .base import MODES, OPTIMIZERS, SCHEDULES
 from .augment import augment_batch
 from .checkpoint import rng_state, save_checkpoint, set_rng_state
 from .modes import set_train_mode
-from .optim import build_optimizer, build_schedule
+from .optim import build_optimizer, build_schedule, schedule_impl
 
 log = logging.getLogger("fmnist")
 
@@ -281,6 +281,7 @@ class _Progress:
     best_epoch: int = 0
     best_state: dict[str, Any] | None = None
     start: int = 1
+    best_saved: int = 0  # the epoch whose weights the checkpoint folder's best.pt holds (0: none)
 
     def add(self, epoch: int, record: dict[str, float], model) -> None:
         self.history.append(record)
@@ -305,8 +306,24 @@ def _prepare(model, cfg: FitConfig, dev, n: int):
     return model, opt, sched
 
 
+def check_checkpoint(ck: dict[str, Any]) -> None:
+    """Refuse, in one line naming the run, a checkpoint this code cannot continue: one whose learning-rate
+    schedule was implemented otherwise (the one-cycle schedule before ``OneCycleLR`` recorded no
+    ``schedule_impl``)."""
+    schedule = (ck.get("config") or {}).get("schedule", "")
+    if schedule not in SCHEDULES:
+        return  # an unknown name: the configuration check says so
+    got, want = ck.get("schedule_impl", ""), schedule_impl(schedule)
+    if got != want:
+        run = f"run {ck['run_id']}" if ck.get("run_id") else "this run"
+        old = (f"the old hand-written (LambdaLR) {schedule} schedule" if not got else f"{schedule} as {got}")
+        raise ParamError(f"{run} cannot be resumed: its checkpoint was made with {old}, this version runs "
+                         f"{schedule} as {want or 'LambdaLR'} and cannot continue it; start a new run (resume=never)")
+
+
 def _restore(ck: dict[str, Any], cfg: FitConfig, model, opt, sched) -> _Progress:
     """Load a ``fit`` checkpoint into ``model``/``opt``/``sched`` and the global RNGs."""
+    check_checkpoint(ck)
     if ck.get("config") != cfg.as_dict():
         raise ParamError("checkpoint was written with another configuration; refusing to resume from it")
     model.load_state_dict(ck["model"])
@@ -314,18 +331,31 @@ def _restore(ck: dict[str, Any], cfg: FitConfig, model, opt, sched) -> _Progress
     sched.load_state_dict(ck["scheduler"])
     set_rng_state(ck["rng"])
     return _Progress(list(ck["history"]), ck["best_val_accuracy"], ck["best_epoch"], ck["best_state"],
-                     int(ck["epoch"]) + 1)
+                     int(ck["epoch"]) + 1, int(ck.get("best_file_epoch", 0)))
 
 
 def _checkpoint_state(epoch: int, cfg: FitConfig, model, opt, sched, run: _Progress,
                       extra: dict[str, Any] | None) -> dict[str, Any]:
-    """Everything ``_restore`` needs to continue after ``epoch`` exactly as if never interrupted."""
+    """Everything ``_restore`` needs to continue after ``epoch`` exactly as if never interrupted, but the best
+    weights (``best.pt``, written apart: only when they change)."""
     return {
         **(extra or {}), "epoch": epoch, "epochs": cfg.epochs, "config": cfg.as_dict(),
+        "schedule_impl": schedule_impl(cfg.schedule),
         "model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
         "rng": rng_state(), "history": run.history, "best_val_accuracy": run.best_val, "best_epoch": run.best_epoch,
-        "best_state": run.best_state,
     }
+
+
+def _save(folder: str, epoch: int, cfg: FitConfig, model, opt, sched, run: _Progress,
+          extra: dict[str, Any] | None) -> bool:
+    """Write the epoch's checkpoint; whether ``best.pt`` was (re)written too (the best weights changed)."""
+    best = None
+    if run.best_epoch != run.best_saved and run.best_state is not None:
+        best = {"epoch": run.best_epoch, "val_accuracy": run.best_val, "state": run.best_state}
+    save_checkpoint(folder, _checkpoint_state(epoch, cfg, model, opt, sched, run, extra), best)
+    if best is not None:
+        run.best_saved = run.best_epoch
+    return best is not None
 
 
 def _epoch_record(model, data: SplitData, cfg: FitConfig, stats: EpochStats, dev, t0: float) -> dict[str, float]:
@@ -353,13 +383,17 @@ def fit(
     checkpoint_extra: dict[str, Any] | None = None,
     resume_from: dict[str, Any] | None = None,
     on_epoch_end: Callable[[int, dict[str, float]], None] | None = None,
+    on_checkpoint: Callable[[str, int, bool], None] | None = None,
 ) -> FitResult:
     """Train ``model`` (a ResNet-18 with a 10-way ``fc``) and return it with the best-validation weights.
 
     ``checkpoint_to``: a folder; after every epoch a checkpoint (model, optimizer, scheduler, epoch, RNG
-    states, best-so-far weights, history, plus ``checkpoint_extra``) replaces the previous one there.
+    states, history, plus ``checkpoint_extra``: ``last.pt``) replaces the previous one there, and the
+    best-so-far weights (``best.pt``) when they changed.
     ``resume_from``: such a checkpoint (``load_checkpoint``): training continues after its epoch.
-    ``on_epoch_end(epoch, record)``: called after the checkpoint is written (the step logs metrics there).
+    ``on_checkpoint(folder, epoch, best_written)``: called after each epoch's checkpoint is written (the step
+    uploads it there: ``last.pt`` and ``state.json`` every epoch, ``best.pt`` when ``best_written``).
+    ``on_epoch_end(epoch, record)``: called after that (the step logs metrics there).
     """
     import torch
 
@@ -382,7 +416,9 @@ def fit(
             record = _epoch_record(model, data, cfg, stats, dev, t0)
             run.add(epoch, record, model)
             if checkpoint_to:
-                save_checkpoint(checkpoint_to, _checkpoint_state(epoch, cfg, model, opt, sched, run, checkpoint_extra))
+                best_written = _save(checkpoint_to, epoch, cfg, model, opt, sched, run, checkpoint_extra)
+                if on_checkpoint is not None:
+                    on_checkpoint(checkpoint_to, epoch, best_written)
             log.info("epoch %d/%d: loss %.4f, train %.4f, val %.4f, %.1fs, %.0f img/s", epoch, cfg.epochs,
                      record["train_loss"], record["train_accuracy"], record["val_accuracy"], record["epoch_seconds"],
                      record["images_per_second"])

@@ -29,7 +29,14 @@ from ..tags import (ARTIFACTS_TAG, CACHE_HIT_TAG, CODE_TAG, DATA_DIGEST_TAG, DAT
 log = logging.getLogger("fmnist")
 
 PREDICTIONS = "predictions.npz"  # classify and finetune: every test image's label, prediction (and scores)
-IMAGE_MODEL = "image_model"  # classify and finetune: the model a user serves (raw images in, classes out)
+IMAGE_MODEL = "image model"  # classify and finetune: the model a user serves (raw images in, classes out)
+
+
+def split_evaluation(metrics: dict[str, float]) -> tuple[dict[str, float], dict[str, float]]:
+    """(metrics computed on the test split, the others): the first are logged with their dataset, linked to
+    the run's image model."""
+    test = {k: v for k, v in metrics.items() if k.startswith("test_") or k == "macro_f1"}
+    return test, {k: v for k, v in metrics.items() if k not in test}
 
 
 @dataclass(frozen=True)

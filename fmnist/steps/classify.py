@@ -14,14 +14,15 @@ import numpy as np
 from .. import cache, plots, tracking
 from ..classifiers import CLASSIFIERS, build_classifier, fit_classifier, input_transform
 from ..classifiers.tuning import announce
-from ..data import Dataset, stratified_indices
+from ..data import Dataset, data_digest, stratified_indices
 from ..errors import CacheError
 from ..evaluation import (CI_METHOD, accuracy_metrics, class_probabilities, classification_report,
                           predictions_arrays, slug)
 from ..features import FEATURES
 from ..predictor import for_classifier
-from .base import DATA_COLUMNS, IMAGE_MODEL, PREDICTIONS, RunContext, Step, data_params, log_predictions, scaled
-from .extract import EXTRACT, ExtractParams, extract_params_of, FeatureSet, load_feature_run
+from .base import (DATA_COLUMNS, PREDICTIONS, RunContext, Step, data_params, log_predictions, scaled,
+                   split_evaluation)
+from .extract import ARTIFACT, EXTRACT, ExtractParams, extract_params_of, FeatureSet, load_feature_run
 from .params import Common, FeatureOpts, param
 from ..tags import (CI_METHOD_TAG, EXTRACT_RUN_TAG, FEATURE_CACHED_TAG, FEATURE_LABEL_TAG, FEATURE_PARAM,
                     HP_PARAM_PREFIX, MODEL_PARAM, MODEL_TAG, SEED_PARAM, param_col, tag_col)
@@ -108,11 +109,7 @@ class Classify(Step):
         return fit_cell(fs, p, ctx.run_id, feature_cached=reused, test_index=ds.test_index, test_split=ds.test_split)
 
     def log(self, p: ClassifyParams, ds: Dataset, r: CellResult) -> dict[str, str]:
-        shas = log_cell(r, inputs_classes=ds.classes, trusted=r.extra["trusted_types"])
-        with announce(f"log image model {r.model} on {r.label}"):
-            tracking.log_image_model(for_classifier(p.feature, p.extract_params().resolved(), r.extra["fit"].model,
-                                                    ds.classes), name=IMAGE_MODEL, input_example=ds.x_test[:2])
-        return shas
+        return log_cell(r, ds, p.extract_params().resolved())
 
 
 CLASSIFY = Classify()
@@ -144,23 +141,35 @@ def fit_cell(fs: FeatureSet, p: ClassifyParams, run_id: str, feature_cached: boo
     log.info("%s: test_accuracy %.4f, macro_f1 %.4f, fit %.1fs, predict %.1fs (run %s)", name, rep["accuracy"],
              rep["macro_f1"], res.fit_seconds, predict_seconds, run_id)
     return CellResult(fs.feature, fs.label, p.model, run_id, fs.run_id, res.chosen, metrics, extra={
-        "fit": res, "report": rep, "x_example": fs.x_test[:5], "feature_cached": feature_cached,
-        "trusted_types": spec.trusted_types,
+        "fit": res, "report": rep, "feature_cached": feature_cached, "features": fs,
         "predictions": predictions_arrays(fs.y_test, y_pred, scores, test_index, test_split)})
 
 
-def log_cell(r: CellResult, inputs_classes: tuple[str, ...], trusted: list[str]) -> dict[str, str]:
-    """Metrics, per-class table, confusion matrix, tuning trials and the fitted model onto the active run."""
+def log_cell(r: CellResult, ds: Dataset, feature_params: dict[str, Any]) -> dict[str, str]:
+    """The features as the run's inputs, metrics (the test ones with the test images, linked to the image model),
+    per-class table, confusion matrix, tuning trials and the image model (the fitted pipeline inside) onto the
+    active run."""
     import pandas as pd
 
-    res, rep = r.extra["fit"], r.extra["report"]
+    res, rep, fs = r.extra["fit"], r.extra["report"], r.extra["features"]
     tracking.log_params({"tune_train_n": res.n_tune_train, "n_val": res.n_val,
                          **{HP_PARAM_PREFIX + k: v for k, v in res.chosen.items()}})
     tracking.set_tags({FEATURE_LABEL_TAG: r.label, EXTRACT_RUN_TAG: r.extract_run_id or "",
-                       FEATURE_CACHED_TAG: str(r.extra["feature_cached"]).lower(), MODEL_TAG: r.model})
-    tracking.log_metrics(r.metrics)
-    tracking.set_tags({CI_METHOD_TAG: CI_METHOD})
-    classes, cm = list(inputs_classes), rep["confusion"]
+                       FEATURE_CACHED_TAG: str(r.extra["feature_cached"]).lower(), MODEL_TAG: r.model,
+                       CI_METHOD_TAG: CI_METHOD})
+    source = f"runs:/{r.extract_run_id}/{ARTIFACT}" if r.extract_run_id else ds.source
+    inputs = {split: tracking.numpy_dataset(x, y, name=f"{ds.name}-{r.feature}-{split}", digest=data_digest(x, y),
+                                            source=source)
+              for split, x, y in (("train", fs.x_train, fs.y_train), ("test", fs.x_test, fs.y_test))}
+    for split, d in inputs.items():
+        tracking.log_dataset(d, context="training" if split == "train" else "testing")
+    # The image model's metrics are on the test images (the features are its inside): one dataset for every
+    # classify and finetune model of a dataset, so the models page has one accuracy column across them.
+    images = tracking.numpy_dataset(ds.x_test, ds.y_test, name=f"{ds.name}-test", digest=ds.digest, source=ds.source)
+    tracking.log_dataset(images, context="evaluation")
+    evaluation, other = split_evaluation(r.metrics)
+    tracking.log_metrics(other)
+    classes, cm = list(ds.classes), rep["confusion"]
     tracking.log_table(pd.DataFrame({
         "class_index": range(len(classes)), "class": classes,
         "test_accuracy": [rep["per_class_accuracy"][c] for c in classes],
@@ -172,10 +181,11 @@ def log_cell(r: CellResult, inputs_classes: tuple[str, ...], trusted: list[str])
     finally:
         plots.close(fig)
     if res.trials:
-        tracking.log_table(pd.DataFrame(res.trials), "tuning.csv")
-    with announce(f"log model {r.model} on {r.label}"):
-        tracking.log_sklearn_model(res.model, name="model", input_example=r.extra["x_example"],
-                                   trusted_types=trusted)
+        tracking.log_table(res.tuning_table, "tuning.csv")
+    with announce(f"log image model {r.model} on {r.label}"):
+        model_id = tracking.log_image_model(for_classifier(r.feature, feature_params, r.model, res.model, ds.classes),
+                                            name=f"{r.model}-{r.feature}", input_example=ds.x_test[:2])
+    tracking.log_evaluation(evaluation, images, model_id)
     return {PREDICTIONS: log_predictions(r.extra["predictions"])}
 
 

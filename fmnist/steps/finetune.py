@@ -5,6 +5,7 @@ from __future__ import annotations
 import fcntl
 import logging
 import shutil
+import tempfile
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, fields, replace
@@ -21,8 +22,8 @@ from ..errors import CacheError, FmnistError, ParamError
 from ..evaluation import CI_METHOD, accuracy_metrics, classification_report, predictions_arrays, slug
 from ..finetune import MODES, OPTIMIZERS, SCHEDULES, FitConfig
 from ..weights import build_resnet18, resolve_weights
-from .base import (DATA_COLUMNS, IMAGE_MODEL, PREDICTIONS, Placement, RunContext, Step, data_params, get_or_run,
-                   log_predictions, scaled)
+from .base import (DATA_COLUMNS, PREDICTIONS, Placement, RunContext, Step, data_params, get_or_run,
+                   log_predictions, scaled, split_evaluation)
 from .params import Common, key_fields, key_values, param
 from ..tags import (CHECKPOINT_TAG, CI_METHOD_TAG, RESUMED_AT_EPOCH_TAG, RESUMED_RUN_TAG, RESUME_DEVICE_TAG,
                     RESUME_KEY_TAG, WEIGHTS_USED_PARAM, WEIGHTS_USED_TAG, EPOCHS_PARAM, IMAGE_SIZE_PARAM, MODE_PARAM,
@@ -110,11 +111,68 @@ class _Lock:
         self.f.close()
 
 
-def _find_resumable(key: str) -> tuple[str, Path] | None:
+def _local_folder(run_id: str, info: dict[str, Any] | None = None) -> Path:
+    """The run's checkpoint folder on this machine: the one it recorded when that holds a checkpoint (the machine
+    that started it), else ``$FMNIST_CHECKPOINT_DIR/<run id>`` (a copy downloaded here, or none yet)."""
     from ..finetune.checkpoint import checkpoint_dir, checkpoint_epoch
 
+    tagged = (info or tracking.get_run_info(run_id))["tags"].get(CHECKPOINT_TAG)
+    if tagged and checkpoint_epoch(tagged) is not None:
+        return Path(tagged)
+    return checkpoint_dir(run_id)
+
+
+def _upload_checkpoint(run_id: str, folder: str, epoch: int, best_written: bool) -> None:
+    """``fit``'s ``on_checkpoint``: the epoch's checkpoint into the run's artifacts (``checkpoints/last/``; the
+    best weights in ``checkpoints/best/`` only when they changed), so that any machine can resume the run."""
+    from ..finetune.checkpoint import BEST_FILE, CHECKPOINT_FILE, STATE_FILE
+
+    t0 = time.perf_counter()
+    tracking.log_checkpoint_files(run_id, [Path(folder) / CHECKPOINT_FILE, Path(folder) / STATE_FILE], "last")
+    if best_written:
+        tracking.log_checkpoint_files(run_id, [Path(folder) / BEST_FILE], "best")
+    log.debug("epoch %d checkpoint uploaded in %.2fs%s", epoch, time.perf_counter() - t0,
+              " (with the best weights)" if best_written else "")
+
+
+def _fetch_checkpoint(run_id: str, info: dict[str, Any] | None = None) -> Path:
+    """The run's checkpoint folder here, holding its newest checkpoint: the local copy, unless the run's artifacts
+    hold a later epoch (or the only copy: the run trained on another machine), which is then downloaded into it."""
+    import json
+
+    from ..finetune.checkpoint import BEST_FILE, CHECKPOINT_FILE, STATE_FILE, checkpoint_epoch
+
+    folder = _local_folder(run_id, info)
+    local = checkpoint_epoch(folder)
+    with tempfile.TemporaryDirectory() as d:
+        state = tracking.download_checkpoint_file(run_id, f"last/{STATE_FILE}", d)
+        remote = json.loads(state.read_text())["epoch"] if state else None
+    if remote is None or (local is not None and local >= remote):
+        return folder
+    lock = _Lock(folder)
+    if not lock.try_acquire():
+        raise FmnistError(f"run {run_id} is being trained by another process (lock {folder / 'lock'})")
+    try:
+        log.info("run %s: downloading its epoch-%d checkpoint from the run's artifacts into %s", run_id, remote,
+                 folder)
+        # best.pt first, state.json last: the folder never pairs a new last.pt with a stale best.pt
+        if tracking.download_checkpoint_file(run_id, f"best/{BEST_FILE}", folder) is None:
+            (folder / BEST_FILE).unlink(missing_ok=True)
+        for name in (CHECKPOINT_FILE, STATE_FILE):
+            tracking.download_checkpoint_file(run_id, f"last/{name}", folder)
+    finally:
+        lock.release()
+    return folder
+
+
+def _find_resumable(key: str) -> tuple[str, Path] | None:
+    """An unfinished run with this resume key whose checkpoint is on this machine and that no process here trains.
+    (Only local copies: a run still training on another machine holds no lock here. ``resume=<run id>`` takes
+    one from the run's artifacts.)"""
+    from ..finetune.checkpoint import checkpoint_epoch
+
     for run_id in tracking.find_unfinished_runs(RESUME_KEY_TAG, key):
-        folder = Path(tracking.get_run_info(run_id)["tags"].get(CHECKPOINT_TAG) or checkpoint_dir(run_id))
+        folder = _local_folder(run_id)
         if checkpoint_epoch(folder) is None:
             continue
         lock = _Lock(folder)
@@ -131,9 +189,7 @@ def _resume_target(p: FinetuneParams, key: str) -> tuple[str, Path] | None:
         return None
     if p.resume.lower() == "auto":
         return _find_resumable(key)
-    from ..finetune.checkpoint import checkpoint_dir
-
-    return p.resume, Path(tracking.get_run_info(p.resume)["tags"].get(CHECKPOINT_TAG) or checkpoint_dir(p.resume))
+    return p.resume, _fetch_checkpoint(p.resume)
 
 
 class Finetune(Step):
@@ -208,7 +264,8 @@ class Finetune(Step):
         t0 = time.perf_counter()
         res = fit(build_resnet18(w, num_classes=ds.n_classes), split, cfg, device=dev, num_workers=p.num_workers,
                   progress=p.progress, checkpoint_to=str(ctx.state["folder"]), checkpoint_extra=extra,
-                  resume_from=ctx.state["ckpt"], on_epoch_end=lambda e, rec: ctx.report(rec, e))
+                  resume_from=ctx.state["ckpt"], on_epoch_end=lambda e, rec: ctx.report(rec, e),
+                  on_checkpoint=lambda folder, e, best: _upload_checkpoint(ctx.run_id, folder, e, best))
         train_seconds = time.perf_counter() - t0
         t0 = time.perf_counter()
         proba = predict_proba(res.model, ds.x_test, image_size=cfg.image_size, device=dev,
@@ -271,7 +328,8 @@ def _log_final(r: dict[str, Any], p: FinetuneParams, ds: Dataset) -> None:
     from ..predictor import for_network
 
     rep = r["report"]
-    tracking.log_metrics(r["metrics"])
+    evaluation, other = split_evaluation(r["metrics"])
+    tracking.log_metrics(other)
     tracking.set_tags({CI_METHOD_TAG: CI_METHOD})
     tracking.log_table(pd.DataFrame({"class": list(ds.classes), "accuracy": list(rep["per_class_accuracy"].values())}),
                        "per_class_accuracy.csv")
@@ -282,15 +340,20 @@ def _log_final(r: dict[str, Any], p: FinetuneParams, ds: Dataset) -> None:
     tracking.log_figure(fig, "confusion_matrix.png")
     plots.close(fig)
     example = (ds.x_test[:2].astype(np.float32) / 255.0)  # raw pixels in [0, 1], shape (B, 28, 28)
-    tracking.log_pytorch_model(export_model(r["model"], p.image_size, ds.x_test.shape[-1]), name="model",
+    name = f"finetune-{p.mode}"
+    # the network alone (its own input: float pixels 0-1), beside the image model a user serves
+    tracking.log_pytorch_model(export_model(r["model"], p.image_size, ds.x_test.shape[-1]), name=f"{name}-network",
                                input_example=example)
-    tracking.log_image_model(for_network(r["model"], p.image_size, ds.classes), name=IMAGE_MODEL,
-                             input_example=ds.x_test[:2])
+    model_id = tracking.log_image_model(for_network(r["model"], p.image_size, ds.classes), name=name,
+                                        input_example=ds.x_test[:2])
+    test = tracking.numpy_dataset(ds.x_test, ds.y_test, name=f"{ds.name}-test", digest=ds.digest, source=ds.source)
+    tracking.log_evaluation(evaluation, test, model_id)
 
 
 def params_to_resume(run_id: str, p: FinetuneParams) -> tuple[FinetuneParams, str]:
     """The recorded params of an unfinished run (only device, num_workers, data_dir, progress from ``p``)."""
-    from ..finetune.checkpoint import checkpoint_dir, load_checkpoint
+    from ..finetune.checkpoint import load_checkpoint
+    from ..finetune.train import check_checkpoint
 
     if not tracking.run_exists(run_id):
         raise ParamError(f"resume={run_id!r}: no such run in {tracking.tracking_uri()}; "
@@ -301,10 +364,11 @@ def params_to_resume(run_id: str, p: FinetuneParams) -> tuple[FinetuneParams, st
     if info["status"] == "FINISHED":
         raise ParamError(f"resume={run_id}: that run already FINISHED; nothing to resume")
     try:
-        ckpt = load_checkpoint(Path(info["tags"].get(CHECKPOINT_TAG) or checkpoint_dir(run_id)))
+        ckpt = load_checkpoint(_fetch_checkpoint(run_id, info))  # downloaded from the run's artifacts if not here
     except CacheError as e:
         raise CacheError(f"resume={run_id}: {e} (the run died before its first epoch ended, or the checkpoint "
                          f"was removed); start a new run instead") from None
+    check_checkpoint({**ckpt, "run_id": run_id})
     recorded = FinetuneParams(**ckpt["run_params"])
     if resolve_weights(recorded.weights).sha256 != ckpt["weights_sha256"]:
         raise ParamError(f"resume={run_id}: the weights file changed since the run started")

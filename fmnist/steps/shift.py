@@ -241,13 +241,13 @@ class Shift(Step):
         step, q = p.scored_cell()
         run_id = p.run or inputs[SCORED].run_id
         t0 = time.perf_counter()
-        if step is CLASSIFY:  # the fitted model its image model wraps, without the pyfunc's code copy
-            classifier = tracking.load_sklearn_model(f"runs:/{run_id}/model")
+        predictor = tracking.load_predictor(tracking.run_model_uri(run_id))  # its data files; no code copy runs
+        if step is CLASSIFY:  # the fitted pipeline on the shared cell's features
             shifted = inputs["features"].result
             labels, idx = shifted["labels"], shifted["test_index"]
-            predicted = {n: np.asarray(classifier.predict(x), np.int64) for n, x in shifted["features"].items()}
+            predicted = {n: np.asarray(predictor.classifier.predict(x), np.int64)
+                         for n, x in shifted["features"].items()}
         else:
-            predictor = tracking.load_image_model(f"runs:/{run_id}/image_model").unwrap_python_model().predictor
             images, labels, idx = p.sample(ds.name, p.data_dir)
             predicted = {n: predictor.predict_arrays(x)[0] for n, x in shifted_sets(images, p.seed, p.kinds).items()}
         rows = accuracy_rows(predicted, labels, p.kinds)

@@ -3,10 +3,12 @@ other datasets), their tags and aliases."""
 
 from __future__ import annotations
 
+import os
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator, NamedTuple
 
+import mlflow
 from mlflow.exceptions import MlflowException
 
 from ..errors import FmnistError
@@ -134,6 +136,8 @@ def resolve(spec: str, prefix: str | tuple[str, ...] = "") -> str:
     if not spec.startswith("models:/") and (":/" in spec or Path(spec).exists()):
         return spec  # a run's model, another URI or a model folder: MLflow says what is wrong with it
     body = spec.removeprefix("models:/")
+    if spec.startswith("models:/m-") and "/" not in body and "@" not in body:
+        return spec  # a logged model's id (what a registry version points at): MLflow says if there is none
     name, sep, ref = body.partition("@") if "@" in body else body.partition("/")
     known = registered_models(prefix)
     listing = "; ".join(f"{n} ({', '.join(f'@{a}=v{v}' for a, v in sorted(al.items())) or 'no aliases'})"
@@ -147,11 +151,51 @@ def resolve(spec: str, prefix: str | tuple[str, ...] = "") -> str:
     return f"models:/{name}{sep}{ref}" if sep else f"models:/{name}@champion"
 
 
-def load_sklearn_model(uri: str):
-    """The scikit-learn model at ``uri`` (a classify run's ``model``): no code copy to fetch, unlike the pyfunc."""
-    import mlflow.sklearn
+def download_model(uri: str, data_only: bool = False) -> Path:
+    """The model folder at ``uri`` (``resolve`` it first) on local disk; ``data_only``: its MLmodel file and
+    ``artifacts/`` only, without the code copy a pyfunc load would run."""
+    import tempfile
 
-    return mlflow.sklearn.load_model(uri)
+    import mlflow.artifacts
+    from mlflow.models import get_model_info
+
+    if Path(uri).exists():
+        return Path(uri)
+    if not data_only:
+        return Path(mlflow.artifacts.download_artifacts(artifact_uri=uri))
+    where = mlflow.get_logged_model(get_model_info(uri).model_id).artifact_location.rstrip("/")
+    folder = tempfile.mkdtemp(prefix="fmnist-model-")
+    for part in ("MLmodel", "artifacts"):
+        mlflow.artifacts.download_artifacts(artifact_uri=f"{where}/{part}", dst_path=folder)
+    return Path(folder)
+
+
+def predictor_from_folder(folder: str | os.PathLike):
+    """The ``fmnist.predictor.ImagePredictor`` in a downloaded image model, built from its data files only:
+    neither the model's code copy nor its MLmodel's loader runs, and nothing is unpickled."""
+    from mlflow.models import Model
+
+    from ..predictor import load_predictor
+
+    folder = Path(folder)
+    flavor = Model.load(folder / "MLmodel").flavors.get("python_function", {})  # YAML, safe-loaded
+    artifacts = {k: (folder / v["path"]).resolve() for k, v in (flavor.get("artifacts") or {}).items()}
+    if "predictor" not in artifacts or any(folder.resolve() not in p.parents for p in artifacts.values()):
+        raise FmnistError(f"{folder}: not an fmnist image model (no predictor file among its artifacts)")
+    return load_predictor({k: str(p) for k, p in artifacts.items()})
+
+
+def load_predictor(uri: str):
+    """The image model at ``uri`` as an ``ImagePredictor`` (see ``predictor_from_folder``)."""
+    return predictor_from_folder(download_model(uri, data_only=True))
+
+
+def run_model_uri(run_id: str) -> str:
+    """``models:/<id>`` of a classify or finetune run's image model."""
+    model_id = _client().get_run(run_id).data.tags.get(IMAGE_MODEL_TAG)
+    if not model_id:
+        raise FmnistError(f"run {run_id} logged no image model")
+    return f"models:/{model_id}"
 
 
 def load_image_model(uri: str):

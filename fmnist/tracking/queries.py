@@ -116,10 +116,11 @@ def metric_history(run_id: str, key: str) -> list[tuple[int, float]]:
 
 
 def set_run_tags(run_id: str, tags: dict[str, Any]) -> None:
-    """Tags on a run that is not the active one (e.g. the run ``mlflow run`` created for a resume)."""
-    c = _client()
-    for k, v in tags.items():
-        c.set_tag(run_id, k, str(v))
+    """Tags on a run that is not the active one (e.g. the run ``mlflow run`` created for a resume), values as
+    strings, in one ``log_batch`` request (MLflow splits it past 100 tags) rather than one per tag."""
+    from mlflow.entities import RunTag
+
+    _client().log_batch(run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
 
 
 def run_exists(run_id: str) -> bool:

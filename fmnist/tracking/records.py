@@ -87,15 +87,13 @@ def log_table(df, artifact_file: str) -> None:
 
 def log_numpy_input(features, targets, *, name: str, digest: str, source: str, context: str) -> None:
     """Record a dataset the run used (``mlflow.log_input``) under our own stable digest."""
-    from mlflow.data.dataset_source_registry import get_registered_sources
-    from mlflow.data.numpy_dataset import from_numpy
+    log_dataset(numpy_dataset(features, targets, name=name, digest=digest, source=source), context)
 
-    # Pick the local source class ourselves: resolving a path string warns that two classes match.
-    local = next(s for s in get_registered_sources() if s.__name__ == "LocalArtifactDatasetSource")
-    src = local(str(Path(source).resolve())) if source and Path(source).exists() else local("synthetic")
-    ds = from_numpy(features=features, targets=targets, source=src, name=name, digest=digest[:36])
+
+def log_dataset(dataset, context: str) -> None:
+    """Record ``dataset`` (``numpy_dataset``) as an input of the active run."""
     # Two processes logging the same dataset at once race on its row: retry, the second then links to it.
-    retry_on_conflict(lambda: mlflow.log_input(ds, context=context))
+    retry_on_conflict(lambda: mlflow.log_input(dataset, context=context))
 
 
 def pinned_requirements(*packages: str) -> list[str]:
@@ -112,49 +110,67 @@ def pinned_requirements(*packages: str) -> list[str]:
     return out
 
 
-def log_sklearn_model(model, *, name: str, input_example, trusted_types: list[str] | None = None) -> None:
-    """A fitted scikit-learn model with signature. ``trusted_types``: types skops (MLflow's format) refuses
-    by default, e.g. tree nodes; they go into the MLmodel file, so ``mlflow.sklearn.load_model`` just works."""
-    import mlflow.sklearn
-    from mlflow.models import infer_signature
+def numpy_dataset(features, targets, *, name: str, digest: str, source: str):
+    """An MLflow dataset of arrays under our own stable digest (``source``: a folder, a URI, or "synthetic")."""
+    from mlflow.data.dataset_source_registry import get_registered_sources
+    from mlflow.data.numpy_dataset import from_numpy
 
-    with _quiet():
-        signature = infer_signature(input_example, model.predict(input_example))
-        mlflow.sklearn.log_model(model, name=name, signature=signature, input_example=input_example,
-                                 pip_requirements=pinned_requirements("scikit-learn", "scipy", "skops"),
-                                 skops_trusted_types=list(trusted_types or []) or None)
+    # Pick the local source class ourselves: resolving a path string warns that two classes match.
+    local = next(s for s in get_registered_sources() if s.__name__ == "LocalArtifactDatasetSource")
+    if source and Path(source).exists():
+        source = str(Path(source).resolve())
+    return from_numpy(features=features, targets=targets, source=local(source or "synthetic"), name=name,
+                      digest=digest[:36])
 
 
-def log_image_model(predictor, *, name: str, input_example, packages: tuple[str, ...] = ()) -> None:
-    """The model a user serves: raw images in, classes out (``fmnist.predictor``), with this package inside.
+def log_evaluation(metrics: dict[str, float], dataset, model_id: str | None) -> None:
+    """Evaluation metrics with the dataset they were computed on, linked to the logged model ``model_id``
+    (the experiment's models page sorts models by them). The run logs ``dataset`` as an input itself."""
+    mlflow.log_metrics({k: float(v) for k, v in metrics.items()}, dataset=dataset, model_id=model_id)
 
-    Its signature declares the output columns. The input is any batch ``fmnist.predictor.as_images`` takes
-    (integers or floats, (N, 28, 28) or (N, 784)), which no one tensor dtype and shape can say, and MLflow's
-    schema check would answer bad input (an empty batch, say) with its own multi-line message: so the signature
-    has no input schema, the input example shows the form, and the model answers bad input in one line.
+
+# The image model's declared input: what `fmnist.predictor.as_images` turns every accepted form into.
+IMAGE_INPUT = ("uint8", (-1, 28, 28))
+IMAGE_INPUT_NOTE = ("a batch of 28x28 images: integers 0-255 as declared, or floats 0-1, and shape (N, 28, 28) or "
+                    "flattened (N, 784); one image (28, 28) is a batch of one")
+
+
+def log_image_model(predictor, *, name: str, input_example, packages: tuple[str, ...] = ()) -> str:
+    """The model a user serves: raw images in, classes out (``fmnist.predictor``), with this package inside;
+    its logged model id.
+
+    Its signature declares the input as uint8 (N, 28, 28) and the output columns. The model also takes floats
+    0-1 and flattened rows (``IMAGE_INPUT_NOTE``, in its metadata), which one tensor spec cannot say; MLflow
+    would cast every request to the declared dtype (float pixels silently to 0) and answer bad input with its
+    own multi-line message. So the signature is marked as one the model validates itself (as MLflow does for
+    signatures from type hints): MLflow passes requests through and ``as_images`` answers bad ones in one line.
     """
     import mlflow.pyfunc
     import numpy as np
     from mlflow.models import ModelSignature, infer_signature
+    from mlflow.types import Schema, TensorSpec
 
     import fmnist
 
     out = predictor.predict(input_example)
     with _quiet(), tempfile.TemporaryDirectory() as d:
-        signature = ModelSignature(inputs=None, outputs=infer_signature(None, out).outputs)
+        signature = ModelSignature(inputs=Schema([TensorSpec(np.dtype(IMAGE_INPUT[0]), IMAGE_INPUT[1])]),
+                                   outputs=infer_signature(None, out).outputs)
+        signature._is_signature_from_type_hint = True  # validation is the model's own (see above)
         code = Path(d) / "fmnist"  # the package without its bytecode caches
         shutil.copytree(Path(fmnist.__file__).parent, code, ignore=shutil.ignore_patterns("__pycache__"))
+        files = Path(d) / "files"
+        files.mkdir()
         info = mlflow.pyfunc.log_model(
             name=name, python_model=str(Path(__file__).with_name("image_model.py")),
-            artifacts=predictor.save(Path(d)), code_paths=[str(code)],
+            artifacts=predictor.save(files), code_paths=[str(code)],
             signature=signature, input_example=np.asarray(input_example),
-            pip_requirements=pinned_requirements("pandas", "scikit-learn", "scipy", "torch", "torchvision",
+            pip_requirements=pinned_requirements("pandas", "scikit-learn", "scipy", "skops", "torch", "torchvision",
                                                  "kymatio", "tqdm", *packages),
-            metadata={INPUT_META: "a batch of 28x28 images: integers 0-255 or floats 0-1, shape (N, 28, 28) "
-                                      "or (N, 784)",
-                      CLASSES_META: list(predictor.classes),
+            metadata={INPUT_META: IMAGE_INPUT_NOTE, CLASSES_META: list(predictor.classes),
                       PROBABILITIES_META: predictor.has_probabilities})
     set_tags({IMAGE_MODEL_TAG: info.model_id})  # what the registry's versions point at
+    return info.model_id
 
 
 def log_pytorch_model(model, *, name: str, input_example) -> None:
