@@ -169,8 +169,6 @@ def test_a_classify_run_s_metrics_carry_their_dataset_and_name_its_model(in_serv
 def test_a_registered_model_holds_no_pickle_and_refuses_a_tampered_file_in_one_line(in_served, tmp_path):
     """An EDIT user on a team server can replace a model's files: loading must not run what they put there."""
     import os
-    import subprocess
-    import sys
 
     import skops.io
     import torch
@@ -178,6 +176,7 @@ def test_a_registered_model_holds_no_pickle_and_refuses_a_tampered_file_in_one_l
     from sklearn.preprocessing import FunctionTransformer
 
     from fmnist import tracking
+    from stores import fmnist_env, fmnist_here
 
     uri_db, ds, runs, _ = in_served
     marker = tmp_path / "ran"
@@ -205,10 +204,8 @@ def test_a_registered_model_holds_no_pickle_and_refuses_a_tampered_file_in_one_l
                 tracking.load_predictor(uri)
             with pytest.raises(Exception, match=says):  # MLflow's own pyfunc load goes through the same check
                 mlflow.pyfunc.load_model(uri)
-            env = {**os.environ, "MLFLOW_TRACKING_URI": uri_db}
-            p = subprocess.run([str(Path(sys.executable).with_name("fmnist")), "predict", "--model", uri, "--images",
-                                str(MINI / "t10k-images-idx3-ubyte.gz"), "--output", str(tmp_path / "p.csv")], env=env, capture_output=True,
-                               text=True, timeout=300)
+            p = fmnist_here(["predict", "--model", uri, "--images", str(MINI / "t10k-images-idx3-ubyte.gz"),
+                             "--output", str(tmp_path / "p.csv")], fmnist_env(uri_db, "fmnist", MINI), tmp_path)
             assert p.returncode == 1 and says in p.stderr and len(p.stderr.strip().splitlines()) == 1, p.stderr
             assert not marker.exists() and not (tmp_path / "p.csv").exists()
         finally:
