@@ -21,7 +21,7 @@ RUN_ID = re.compile(r"\b[0-9a-f]{32}\b")
 # Tag values that differ between two runs of the same command: kept as their key only.
 VOLATILE_TAGS = {"fmnist.code_version", "fmnist.cache_key", "fmnist.resume_key", "fmnist.environment", "fmnist.pid",
                  "fmnist.node_id", "fmnist.host", "fmnist.git_commit", "fmnist.artifact_sha256", "fmnist.executor_resources",
-                 "mlflow.user", "mlflow.source.name", "mlflow.source.git.commit", "mlflow.log-model.history", "mlflow.runColor", "mlflow.project.backend",
+                 "mlflow.user", "mlflow.source.name", "mlflow.source.git.commit", "mlflow.source.git.branch", "mlflow.log-model.history", "mlflow.runColor", "mlflow.project.backend",
                  "mlflow.project.env", "mlflow.source.type", "mlflow.note.content"}
 VOLATILE_TAG_PATTERNS = (re.compile(r"^fmnist\.(.*_)?seconds$"), re.compile(r"^mlflow\.system"))
 # Tags a checkout may or may not get (a git remote): left out.
