@@ -79,6 +79,7 @@ class ImagePredictor:
     classifier: Any = None  # scikit-learn pipeline on the features (its input steps included)
     network: dict[str, Any] | None = None  # fine-tune: the ResNet-18's state dict
     image_size: int = 0  # fine-tune: the size its images are resized to
+    tta: bool = False  # fine-tune: logits averaged with the mirrored image's (as the run evaluated it)
     device: str = "auto"
     _net: Any = field(default=None, repr=False, compare=False)
 
@@ -97,7 +98,8 @@ class ImagePredictor:
         if self.network is not None:
             from .finetune.train import predict_proba
 
-            proba = predict_proba(self._network(), images, image_size=self.image_size, device=self._device())
+            proba = predict_proba(self._network(), images, image_size=self.image_size, device=self._device(),
+                                  tta=self.tta)
             return proba.argmax(1).astype(np.int64), proba
         from .evaluation import class_probabilities
         from .features import extract_features
@@ -139,7 +141,8 @@ class ImagePredictor:
             skops.io.dump(self.classifier, files["pipeline"])
         files["predictor"].write_text(json.dumps({
             "format": FORMAT, "classes": list(self.classes), "feature": self.feature, "model": self.model,
-            "feature_params": self.feature_params, "image_size": self.image_size, "device": self.device}, indent=1))
+            "feature_params": self.feature_params, "image_size": self.image_size, "device": self.device,
+            "tta": self.tta}, indent=1))
         return {**{k: str(v) for k, v in files.items()}, **self.carried_files()}
 
     def _device(self):
@@ -174,7 +177,7 @@ def load_predictor(artifacts: dict[str, str]) -> ImagePredictor:
     if fmt != FORMAT:
         raise FmnistError(f"{path.name}: model format {fmt!r}, this fmnist reads {FORMAT}; refusing it")
     p = ImagePredictor(classes, feature=meta["feature"], model=meta["model"], feature_params=meta["feature_params"],
-                       image_size=int(meta["image_size"]), device=meta["device"])
+                       image_size=int(meta["image_size"]), device=meta["device"], tta=bool(meta.get("tta", False)))
     if "network" in artifacts:
         p = replace(p, network=_load_network(Path(artifacts["network"])))
     else:
@@ -220,6 +223,6 @@ def for_classifier(feature: str, feature_params: dict[str, Any], model: str, cla
                           classifier=classifier)
 
 
-def for_network(model, image_size: int, classes) -> ImagePredictor:
+def for_network(model, image_size: int, classes, tta: bool = False) -> ImagePredictor:
     state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-    return ImagePredictor(tuple(classes), network=state, image_size=int(image_size))
+    return ImagePredictor(tuple(classes), network=state, image_size=int(image_size), tta=tta)

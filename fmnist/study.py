@@ -38,12 +38,14 @@ PROFILES: dict[str, Profile] = {
     ),
     "full": Profile(
         "full", subset=None, tune=True, n_samples=5000,
-        # On a CPU the GPU-sized defaults (64 px, 10 epochs, augmentation) would take ~40 min for
-        # mode=full alone (bench: 230 img/s at 64 px); 6 epochs at 32 px without augmentation reached
-        # 92.29% in 10 min in the full study of docs/results.md.
-        finetune_cpu={"image_size": 32, "epochs": 6, "augment": False},
-        doc="all 70,000 images, tuned classifiers, 5,000-point views, fine-tune with the finetune defaults "
-            "(on a CPU: 6 epochs at 32 px, no augmentation), 2,000 test images under shift",
+        # On a GPU the fast recipe (fmnist.finetune.train.FAST_RECIPE; bench/gpu.py measures and chooses it on
+        # the device). On a CPU it is the standard recipe: the GPU-sized defaults (64 px, 10 epochs,
+        # augmentation) would take ~40 min for mode=full alone (bench: 230 img/s at 64 px); 6 epochs at 32 px
+        # without augmentation reached 92.29% in 10 min in the full study of docs/results.md.
+        finetune={"recipe": "fast"},
+        finetune_cpu={"recipe": "standard", "image_size": 32, "epochs": 6, "augment": False},
+        doc="all 70,000 images, tuned classifiers, 5,000-point views, fine-tune with the fast recipe on a GPU "
+            "(on a CPU: the standard one, 6 epochs at 32 px, no augmentation), 2,000 test images under shift",
     ),
 }
 

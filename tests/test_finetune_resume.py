@@ -90,7 +90,42 @@ def test_step_logs_what_the_contract_names(store, ckdir, small):
     assert again["cached"] and again["run_id"] == out["run_id"]
 
 
-def test_auto_resume_continues_the_same_run_and_matches(store, ckdir, small, monkeypatch):
+def test_the_fast_recipe_trains_averages_and_logs_a_servable_model(store, ckdir, real_data_dir):
+    """recipe=fast on the CPU, one epoch of tiny real data: the training set as one tensor on the device, the
+    weights' moving average evaluated and kept; the loss falls, accuracy beats chance, the model serves."""
+    import numpy as np
+
+    from fmnist.finetune import SplitData, fit
+    from fmnist.finetune.train import FitConfig
+    from fmnist.weights import Weights, build_resnet18
+
+    small = load_dataset("fashion-mnist", data_dir=real_data_dir, subset=300, seed=0)
+    cfg = dict(mode="full", image_size=16, epochs=1, batch_size=16, lr=0.02, seed=0, flip=False, recipe="fast")
+    data = SplitData(small.x_train[:240], small.y_train[:240], small.x_train[240:], small.y_train[240:])
+    runs = {}
+    for ema in (0.0, 0.9):
+        torch.manual_seed(0)
+        runs[ema] = fit(build_resnet18(Weights("none"), num_classes=10), data, FitConfig(**cfg, ema=ema),
+                        device="cpu", progress=False)
+    raw, averaged = runs[0.0], runs[0.9]
+    assert raw.history[0]["train_loss"] == averaged.history[0]["train_loss"]  # the average does not train
+    a, b = raw.model.state_dict(), averaged.model.state_dict()
+    assert any(not torch.equal(a[k], b[k]) for k in a if a[k].is_floating_point())  # kept: the average
+
+    out = step.finetune(**{**BASE, "recipe": "fast", "epochs": 2, "ema": 0.9, "tta": True, "batch_size": 16,
+                           "lr": 0.02}, ds=small)
+    losses = [loss for _, loss in tracking.metric_history(out["run_id"], "train_loss")]
+    assert losses[-1] < losses[0] and out["test_accuracy"] > 0.15  # 300 test images, ten classes: chance is 0.1
+    params = mlflow.get_run(out["run_id"]).data.params
+    assert (params["recipe"], params["ema"], params["tta"], params["flip"]) == ("fast", "0.9", "True", "False")
+    model = mlflow.pyfunc.load_model(f"runs:/{out['run_id']}/finetune-full")
+    got = model.predict(small.x_test)["class_index"].to_numpy()
+    assert np.array_equal(got, report.predictions(out["run_id"])["predicted"])  # as the run scored it (with TTA)
+
+
+@pytest.mark.parametrize("extra", [{}, {"recipe": "fast", "ema": 0.9, "flip": False}], ids=["standard", "fast"])
+def test_auto_resume_continues_the_same_run_and_matches(store, ckdir, small, monkeypatch, extra):
+    base = {**BASE, **extra}  # fast: the data on the device, the weights' average in the checkpoint too
     real_log = tracking.log_metrics
 
     def dies_after_epoch_1(metrics, step=None):
@@ -100,18 +135,18 @@ def test_auto_resume_continues_the_same_run_and_matches(store, ckdir, small, mon
 
     monkeypatch.setattr(step.tracking, "log_metrics", dies_after_epoch_1)
     with pytest.raises(KeyboardInterrupt):
-        step.finetune(**BASE, ds=small)
+        step.finetune(**base, ds=small)
     monkeypatch.setattr(step.tracking, "log_metrics", real_log)
     (killed,) = [r.info.run_id for r in mlflow.search_runs(search_all_experiments=True, output_format="list")]
     assert tracking.get_run_info(killed)["status"] == "KILLED"
     assert json.loads((ckdir / killed / "state.json").read_text())["epoch"] == 1
 
-    ref = step.finetune(**{**BASE, "resume": "never"}, ds=small)  # never: a new run, the killed one untouched
+    ref = step.finetune(**{**base, "resume": "never"}, ds=small)  # never: a new run, the killed one untouched
     assert ref["run_id"] != killed and tracking.get_run_info(killed)["status"] == "KILLED"
 
     # resume=auto: identical params and data -> the killed run (force: not the FINISHED `ref`, which the
     # cache would otherwise reuse)
-    out = step.finetune(**BASE, force=True, ds=small)
+    out = step.finetune(**base, force=True, ds=small)
     assert out["run_id"] == killed and out["start_epoch"] == 2
     info = tracking.get_run_info(killed)
     assert info["status"] == "FINISHED" and info["tags"]["fmnist.resumed_at_epoch"] == "1"

@@ -153,7 +153,7 @@ def _bumped(v):
     if isinstance(v, int):
         return v + 1
     if isinstance(v, float):
-        return v / 2
+        return v / 2 if v else 0.5  # (0: an off switch, e.g. ema)
     return None  # strings name registry entries: the per-step key tests change those
 
 

@@ -25,9 +25,16 @@ def test_profiles_and_overrides():
 def test_full_profile_fine_tunes_at_a_cpu_size_on_a_cpu_only():
     from fmnist.finetune import FitConfig
 
+    from fmnist.finetune.train import FAST_RECIPE
+    from fmnist.steps.finetune import FinetuneParams
+
     full = get_profile("full")
-    assert full.finetune_for("cuda") == {}  # a GPU gets the finetune defaults
+    assert full.finetune_for("cuda") == {"recipe": "fast"}  # a GPU gets the fast recipe, with its settings
+    fast = FinetuneParams(**full.finetune_for("cuda"))
+    assert {k: getattr(fast, k) for k in FAST_RECIPE} == FAST_RECIPE
+    assert FinetuneParams(recipe="fast", epochs=3).epochs == 3  # a setting given wins over the recipe's
     cpu = full.finetune_for("cpu")
+    assert cpu["recipe"] == "standard" and FinetuneParams(**cpu).batch_size == FitConfig().batch_size
     assert cpu["image_size"] < FitConfig().image_size and cpu["epochs"] < FitConfig().epochs
     FitConfig(**cpu).validate()
     # explicit epochs win on every device

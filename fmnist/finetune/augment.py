@@ -1,11 +1,11 @@
-"""Batch augmentation on the device: random crop with zero padding and horizontal flip, one gather."""
+"""Batch augmentation on the device: random crop with zero padding and (optionally) horizontal flip, one gather."""
 
 from __future__ import annotations
 
 
-def augment_batch(x, *, padding: int = 4, generator=None):
+def augment_batch(x, *, padding: int = 4, flip: bool = True, generator=None):
     """(B, H, W) images on any device -> same shape: each shifted by up to ``padding`` pixels
-    (zero fill, as Fashion-MNIST's background) and mirrored with probability 1/2.
+    (zero fill, as Fashion-MNIST's background) and, with ``flip``, mirrored with probability 1/2.
 
     The random offsets come from ``generator`` (a CPU ``torch.Generator``) so the draw is the same on
     CPU and GPU and replays exactly on resume; the pixels never leave the device.
@@ -15,7 +15,8 @@ def augment_batch(x, *, padding: int = 4, generator=None):
 
     b, h, w = x.shape
     off = torch.randint(0, 2 * padding + 1, (b, 2), generator=generator)
-    flip = torch.rand(b, generator=generator) < 0.5
+    # drawn either way: the generator's stream (and a resumed run's replay) does not depend on ``flip``
+    flip = (torch.rand(b, generator=generator) < 0.5) & flip
     off, flip = off.to(x.device, non_blocking=True), flip.to(x.device, non_blocking=True)
     xp = F.pad(x, (padding, padding, padding, padding))
     ar_h = torch.arange(h, device=x.device)

@@ -111,10 +111,13 @@ def load_checkpoint(folder: str | os.PathLike) -> dict[str, Any]:
     ck["best_file_epoch"] = int(best["epoch"]) if best else 0
     if "best_state" in ck:  # written before the best weights had a file of their own
         return ck
-    if ck["best_epoch"] == ck["epoch"]:
-        ck["best_state"] = ck["model"]
-    elif best is not None and int(best["epoch"]) == ck["best_epoch"]:
+    if best is not None and int(best["epoch"]) == ck["best_epoch"]:
         ck["best_state"] = best["state"]
+    elif ck["best_epoch"] == ck["epoch"]:  # its own weights (a kill came before best.pt was written)
+        # with an average of the weights, the weights scored and kept are the average's
+        ema = ck.get("ema")
+        ck["best_state"] = ck["model"] if ema is None else {k.removeprefix("module."): v for k, v in ema.items()
+                                                            if k.startswith("module.")}
     else:
         raise CacheError(f"{folder}: the checkpoint needs the best weights of epoch {ck['best_epoch']}, but "
                          f"{BEST_FILE} holds {'none' if best is None else 'epoch ' + str(best['epoch'])}")

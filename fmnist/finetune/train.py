@@ -25,6 +25,15 @@ from .optim import build_optimizer, build_schedule, schedule_impl
 log = logging.getLogger("fmnist")
 
 AUGMENT_PADDING = 4
+# How ``fit`` feeds the network: "standard" gathers batches on the CPU (DataLoader workers) and copies each to
+# the device; "fast" puts the whole training set on the device once, as one uint8 tensor, and gathers there.
+RECIPES = ("standard", "fast")
+# The fast recipe's guess, for a GPU (the study's full profile there; bench/gpu.py chooses on the device):
+# the data on the device, 32 px, large batches, Nesterov SGD on a one-cycle schedule, an EMA of the weights,
+# translations without flips (garments face one way), label smoothing.
+FAST_RECIPE: dict[str, Any] = {"recipe": "fast", "image_size": 32, "epochs": 16, "batch_size": 512, "lr": 0.4,
+                               "warmup": 0.25, "weight_decay": 5e-4, "label_smoothing": 0.1, "augment": True,
+                               "flip": False, "ema": 0.999, "tta": False}
 # Modes trained channels_last on the CPU too. bench/finetune.py on a 2-core AMD EPYC (2026-12-02, idle, two
 # runs, NCHW -> channels_last): last_layer 703 -> 1,114 and 681 -> 1,180 img/s at 32 px, 234 -> 397 and
 # 258 -> 349 at 64 px; full 185 -> 170 and 154 -> 186 at 32 px, 67 -> 67 and 76 -> 73 at 64 px (noise), so
@@ -70,8 +79,14 @@ class FitConfig:
     label_smoothing: float = 0.1
     seed: int = 0
     test_curve: bool = False
+    recipe: str = "standard"
+    ema: float = 0.0  # decay per step of an exponential moving average of the weights (0: none)
+    flip: bool = True  # augmentation mirrors half the images
+    tta: bool = False  # evaluation averages each image's logits with its mirror's
 
     def validate(self) -> "FitConfig":
+        if self.recipe not in RECIPES:
+            raise ParamError(f"unknown recipe {self.recipe!r}; choose one of: {', '.join(RECIPES)}")
         MODES.get(self.mode)
         OPTIMIZERS.get(self.optimizer)
         SCHEDULES.get(self.schedule)
@@ -83,6 +98,7 @@ class FitConfig:
             (0 <= self.label_smoothing < 1, f"label_smoothing must be in [0, 1), got {self.label_smoothing}"),
             (0 <= self.warmup < 1, f"warmup must be in [0, 1), got {self.warmup}"),
             (16 <= self.image_size <= 512, f"image_size must be in 16..512, got {self.image_size}"),
+            (0 <= self.ema < 1, f"ema must be in [0, 1), got {self.ema}"),
         ]
         for ok, msg in checks:
             if not ok:
@@ -152,29 +168,33 @@ def _loader(x, y, perm, batch_size: int, steps: int, num_workers: int, pin: bool
                                        num_workers=num_workers, pin_memory=pin)
 
 
-def _inputs(xb, image_size: int, nhwc: bool, augment: bool, generator):
+def _inputs(xb, image_size: int, nhwc: bool, augment: bool, generator, flip: bool = True):
     """uint8 (B, H, W) on the device -> normalised float (B, 3, S, S), channels_last where it pays."""
     import torch
 
     if augment:
-        xb = augment_batch(xb, padding=AUGMENT_PADDING, generator=generator)
+        xb = augment_batch(xb, padding=AUGMENT_PADDING, flip=flip, generator=generator)
     x = imagenet_preprocess(xb.float().div_(255.0), image_size)
     return x.contiguous(memory_format=torch.channels_last) if nhwc else x
 
 
-def predict(model, images: np.ndarray, *, image_size: int, device, batch_size: int = 512) -> np.ndarray:
-    """Class predictions (int64) for uint8 images, in eval mode, batch by batch."""
-    return _forward(model, images, image_size, device, batch_size, lambda z: z.argmax(1), np.int64, ())
+def predict(model, images: np.ndarray, *, image_size: int, device, batch_size: int = 512,
+            tta: bool = False) -> np.ndarray:
+    """Class predictions (int64) for uint8 images, in eval mode, batch by batch (``tta``: logits averaged with
+    the mirrored image's)."""
+    return _forward(model, images, image_size, device, batch_size, lambda z: z.argmax(1), np.int64, (), tta)
 
 
-def predict_proba(model, images: np.ndarray, *, image_size: int, device, batch_size: int = 512) -> np.ndarray:
+def predict_proba(model, images: np.ndarray, *, image_size: int, device, batch_size: int = 512,
+                  tta: bool = False) -> np.ndarray:
     """Softmax class probabilities (float32, images x classes) for uint8 images, in eval mode."""
     n_classes = model.fc.out_features
     return _forward(model, images, image_size, device, batch_size, lambda z: z.float().softmax(1), np.float32,
-                    (n_classes,))
+                    (n_classes,), tta)
 
 
-def _forward(model, images: np.ndarray, image_size: int, device, batch_size: int, head, dtype, tail) -> np.ndarray:
+def _forward(model, images: np.ndarray, image_size: int, device, batch_size: int, head, dtype, tail,
+             tta: bool = False) -> np.ndarray:
     import torch
 
     dev = torch.device(device)
@@ -189,7 +209,11 @@ def _forward(model, images: np.ndarray, image_size: int, device, batch_size: int
             for s in range(0, len(images), batch_size):
                 xb = xt[s:s + batch_size]
                 xb = (xb.pin_memory() if cuda else xb).to(dev, non_blocking=True)
-                out[s:s + len(xb)] = head(model(_inputs(xb, image_size, nhwc, False, None))).cpu().numpy()
+                x = _inputs(xb, image_size, nhwc, False, None)
+                z = model(x)
+                if tta:
+                    z = (z.float() + model(x.flip(-1)).float()) / 2
+                out[s:s + len(xb)] = head(z).cpu().numpy()
     finally:
         model.train(was_training)
     return out
@@ -221,12 +245,14 @@ def _as_tensor(a):
 
 def train_one_epoch(model, optimizer, scheduler, images, labels, *, generator, image_size: int, batch_size: int,
                     device, mode: str = "full", augment: bool = False, label_smoothing: float = 0.0,
-                    num_workers: int = 0, progress: bool = False, desc: str = "train") -> EpochStats:
-    """One pass over ``images``/``labels`` (uint8 (N, H, W) and int64, arrays or CPU tensors) in an order
-    drawn from ``generator``, which then also draws the augmentation; ``scheduler`` steps every batch."""
+                    num_workers: int = 0, progress: bool = False, desc: str = "train", flip: bool = True,
+                    resident: bool = False, on_step: Callable[[], None] | None = None) -> EpochStats:
+    """One pass over ``images``/``labels`` (uint8 (N, H, W) and int64, arrays or tensors) in an order
+    drawn from ``generator``, which then also draws the augmentation; ``scheduler`` steps every batch, then
+    ``on_step()`` (an EMA's update). ``resident``: the tensors sit on ``device`` (``fit`` put them there once)
+    and each batch is gathered there: no DataLoader, no copy per batch."""
     import torch
     import torch.nn.functional as F
-    from tqdm.auto import tqdm
 
     t0 = time.perf_counter()
     dev = torch.device(device)
@@ -240,12 +266,15 @@ def train_one_epoch(model, optimizer, scheduler, images, labels, *, generator, i
     loss_sum = torch.zeros((), device=dev)
     correct = torch.zeros((), device=dev, dtype=torch.long)
     seen = 0
-    # disable=None: tqdm's own "off unless a terminal" (a log file gets the epoch lines, not redraws)
-    with tqdm(total=steps * bs, desc=desc, unit="img", disable=None if progress else True, mininterval=1.0,
-              leave=False) as bar:
-        for i, (xb, yb) in enumerate(_loader(x_all, y_all, perm, bs, steps, num_workers, cuda)):
+    if resident:  # the fast recipe: one gather per batch, on the device
+        x_all, y_all, order = x_all.to(dev), y_all.to(dev), perm.to(dev)
+        batches = ((x_all[idx], y_all[idx]) for idx in order[:steps * bs].view(steps, bs))
+    else:
+        batches = _loader(x_all, y_all, perm, bs, steps, num_workers, cuda)
+    with _bar(progress, total=steps * bs, desc=desc) as bar:
+        for i, (xb, yb) in enumerate(batches):
             xb, yb = xb.to(dev, non_blocking=True), yb.to(dev, non_blocking=True)
-            x = _inputs(xb, image_size, nhwc, augment, generator)
+            x = _inputs(xb, image_size, nhwc, augment, generator, flip)
             with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda):
                 logits = model(x)
             loss = F.cross_entropy(logits.float(), yb, label_smoothing=label_smoothing)
@@ -253,22 +282,45 @@ def train_one_epoch(model, optimizer, scheduler, images, labels, *, generator, i
             loss.backward()
             optimizer.step()
             scheduler.step()
+            if on_step is not None:
+                on_step()
             loss_sum += loss.detach() * len(yb)
             correct += (logits.detach().argmax(1) == yb).sum()
             seen += len(yb)
             bar.update(len(yb))
             signals.check()  # a SIGTERM swallowed mid-batch (it landed in a GC callback) stops here
-            if i % 10 == 0 or i == steps - 1:  # .item() syncs the device: not every step
+            if progress and (i % 10 == 0 or i == steps - 1):  # .item() syncs the device: not every step
                 bar.set_postfix(loss=f"{loss.item():.3f}", lr=f"{scheduler.get_last_lr()[0]:.3g}")
     if cuda:
         torch.cuda.synchronize(dev)  # CUDA runs asynchronously: time the work, not the queueing
     return EpochStats(float(loss_sum.item() / seen), float(correct.item() / seen), seen, time.perf_counter() - t0)
 
 
+class _NoBar:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        pass
+
+    def update(self, n: int) -> None:
+        pass
+
+
+def _bar(progress: bool, *, total: int, desc: str):
+    """tqdm's bar when asked for (imported then only: a GPU box may lack it), else nothing."""
+    if not progress:
+        return _NoBar()
+    from tqdm.auto import tqdm
+
+    # disable=None: tqdm's own "off unless a terminal" (a log file gets the epoch lines, not redraws)
+    return tqdm(total=total, desc=desc, unit="img", disable=None, mininterval=1.0, leave=False)
+
+
 def evaluate(model, images: np.ndarray, labels: np.ndarray, *, image_size: int, device,
-             batch_size: int = 512) -> float:
+             batch_size: int = 512, tta: bool = False) -> float:
     """Accuracy of ``predict`` on uint8 ``images`` against ``labels``."""
-    pred = predict(model, images, image_size=image_size, device=device, batch_size=batch_size)
+    pred = predict(model, images, image_size=image_size, device=device, batch_size=batch_size, tta=tta)
     return float((pred == labels).mean())
 
 
@@ -288,6 +340,15 @@ class _Progress:
         if record["val_accuracy"] > self.best_val:  # strict: ties keep the earlier epoch
             self.best_val, self.best_epoch = record["val_accuracy"], epoch
             self.best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+
+
+def _ema(model, decay: float):
+    """torch's exponential moving average of ``model`` (buffers too: BatchNorm statistics), or None."""
+    if not decay:
+        return None
+    from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+    return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
 
 
 def _prepare(model, cfg: FitConfig, dev, n: int):
@@ -321,21 +382,23 @@ def check_checkpoint(ck: dict[str, Any]) -> None:
                          f"{schedule} as {want or 'LambdaLR'} and cannot continue it; start a new run (resume=never)")
 
 
-def _restore(ck: dict[str, Any], cfg: FitConfig, model, opt, sched) -> _Progress:
-    """Load a ``fit`` checkpoint into ``model``/``opt``/``sched`` and the global RNGs."""
+def _restore(ck: dict[str, Any], cfg: FitConfig, model, opt, sched, ema=None) -> _Progress:
+    """Load a ``fit`` checkpoint into ``model``/``opt``/``sched`` (and the weights' average) and the global RNGs."""
     check_checkpoint(ck)
     if ck.get("config") != cfg.as_dict():
         raise ParamError("checkpoint was written with another configuration; refusing to resume from it")
     model.load_state_dict(ck["model"])
     opt.load_state_dict(ck["optimizer"])
     sched.load_state_dict(ck["scheduler"])
+    if ema is not None:
+        ema.load_state_dict(ck["ema"])
     set_rng_state(ck["rng"])
     return _Progress(list(ck["history"]), ck["best_val_accuracy"], ck["best_epoch"], ck["best_state"],
                      int(ck["epoch"]) + 1, int(ck.get("best_file_epoch", 0)))
 
 
 def _checkpoint_state(epoch: int, cfg: FitConfig, model, opt, sched, run: _Progress,
-                      extra: dict[str, Any] | None) -> dict[str, Any]:
+                      extra: dict[str, Any] | None, ema=None) -> dict[str, Any]:
     """Everything ``_restore`` needs to continue after ``epoch`` exactly as if never interrupted, but the best
     weights (``best.pt``, written apart: only when they change)."""
     return {
@@ -343,16 +406,17 @@ def _checkpoint_state(epoch: int, cfg: FitConfig, model, opt, sched, run: _Progr
         "schedule_impl": schedule_impl(cfg.schedule),
         "model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
         "rng": rng_state(), "history": run.history, "best_val_accuracy": run.best_val, "best_epoch": run.best_epoch,
+        **({"ema": ema.state_dict()} if ema is not None else {}),
     }
 
 
 def _save(folder: str, epoch: int, cfg: FitConfig, model, opt, sched, run: _Progress,
-          extra: dict[str, Any] | None) -> bool:
+          extra: dict[str, Any] | None, ema=None) -> bool:
     """Write the epoch's checkpoint; whether ``best.pt`` was (re)written too (the best weights changed)."""
     best = None
     if run.best_epoch != run.best_saved and run.best_state is not None:
         best = {"epoch": run.best_epoch, "val_accuracy": run.best_val, "state": run.best_state}
-    save_checkpoint(folder, _checkpoint_state(epoch, cfg, model, opt, sched, run, extra), best)
+    save_checkpoint(folder, _checkpoint_state(epoch, cfg, model, opt, sched, run, extra, ema), best)
     if best is not None:
         run.best_saved = run.best_epoch
     return best is not None
@@ -361,7 +425,7 @@ def _save(folder: str, epoch: int, cfg: FitConfig, model, opt, sched, run: _Prog
 def _epoch_record(model, data: SplitData, cfg: FitConfig, stats: EpochStats, dev, t0: float) -> dict[str, float]:
     """The epoch's history record: train stats, validation (and optional test) accuracy, timings."""
     bs = max(_batching(len(data.x_train), cfg.batch_size)[0], 256)  # inference holds no activations for backward
-    kw = dict(image_size=cfg.image_size, device=dev, batch_size=bs)
+    kw = dict(image_size=cfg.image_size, device=dev, batch_size=bs, tta=cfg.tta)
     record = {"train_loss": stats.train_loss, "train_accuracy": stats.train_accuracy,
               "val_accuracy": evaluate(model, data.x_val, data.y_val, **kw)}
     if cfg.test_curve and data.x_test is not None:
@@ -403,20 +467,26 @@ def fit(
     dev = torch.device(device)
     seed_everything(cfg.seed)
     model, opt, sched = _prepare(model, cfg, dev, len(data.x_train))
-    run = _restore(resume_from, cfg, model, opt, sched) if resume_from is not None else _Progress()
     x_tr, y_tr = _as_tensor(data.x_train), _as_tensor(data.y_train)  # once, not per epoch
+    resident = cfg.recipe == "fast"
+    if resident:  # the whole training set on the device, as uint8 (47 MB for 60k images)
+        x_tr, y_tr = x_tr.to(dev), y_tr.to(dev)
     with _pad_crop(model, dev):
+        ema = _ema(model, cfg.ema)
+        run = _restore(resume_from, cfg, model, opt, sched, ema) if resume_from is not None else _Progress()
+        scored = ema.module if ema is not None else model  # what is evaluated, kept and returned
         for epoch in range(run.start, cfg.epochs + 1):
             t0 = time.perf_counter()
             stats = train_one_epoch(
                 model, opt, sched, x_tr, y_tr, generator=_epoch_generator(cfg.seed, epoch), image_size=cfg.image_size,
                 batch_size=cfg.batch_size, device=dev, mode=cfg.mode, augment=cfg.augment,
                 label_smoothing=cfg.label_smoothing, num_workers=num_workers, progress=progress,
-                desc=f"finetune {cfg.mode} epoch {epoch}/{cfg.epochs}")
-            record = _epoch_record(model, data, cfg, stats, dev, t0)
-            run.add(epoch, record, model)
+                desc=f"finetune {cfg.mode} epoch {epoch}/{cfg.epochs}", flip=cfg.flip, resident=resident,
+                on_step=None if ema is None else lambda: ema.update_parameters(model))
+            record = _epoch_record(scored, data, cfg, stats, dev, t0)
+            run.add(epoch, record, scored)
             if checkpoint_to:
-                best_written = _save(checkpoint_to, epoch, cfg, model, opt, sched, run, checkpoint_extra)
+                best_written = _save(checkpoint_to, epoch, cfg, model, opt, sched, run, checkpoint_extra, ema)
                 if on_checkpoint is not None:
                     on_checkpoint(checkpoint_to, epoch, best_written)
             log.info("epoch %d/%d: loss %.4f, train %.4f, val %.4f, %.1fs, %.0f img/s", epoch, cfg.epochs,

@@ -21,6 +21,7 @@ from ..device import resolve_device
 from ..errors import CacheError, FmnistError, ParamError
 from ..evaluation import CI_METHOD, accuracy_metrics, classification_report, predictions_arrays, slug
 from ..finetune import MODES, OPTIMIZERS, SCHEDULES, FitConfig
+from ..finetune.train import FAST_RECIPE
 from ..weights import build_resnet18, resolve_weights
 from .base import (DATA_COLUMNS, PREDICTIONS, Placement, RunContext, Step, data_params, get_or_run,
                    log_predictions, scaled, split_evaluation)
@@ -55,7 +56,14 @@ class FinetuneParams(Common):
     schedule: str = param(F.schedule, f"{' | '.join(SCHEDULES.names())} (per step, with warm-up).")
     warmup: float = param(F.warmup, "Fraction of all steps spent warming up.", type=click.FloatRange(0, 1, max_open=True))
     weight_decay: float = param(F.weight_decay, "L2 penalty.", type=click.FloatRange(min=0))
-    augment: bool = param(F.augment, "Random crop (4 px zero padding) + horizontal flip, on the device.")
+    augment: bool = param(F.augment, "Random crop (4 px zero padding), on the device (+ flips: see flip).")
+    flip: bool = param(F.flip, "Augmentation also mirrors half the images.")
+    recipe: str = param(F.recipe, "standard (batches gathered on the CPU) | fast (the training set on the device "
+                                  "as one uint8 tensor); the study's full profile on a GPU: fast, with its settings.")
+    ema: float = param(F.ema, "Exponential moving average of the weights, decay per step (0: none); the average "
+                              "is what is evaluated and kept.", type=click.FloatRange(0, 1, max_open=True))
+    tta: bool = param(F.tta, "Test-time augmentation: logits averaged with the mirrored image's (validation, "
+                             "test, and the served model).")
     label_smoothing: float = param(F.label_smoothing, "Label smoothing of the loss.",
                                    type=click.FloatRange(0, 1, max_open=True))
     val_fraction: float = param(0.1, "Validation split carved from the training set (model selection).",
@@ -66,6 +74,14 @@ class FinetuneParams(Common):
                              key=False, type=click.IntRange(min=0))
     resume: str = param("auto", "auto (continue an identical unfinished run), never, or a run id to continue.",
                         key=False)
+
+    def __post_init__(self) -> None:
+        # recipe=fast: its settings (FAST_RECIPE) for every one left at, or given as, its standard default;
+        # resolved here, so the run's params, its key and the training all see the same values.
+        if self.recipe == "fast":
+            for k, v in FAST_RECIPE.items():
+                if getattr(self, k) == getattr(FitConfig, k):
+                    object.__setattr__(self, k, v)
 
     def key_group(self, name: str, ds: Dataset) -> dict[str, Any]:
         """The weights as they resolve now (``auto``: imagenet when obtainable), and the file's checksum."""
@@ -269,7 +285,7 @@ class Finetune(Step):
         train_seconds = time.perf_counter() - t0
         t0 = time.perf_counter()
         proba = predict_proba(res.model, ds.x_test, image_size=cfg.image_size, device=dev,
-                              batch_size=max(cfg.batch_size, 256))
+                              batch_size=max(cfg.batch_size, 256), tta=cfg.tta)
         pred = proba.argmax(1)
         rep = classification_report(ds.y_test, pred, ds.classes)
         metrics = {**accuracy_metrics(ds.y_test, pred), "macro_f1": rep["macro_f1"],
@@ -344,7 +360,7 @@ def _log_final(r: dict[str, Any], p: FinetuneParams, ds: Dataset) -> None:
     # the network alone (its own input: float pixels 0-1), beside the image model a user serves
     tracking.log_pytorch_model(export_model(r["model"], p.image_size, ds.x_test.shape[-1]), name=f"{name}-network",
                                input_example=example)
-    model_id = tracking.log_image_model(for_network(r["model"], p.image_size, ds.classes), name=name,
+    model_id = tracking.log_image_model(for_network(r["model"], p.image_size, ds.classes, tta=p.tta), name=name,
                                         input_example=ds.x_test[:2])
     test = tracking.numpy_dataset(ds.x_test, ds.y_test, name=f"{ds.name}-test", digest=ds.digest, source=ds.source)
     tracking.log_evaluation(evaluation, test, model_id)
