@@ -90,6 +90,7 @@ def test_step_logs_what_the_contract_names(store, ckdir, small):
     assert again["cached"] and again["run_id"] == out["run_id"]
 
 
+@pytest.mark.slow  # (the fast suite's 4 minutes; CI runs it)
 def test_the_fast_recipe_trains_averages_and_logs_a_servable_model(store, ckdir, real_data_dir):
     """recipe=fast on the CPU, one epoch of tiny real data: the training set as one tensor on the device, the
     weights' moving average evaluated and kept; the loss falls, accuracy beats chance, the model serves."""
@@ -123,7 +124,8 @@ def test_the_fast_recipe_trains_averages_and_logs_a_servable_model(store, ckdir,
     assert np.array_equal(got, report.predictions(out["run_id"])["predicted"])  # as the run scored it (with TTA)
 
 
-@pytest.mark.parametrize("extra", [{}, {"recipe": "fast", "ema": 0.9, "flip": False}], ids=["standard", "fast"])
+@pytest.mark.parametrize("extra", [pytest.param({}, id="standard"), pytest.param(
+    {"recipe": "fast", "ema": 0.9, "flip": False}, id="fast", marks=pytest.mark.slow)])  # slow: test-fast's 4 min
 def test_auto_resume_continues_the_same_run_and_matches(store, ckdir, small, monkeypatch, extra):
     base = {**BASE, **extra}  # fast: the data on the device, the weights' average in the checkpoint too
     real_log = tracking.log_metrics
