@@ -163,8 +163,6 @@ class ImagePredictor:
 def load_predictor(artifacts: dict[str, str]) -> ImagePredictor:
     """The predictor ``save`` wrote, its carried files' params pointing at their local copies. Nothing is
     unpickled: a file that would run code (an untrusted type, a pickled object) is refused in one line."""
-    from .errors import FmnistError
-
     path = Path(artifacts["predictor"])
     if path.suffix == ".pkl":
         raise FmnistError(f"{path.name}: a model logged by an older fmnist as a pickle; refusing to unpickle it "
@@ -191,8 +189,6 @@ def _load_network(path: Path) -> dict[str, Any]:
 
     import torch
 
-    from .errors import FmnistError
-
     try:  # weights_only: tensors and plain containers; anything else is refused before it is built
         return torch.load(path, map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError) as e:
@@ -204,7 +200,6 @@ def _load_pipeline(path: Path, model: str, feature: str):
     import skops.io
 
     from .classifiers import build_classifier
-    from .errors import FmnistError
 
     # The trusted types come from the code (the registered model and feature), never from the file itself.
     trusted = build_classifier(model, feature=feature or None).trusted_types

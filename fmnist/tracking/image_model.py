@@ -23,13 +23,9 @@ class ImageModel(PythonModel):
         self.predictor = load_predictor(context.artifacts)
 
     def predict(self, context, model_input: np.ndarray, params=None):
-        from fmnist.predictor import InputError
-        from fmnist.tracking.pyfunc import BadImages
+        from fmnist.tracking.pyfunc import predict_images
 
-        try:
-            return self.predictor.predict(model_input)
-        except InputError as e:
-            raise BadImages(str(e)) from None
+        return predict_images(self.predictor, model_input)
 
 
 set_model(ImageModel())

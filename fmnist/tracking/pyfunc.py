@@ -19,3 +19,13 @@ class BadImages(MlflowException):
     @message.setter
     def message(self, _value: str) -> None:
         pass
+
+
+def predict_images(predictor, data):
+    """``predictor.predict(data)``; images it refuses become ``BadImages`` (HTTP 400, the one-line reason)."""
+    from fmnist.predictor import InputError
+
+    try:
+        return predictor.predict(data)
+    except InputError as e:
+        raise BadImages(str(e)) from None

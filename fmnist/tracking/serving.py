@@ -19,13 +19,9 @@ class _Served:
         self.predictor = predictor
 
     def predict(self, data, params=None):
-        from ..predictor import InputError
-        from .pyfunc import BadImages
+        from .pyfunc import predict_images
 
-        try:
-            return self.predictor.predict(data)
-        except InputError as e:
-            raise BadImages(str(e)) from None
+        return predict_images(self.predictor, data)
 
 
 def served_model(folder: str) -> PyFuncModel:
