@@ -35,7 +35,13 @@ def test_wilson_textbook_values():
         wilson_interval(3, 0)
 
 
-@pytest.mark.parametrize("only_a,only_b", [(10, 2), (0, 0), (5, 5), (0, 7), (30, 12), (400, 350)])
+# (only_a, only_b) -> the p-value of the hand-written test binomtest replaced, 2 * binom.cdf(min, n, 1/2) capped at 1
+MCNEMAR = {(10, 2): 0.03857421875, (0, 0): 1.0, (5, 5): 1.0, (0, 7): 0.015625, (30, 12): 0.007915897334896727,
+           (400, 350): 0.07350777405843484, (1, 0): 1.0, (0, 1): 1.0, (80, 0): 1.6543612251060553e-24,
+           (3, 4): 1.0, (1000, 900): 0.023108845108901193, (2000, 1900): 0.11289365225934829}
+
+
+@pytest.mark.parametrize("only_a,only_b", list(MCNEMAR))
 def test_mcnemar_exact_is_a_binomial_test_on_the_discordant_pairs(only_a, only_b):
     both = 50
     a = np.r_[np.ones(both + only_a, bool), np.zeros(only_b, bool)]
@@ -44,6 +50,8 @@ def test_mcnemar_exact_is_a_binomial_test_on_the_discordant_pairs(only_a, only_b
     assert (t.only_a, t.only_b) == (only_a, only_b)
     expected = 1.0 if only_a + only_b == 0 else binomtest(only_a, only_a + only_b, 0.5).pvalue
     assert t.p_value == pytest.approx(expected, rel=1e-12)
+    assert t.p_value == pytest.approx(MCNEMAR[only_a, only_b], rel=1e-12, abs=1e-300)  # as before binomtest
+    assert t.p_value <= 1.0
 
 
 def test_mcnemar_textbook_value():
