@@ -1,5 +1,7 @@
 """The classify step against a temporary tracking store: what each run logs, grids, honest tuning, refusals."""
 
+from pathlib import Path
+
 import mlflow
 import numpy as np
 import pandas as pd
@@ -66,6 +68,9 @@ def test_one_cell_logs_the_contract(store, tiny):
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
 
     model = tracking.load_predictor(f"runs:/{cell.run_id}/lda-raw").classifier  # the pipeline inside the image model
+    from fmnist.tracking.queries import _download_root
+    folder = tracking.download_model(f"runs:/{cell.run_id}/lda-raw", data_only=True)
+    assert Path(_download_root()) in folder.parents  # the process's download folder, removed at its exit
     x = tiny.x_test.reshape(len(tiny.x_test), -1).astype(np.float32) / 255
     assert np.mean(model.predict(x) == tiny.y_test) == pytest.approx(m["test_accuracy"])
     info = mlflow.models.get_model_info(f"runs:/{cell.run_id}/lda-raw")

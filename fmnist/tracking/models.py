@@ -159,12 +159,14 @@ def download_model(uri: str, data_only: bool = False) -> Path:
     import mlflow.artifacts
     from mlflow.models import get_model_info
 
+    from .queries import _download_root
+
     if Path(uri).exists():
         return Path(uri)
     if not data_only:
         return Path(mlflow.artifacts.download_artifacts(artifact_uri=uri))
     where = mlflow.get_logged_model(get_model_info(uri).model_id).artifact_location.rstrip("/")
-    folder = tempfile.mkdtemp(prefix="fmnist-model-")
+    folder = tempfile.mkdtemp(prefix="model-", dir=_download_root())  # removed at exit, like other downloads
     for part in ("MLmodel", "artifacts"):
         mlflow.artifacts.download_artifacts(artifact_uri=f"{where}/{part}", dst_path=folder)
     return Path(folder)
