@@ -77,6 +77,7 @@ class ImagePredictor:
     model: str = ""  # the registered classifier's name (what the pipeline's trusted types come from)
     feature_params: dict[str, Any] = field(default_factory=dict)
     classifier: Any = None  # scikit-learn pipeline on the features (its input steps included)
+    pixels: bool = False  # the pipeline reads the pixels beside the features (fmnist.classifiers.model_input)
     network: dict[str, Any] | None = None  # fine-tune: the ResNet-18's state dict
     image_size: int = 0  # fine-tune: the size its images are resized to
     tta: bool = False  # fine-tune: logits averaged with the mirrored image's (as the run evaluated it)
@@ -102,10 +103,19 @@ class ImagePredictor:
                                   tta=self.tta)
             return proba.argmax(1).astype(np.int64), proba
         from .evaluation import class_probabilities
+
+        feats = self.classifier_input(images)
+        return np.asarray(self.classifier.predict(feats), np.int64), class_probabilities(self.classifier, feats)
+
+    def classifier_input(self, images: np.ndarray, features: np.ndarray | None = None) -> np.ndarray:
+        """What the pipeline reads for uint8 images (N, 28, 28): their features (``features``, when already
+        extracted), after their pixels when it reads those too."""
+        from .classifiers import model_input
         from .features import extract_features
 
-        feats = extract_features(self.feature, images, self.feature_params, device=self.device, progress=False)
-        return np.asarray(self.classifier.predict(feats), np.int64), class_probabilities(self.classifier, feats)
+        if features is None:
+            features = extract_features(self.feature, images, self.feature_params, device=self.device, progress=False)
+        return model_input(features, images, self.pixels)
 
     def predict(self, x: Any):
         """The output DataFrame for any accepted input (see the module docstring)."""
@@ -142,7 +152,7 @@ class ImagePredictor:
         files["predictor"].write_text(json.dumps({
             "format": FORMAT, "classes": list(self.classes), "feature": self.feature, "model": self.model,
             "feature_params": self.feature_params, "image_size": self.image_size, "device": self.device,
-            "tta": self.tta}, indent=1))
+            "tta": self.tta, "pixels": self.pixels}, indent=1))
         return {**{k: str(v) for k, v in files.items()}, **self.carried_files()}
 
     def _device(self):
@@ -175,7 +185,8 @@ def load_predictor(artifacts: dict[str, str]) -> ImagePredictor:
     if fmt != FORMAT:
         raise FmnistError(f"{path.name}: model format {fmt!r}, this fmnist reads {FORMAT}; refusing it")
     p = ImagePredictor(classes, feature=meta["feature"], model=meta["model"], feature_params=meta["feature_params"],
-                       image_size=int(meta["image_size"]), device=meta["device"], tta=bool(meta.get("tta", False)))
+                       image_size=int(meta["image_size"]), device=meta["device"], tta=bool(meta.get("tta", False)),
+                       pixels=bool(meta.get("pixels", False)))
     if "network" in artifacts:
         p = replace(p, network=_load_network(Path(artifacts["network"])))
     else:
@@ -213,9 +224,10 @@ def _load_pipeline(path: Path, model: str, feature: str):
     return skops.io.load(path, trusted=trusted)
 
 
-def for_classifier(feature: str, feature_params: dict[str, Any], model: str, classifier, classes) -> ImagePredictor:
+def for_classifier(feature: str, feature_params: dict[str, Any], model: str, classifier, classes,
+                   pixels: bool = False) -> ImagePredictor:
     return ImagePredictor(tuple(classes), feature=feature, model=model, feature_params=dict(feature_params),
-                          classifier=classifier)
+                          classifier=classifier, pixels=pixels)
 
 
 def for_network(model, image_size: int, classes, tta: bool = False) -> ImagePredictor:

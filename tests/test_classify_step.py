@@ -225,13 +225,22 @@ def test_wrong_shape_or_labels_are_refused(tiny):
             check_features(FeatureSet(**{**good, **change}), tiny)
 
 
-def test_scatnet_pipeline_logs_its_log_step_and_loads(store, tiny):
+def test_the_svm_on_scatnet_reads_the_pixels_beside_the_coefficients(store, tiny):
+    from fmnist.classifiers import model_input
+
     (cell,) = classify(feature="scatnet", model="svm", ds=tiny, params={"J": 1, "L": 2, "max_order": 1},
                        tune=False, val_fraction=0.0, progress=False)
     r = mlflow.get_run(cell.run_id)
-    assert r.data.params["input_transform"] == "log(x+0.001) then standardise" and r.data.params["J"] == "1"
+    assert r.data.params["input_transform"] == ("sqrt(pixels) then standardise, beside the features: "
+                                                "log(x+0.001) then standardise") and r.data.params["J"] == "1"
     assert "val_accuracy" not in r.data.metrics  # val_fraction=0: no validation fit
-    model = tracking.load_predictor(tracking.run_model_uri(cell.run_id)).classifier
-    assert [name for name, _ in model.steps] == ["log", "log_scale", "pca", "svc"]
+    predictor = tracking.load_predictor(tracking.run_model_uri(cell.run_id))
+    model = predictor.classifier
+    assert [name for name, _ in model.steps] == ["input", "pca", "svc"] and predictor.pixels
+    assert [n for n, *_ in model.named_steps["input"].transformers_] == ["pixels", "features"]
     fs = get_features(feature="scatnet", ds=tiny, params={"J": 1, "L": 2, "max_order": 1}, progress=False)
-    assert fs.cached and np.mean(model.predict(fs.x_test) == tiny.y_test) == pytest.approx(r.data.metrics["test_accuracy"])
+    x = model_input(fs.x_test, tiny.x_test, True)
+    assert fs.cached and x.shape == (len(tiny.x_test), 784 + fs.dim)
+    expected = model.predict(x)
+    assert np.mean(expected == tiny.y_test) == pytest.approx(r.data.metrics["test_accuracy"])
+    assert np.array_equal(predictor.predict_arrays(tiny.x_test)[0], expected)  # images in: the same answers

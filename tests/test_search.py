@@ -26,6 +26,24 @@ def test_search_scores_candidates_without_the_test_set(tiny):
     assert [r["dim"] for r in rows] == [20, 20, 10]
 
 
+def test_virtual_examples_and_the_ensemble_are_candidates(tiny):
+    from fmnist.search import score
+
+    blind = replace(tiny, x_test=None, y_test=None)
+    rows = search(blind, [Candidate(pca=20, virtual="flip"), Candidate(pca=20, virtual="shift1", of_support=True),
+                          Candidate(pca=20, ensemble=True)], n_train=100, val_fraction=0.1, progress=False)
+    assert [r["candidate"] for r in rows] == ["J=2 L=8 log pca=20 C=10 +virtual flip",
+                                              "J=2 L=8 log pca=20 C=10 +virtual shift1 of SVs",
+                                              "J=2 L=8 log pca=20 C=10 +logreg"]
+    assert rows[0]["n_virtual"] == 100 and rows[2]["n_virtual"] == 0  # a copy of each fit row, none of the val rows
+    assert 0 < rows[1]["n_virtual"] < 400 and rows[1]["n_virtual"] % 4 == 0  # four moves of each support vector
+    assert all(0.3 < r["val_accuracy"] <= 1.0 for r in rows)
+    x, y = np.ones((10, 4), np.float32), np.arange(10) % 2
+    with pytest.raises(ValueError, match="never from the validation rows"):  # a copy of a validation image
+        score(Candidate(pca=0, virtual="flip"), x, np.zeros((10, 2, 2), np.uint8), y, 8,
+              virtual=lambda rows: (x[:1], np.zeros((1, 2, 2), np.uint8), np.array([8])))
+
+
 def test_best_takes_the_highest_and_the_earlier_on_ties():
     rows = [{"candidate": "a", "val_accuracy": 0.9}, {"candidate": "b", "val_accuracy": 0.95},
             {"candidate": "c", "val_accuracy": 0.95}]
@@ -82,12 +100,12 @@ def test_svm_pca_width_follows_the_feature_and_fits_small_data():
     from fmnist.features import FEATURES
 
     wide = build_classifier("svm", feature="scatnet")
-    assert wide.pipeline.named_steps["pca"].n_components == FEATURES.get("scatnet").fn.svm_pca_dims == 200
+    assert wide.pipeline.named_steps["pca"].n_components == FEATURES.get("scatnet").fn.svm_pca_dims == 300
     for name in FEATURES.names():  # declared beside the feature's registration, or the SVM's default
         dims = build_classifier("svm", feature=name).pipeline.named_steps["pca"].n_components
         assert dims == getattr(FEATURES.get(name).fn, "svm_pca_dims", PCA_DIMS)
     assert build_classifier("svm", feature="raw").pipeline.named_steps["pca"].n_components == PCA_DIMS
     rng = np.random.default_rng(0)
-    x, y = rng.random((60, 500)).astype(np.float32) + 0.01, np.arange(60) % 3
-    wide.pipeline.fit(x, y)  # 200 components asked, 60 samples: capped, not an error
-    assert wide.pipeline.named_steps["pca"].n_components_ == 60  # 200 asked
+    x, y = rng.random((60, 784 + 500)).astype(np.float32) + 0.01, np.arange(60) % 3  # pixels, then coefficients
+    wide.pipeline.fit(x, y)  # 300 components asked, 60 samples: capped, not an error
+    assert wide.pipeline.named_steps["pca"].n_components_ == 60

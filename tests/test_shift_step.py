@@ -100,6 +100,31 @@ def z_labels(run: dict) -> np.ndarray:
         return z["label"]
 
 
+def test_a_model_that_reads_the_pixels_meets_the_shifted_pixels(store_of, tmp_path, monkeypatch):
+    """The SVM on scatnet reads the pixels beside the coefficients: under shift, both come from the same images."""
+    from conftest import copy_store, use_store
+
+    from fmnist.commands.shift import shift
+
+    use_store(copy_store(Path(store_of[0].removeprefix("sqlite:///")), tmp_path), monkeypatch)  # the module's stays
+    from fmnist.shifts import shifted_sets
+    from fmnist.steps.base import verify_artifacts
+
+    # small coefficients (J=1, L=2, order 1): the pixels are what this test is about
+    shift(feature="scatnet", model="svm", tune=False, subset=300, shift_n=SHIFT_N, progress=False, J=1, L=2,
+          max_order=1)
+    run = next(r for r in _runs("shift") if r["params"].get("feature") == "scatnet")
+    predictor = tracking.load_predictor(tracking.run_model_uri(run["tags"]["fmnist.scored_run"]))
+    assert predictor.pixels
+    from fmnist.data import load_dataset
+
+    with np.load(verify_artifacts(run)["shift_predictions.npz"]) as z:
+        idx, got = z["test_index"], {k[2:]: z[k] for k in z.files if k.startswith("p_")}
+    images = load_dataset(data_dir=MINI, download=False).x_test[idx]
+    for name, shifted in shifted_sets(images, 0).items():
+        assert np.array_equal(got[name], predictor.predict_arrays(shifted)[0]), name
+
+
 def test_a_second_command_reuses_every_cell(store_of):
     from fmnist.commands.shift import shift
 

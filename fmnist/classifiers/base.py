@@ -23,6 +23,7 @@ class ClassifierSpec:
     grid: dict[str, Candidates] = field(default_factory=dict)  # searched when tune=True
     tune_max_train: int | None = None  # tune on at most this many training samples (slow models)
     trusted_types: list[str] = field(default_factory=list)  # non-default types skops must load (model logging)
+    pixels: bool = False  # the model reads the image's pixels beside the features (``model_input``)
     notes: str = ""
 
     def __post_init__(self) -> None:

@@ -40,18 +40,27 @@ def _gammas(x: np.ndarray) -> list:
     return [g / 2, g, g * 2]
 
 
-def pca_dims(feature: str | None) -> int:
-    """The components kept for ``feature``: its declared ``svm_pca_dims``, else ``PCA_DIMS``."""
+def _declared(feature: str | None, name: str, default):
     from ..features import FEATURES
 
     fn = FEATURES.get(feature).fn if feature in FEATURES.names() else None
-    return getattr(fn, "svm_pca_dims", PCA_DIMS)
+    return getattr(fn, name, default)
+
+
+def pca_dims(feature: str | None) -> int:
+    """The components kept for ``feature``: its declared ``svm_pca_dims``, else ``PCA_DIMS``."""
+    return _declared(feature, "svm_pca_dims", PCA_DIMS)
+
+
+def with_pixels(feature: str | None) -> bool:
+    """Whether the SVM on ``feature`` reads the image's pixels beside it: its declared ``svm_pixels``."""
+    return bool(_declared(feature, "svm_pixels", False))
 
 
 @CLASSIFIERS.register("svm")
 def svm(*, tune: bool, seed: int, n_jobs: int = -1, feature: str | None = None) -> ClassifierSpec:
     """RBF SVC (C=10, gamma='scale') on the first 100 principal components (the feature's ``svm_pca_dims``
-    where it declares one); tunes C and gamma."""
+    where it declares one, with the pixels beside it where it declares ``svm_pixels``); tunes C and gamma."""
     # No scaler: on [0, 1] pixels (or their sqrt) the RBF SVC does best unscaled (Zalando's 89.7% setting); features
     # that need one get it from their input steps (a feature's `input_transform`). PCA to 100 dims keeps the
     # distances, hence the kernel, nearly intact (87.70% vs 87.74% unreduced on a 10k/5k split of the
@@ -63,7 +72,7 @@ def svm(*, tune: bool, seed: int, n_jobs: int = -1, feature: str | None = None) 
     ])
     grid = {"C": [1.0, 10.0, 100.0], "gamma": _gammas} if tune else {}
     return ClassifierSpec(pipe, hp={"C": "svc__C", "gamma": "svc__gamma"}, grid=grid, tune_max_train=15000,
-                          trusted_types=[f"{__name__}.CappedPCA"])
+                          trusted_types=[f"{__name__}.CappedPCA"], pixels=with_pixels(feature))
 
 svm.title = "SVM"  # how reports name it
 svm.cost = 120  # s for a tuned cell on 60k images (113-129 s: PCA to 100 dims first)

@@ -9,7 +9,7 @@ module: ``fn.validate(**params)``, ``fn.label(params)`` (how reports name it), `
 2 cores) and ``fn.dims(params)`` (features per image, from which a classifier's cost grows), for executors;
 ``fn.carry(params)``: files a served model must hold ({param: path}, e.g. pretrained weights);
 ``fn.svm_pca_dims``: how many principal components the SVM keeps ahead of its kernel, where the feature
-needs other than the SVM's default.
+needs other than the SVM's default; ``fn.svm_pixels``: the SVM reads the image's pixels beside the feature.
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ import click
 import numpy as np
 
 from .. import cache, plots, tracking
-from ..classifiers import CLASSIFIERS, build_classifier, fit_classifier, input_transform
+from ..classifiers import CLASSIFIERS, build_classifier, fit_classifier, input_transform, model_input
 from ..classifiers.tuning import announce
 from ..data import Dataset, data_digest, stratified_indices
 from ..errors import CacheError
@@ -82,7 +82,7 @@ class Classify(Step):
     def run_params(self, p: ClassifyParams, ds: Dataset) -> dict[str, Any]:
         return {FEATURE_PARAM: p.feature, MODEL_PARAM: p.model, **data_params(ds), SEED_PARAM: p.seed, "tune": p.tune,
                 "val_fraction": p.val_fraction, "train_eval_n": TRAIN_EVAL_N,
-                "input_transform": input_transform(p.feature), **p.extract_params().resolved()}
+                "input_transform": input_transform(p.feature, p.model), **p.extract_params().resolved()}
 
     def resources(self, p: ClassifyParams) -> dict[str, float]:
         # A model that parallelises itself (rf: n_jobs=-1) declares `fn.cpus` beside its registration.
@@ -106,7 +106,8 @@ class Classify(Step):
         else:
             fs, reused = inputs["features"].result, inputs["features"].cached
         check_features(fs, ds)
-        return fit_cell(fs, p, ctx.run_id, feature_cached=reused, test_index=ds.test_index, test_split=ds.test_split)
+        return fit_cell(fs, p, ctx.run_id, feature_cached=reused, test_index=ds.test_index, test_split=ds.test_split,
+                        images=(ds.x_train, ds.x_test))
 
     def log(self, p: ClassifyParams, ds: Dataset, r: CellResult) -> dict[str, str]:
         return log_cell(r, ds, p.extract_params().resolved())
@@ -116,20 +117,27 @@ CLASSIFY = Classify()
 
 
 def fit_cell(fs: FeatureSet, p: ClassifyParams, run_id: str, feature_cached: bool = False,
-             test_index: np.ndarray | None = None, test_split: str = "") -> CellResult:
+             test_index: np.ndarray | None = None, test_split: str = "",
+             images: tuple[np.ndarray, np.ndarray] | None = None) -> CellResult:
     """Fit one model on one feature set (hyperparameters on a validation split only) and evaluate it once;
-    ``test_index``/``test_split``: where the test images sit in the dataset's test split (``Dataset``)."""
+    ``test_index``/``test_split``: where the test images sit in the dataset's test split (``Dataset``);
+    ``images``: the (train, test) images, for a model that reads their pixels beside the features."""
     spec = build_classifier(p.model, tune=p.tune, seed=p.seed, n_jobs=p.n_jobs, feature=fs.feature)
+    if spec.pixels and images is None:
+        raise ValueError(f"{p.model} on {fs.feature} reads the pixels beside the features: pass the images")
+    train_images, test_images = images or (None, None)
+    x_train = model_input(fs.x_train, train_images, spec.pixels)
+    x_test = model_input(fs.x_test, test_images, spec.pixels)
     name = f"{p.model} on {fs.label}"
-    res = fit_classifier(spec, fs.x_train, fs.y_train, tune=p.tune, val_fraction=p.val_fraction, seed=p.seed,
+    res = fit_classifier(spec, x_train, fs.y_train, tune=p.tune, val_fraction=p.val_fraction, seed=p.seed,
                          name=name)
     with announce(f"predict {name} on {len(fs.y_test)} test images"):
         t = time.perf_counter()
-        y_pred = res.model.predict(fs.x_test)
+        y_pred = res.model.predict(x_test)
         predict_seconds = time.perf_counter() - t
-    scores = class_probabilities(res.model, fs.x_test)
+    scores = class_probabilities(res.model, x_test)
     sample = stratified_indices(fs.y_train, TRAIN_EVAL_N, p.seed)
-    train_acc = float(np.mean(res.model.predict(fs.x_train[sample]) == fs.y_train[sample]))
+    train_acc = float(np.mean(res.model.predict(x_train[sample]) == fs.y_train[sample]))
     rep = classification_report(fs.y_test, y_pred, fs.classes)
     metrics = {**accuracy_metrics(fs.y_test, y_pred), "train_accuracy": train_acc, "macro_f1": rep["macro_f1"],
                "fit_seconds": res.fit_seconds, "predict_seconds": predict_seconds,
@@ -141,7 +149,7 @@ def fit_cell(fs: FeatureSet, p: ClassifyParams, run_id: str, feature_cached: boo
     log.info("%s: test_accuracy %.4f, macro_f1 %.4f, fit %.1fs, predict %.1fs (run %s)", name, rep["accuracy"],
              rep["macro_f1"], res.fit_seconds, predict_seconds, run_id)
     return CellResult(fs.feature, fs.label, p.model, run_id, fs.run_id, res.chosen, metrics, extra={
-        "fit": res, "report": rep, "feature_cached": feature_cached, "features": fs,
+        "fit": res, "report": rep, "feature_cached": feature_cached, "features": fs, "pixels": spec.pixels,
         "predictions": predictions_arrays(fs.y_test, y_pred, scores, test_index, test_split)})
 
 
@@ -183,7 +191,8 @@ def log_cell(r: CellResult, ds: Dataset, feature_params: dict[str, Any]) -> dict
     if res.trials:
         tracking.log_table(res.tuning_table, "tuning.csv")
     with announce(f"log image model {r.model} on {r.label}"):
-        model_id = tracking.log_image_model(for_classifier(r.feature, feature_params, r.model, res.model, ds.classes),
+        model_id = tracking.log_image_model(for_classifier(r.feature, feature_params, r.model, res.model, ds.classes,
+                                                           pixels=r.extra["pixels"]),
                                             name=f"{r.model}-{r.feature}", input_example=ds.x_test[:2])
     tracking.log_evaluation(evaluation, images, model_id)
     return {PREDICTIONS: log_predictions(r.extra["predictions"])}

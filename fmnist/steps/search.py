@@ -59,7 +59,7 @@ class CandidateParams(Common):
         return CANDIDATES[self.candidate - 1]
 
 
-ROW_PARAMS = ("J", "L", "log", "pixels", "pca", "C", N_FIT_PARAM, N_VAL_PARAM)
+ROW_PARAMS = ("J", "L", "log", "pixels", "pca", "C", "virtual", "of_support", "ensemble", N_FIT_PARAM, N_VAL_PARAM)
 
 
 class ScatnetCandidate(Step):
@@ -88,14 +88,15 @@ class ScatnetCandidate(Step):
 
     def log(self, p: CandidateParams, ds: Dataset, r: dict[str, Any]) -> dict[str, str]:
         tracking.log_params({k: r[k] for k in ROW_PARAMS})
-        tracking.log_metrics({"val_accuracy": r["val_accuracy"], "seconds": r["seconds"], "dim": r["dim"]})
+        tracking.log_metrics({"val_accuracy": r["val_accuracy"], "seconds": r["seconds"], "dim": r["dim"],
+                              "n_virtual": r["n_virtual"]})
         return {}
 
     def load(self, info: dict[str, Any], p: CandidateParams, ds: Dataset) -> dict[str, Any]:
         """The row, as logged: the spec's own values, the split sizes and the scores."""
         m = info["metrics"]
         return {**asdict(p.spec), "candidate": p.spec.name, "dim": int(m["dim"]), "val_accuracy": m["val_accuracy"],
-                "seconds": m["seconds"], "n_fit": int(info["params"][N_FIT_PARAM]),
+                "seconds": m["seconds"], "n_virtual": int(m["n_virtual"]), "n_fit": int(info["params"][N_FIT_PARAM]),
                 "n_val": int(info["params"][N_VAL_PARAM])}
 
 

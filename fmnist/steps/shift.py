@@ -245,7 +245,9 @@ class Shift(Step):
         if step is CLASSIFY:  # the fitted pipeline on the shared cell's features
             shifted = inputs["features"].result
             labels, idx = shifted["labels"], shifted["test_index"]
-            predicted = {n: np.asarray(predictor.classifier.predict(x), np.int64)
+            images = (shifted_sets(p.sample(ds.name, p.data_dir)[0], p.seed, p.kinds) if predictor.pixels
+                      else dict.fromkeys(shifted["features"]))  # a model that reads the pixels: the same images'
+            predicted = {n: np.asarray(predictor.classifier.predict(predictor.classifier_input(images[n], x)), np.int64)
                          for n, x in shifted["features"].items()}
         else:
             images, labels, idx = p.sample(ds.name, p.data_dir)
