@@ -127,8 +127,7 @@ def _features(c: Candidate, coeffs: np.ndarray, images: np.ndarray, fit: np.ndar
     return z
 
 
-# scattering coefficients of the search's rows (and of virtual copies), by configuration, with their seconds
-_coeffs: dict[tuple, tuple[np.ndarray, float]] = {}
+_coeffs: dict[tuple, np.ndarray] = {}  # scattering coefficients of the search's rows (and copies), by configuration
 
 
 def _rows(ds: Dataset, n_train: int, val_fraction: float, seed: int) -> tuple[np.ndarray, int, int]:
@@ -139,15 +138,12 @@ def _rows(ds: Dataset, n_train: int, val_fraction: float, seed: int) -> tuple[np
     return np.concatenate([tr, va]), len(tr), len(va)
 
 
-def _scattered(key: tuple, images, c: Candidate, progress: bool) -> tuple[np.ndarray, float]:
-    """Coefficients of ``images()`` under the candidate's scattering, once per process per ``key``; the seconds
-    making them took."""
+def _scattered(key: tuple, images: Callable[[], np.ndarray], c: Candidate, progress: bool) -> np.ndarray:
+    """Coefficients of ``images()`` under the candidate's scattering, once per process per ``key``."""
     from .features.scatnet import scatnet
 
     if key not in _coeffs:
-        t0 = time.perf_counter()
-        x = scatnet(images(), J=c.J, L=c.L, max_order=2, progress=progress)
-        _coeffs[key] = (x, time.perf_counter() - t0)
+        _coeffs[key] = scatnet(images(), J=c.J, L=c.L, max_order=2, progress=progress)
         while len(_coeffs) > 3:
             del _coeffs[next(iter(_coeffs))]
     return _coeffs[key]
@@ -164,17 +160,15 @@ def score_candidate(ds: Dataset, c: Candidate, *, n_train: int = 12000, val_frac
     idx, n_fit, n_val = _rows(ds, n_train, val_fraction, seed)
     images, y = ds.x_train[idx], ds.y_train[idx]
     k = (ds.digest, n_train, val_fraction, seed, c.J, c.L)
-    coeffs, _ = _scattered(k, lambda: images, c, progress)
-    v_seconds = [0.0]
+    coeffs = _scattered(k, lambda: images, c, progress)
 
     def virtual(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         v_images, v_src = virtual_images(images[rows], c.virtual)
-        key = (*k, c.virtual, data_digest(rows))
-        v_coeffs, v_seconds[0] = _scattered(key, lambda: v_images, c, progress)
+        v_coeffs = _scattered((*k, c.virtual, data_digest(rows)), lambda: v_images, c, progress)
         return v_coeffs, v_images, rows[v_src]
 
+    # the copies' extraction happens inside score(): part of the candidate's seconds
     row = {**score(c, coeffs, images, y, n_fit, seed, virtual), "n_fit": n_fit, "n_val": n_val}
-    row["seconds"] += v_seconds[0]  # the copies' own extraction is part of the candidate's cost
     log.info("scatnet search: %s -> val_accuracy %.4f (%.0fs)", c.name, row["val_accuracy"], row["seconds"])
     return row
 
