@@ -59,9 +59,13 @@ def copy_store(db: Path, dest: Path) -> str:
 
 
 def use_store(uri: str, monkeypatch) -> None:
-    """Point this process (and the processes it starts) at ``uri``, with no run or experiment chosen."""
+    """Point this process (and the processes it starts) at ``uri``, with no run or experiment chosen; a sqlite
+    store's folder becomes the working directory, where MLflow puts the artifacts of experiments made later
+    (``./mlruns``: not the checkout's)."""
     import mlflow
 
+    if uri.startswith("sqlite:///"):
+        monkeypatch.chdir(Path(uri.removeprefix("sqlite:///")).parent)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     for var in ("MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_NAME", "MLFLOW_EXPERIMENT_ID"):
         monkeypatch.delenv(var, raising=False)
